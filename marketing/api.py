@@ -1,0 +1,65 @@
+"""The one API router: every path under /api/v1/, plus the OpenAPI schema and Swagger UI."""
+
+from django.urls import include, path
+from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework import serializers
+from rest_framework.decorators import api_view, permission_classes
+from rest_framework.response import Response
+from rest_framework.routers import SimpleRouter
+
+from marketing.authentication import HasScope
+from marketing.models import ApiKey
+from recommender.api import ItemViewSet
+
+router = SimpleRouter(trailing_slash="/?")
+router.register("items", ItemViewSet, basename="item")
+
+
+@extend_schema(
+    operation_id="whoami",
+    summary="Who is calling: the API key's name and scopes, or the logged-in user.",
+    responses={
+        200: inline_serializer(
+            "WhoAmI",
+            {
+                "kind": serializers.ChoiceField(choices=["api_key", "user"]),
+                "name": serializers.CharField(),
+                "scopes": serializers.ListField(child=serializers.CharField()),
+                "rate_limit": serializers.CharField(),
+            },
+        )
+    },
+)
+@api_view(["GET"])
+@permission_classes([HasScope])
+def whoami_view(request):
+    from django.conf import settings
+
+    if isinstance(request.auth, ApiKey):
+        key = request.auth
+        return Response(
+            {
+                "kind": "api_key",
+                "name": key.name,
+                "scopes": key.scopes,
+                "rate_limit": key.rate_limit or settings.API_DEFAULT_RATE,
+            }
+        )
+    return Response(
+        {
+            "kind": "user",
+            "name": request.user.get_username(),
+            "scopes": [],
+            "rate_limit": settings.API_DEFAULT_RATE,
+        }
+    )
+
+
+api_v1 = [path("me", whoami_view, name="whoami"), *router.urls]
+
+urlpatterns = [
+    path("api/v1/", include((api_v1, "api"), namespace="api")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+]

@@ -1,0 +1,102 @@
+"""Storefront API keys: `Authorization: Api-Key <key>`; scopes are checked per action."""
+
+from dataclasses import dataclass
+
+from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import authentication, exceptions, permissions
+
+from marketing.models import ApiKey
+from marketing.roles import user_can_edit
+
+KEYWORD = "Api-Key"
+
+
+@dataclass(frozen=True)
+class ApiKeyPrincipal:
+    """Stands in for request.user when a storefront key authenticated the request."""
+
+    key: ApiKey
+    is_authenticated: bool = True
+    is_anonymous: bool = False
+    is_staff: bool = False
+    is_superuser: bool = False
+
+    @property
+    def pk(self) -> str:
+        return f"apikey:{self.key.pk}"
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        if not header:
+            return None
+        keyword, _, raw = header.partition(" ")
+        if keyword != KEYWORD:
+            return None
+        raw = raw.strip()
+        if not raw:
+            raise exceptions.AuthenticationFailed("Empty API key.")
+        try:
+            key = ApiKey.objects.get_from_key(raw)
+        except ApiKey.DoesNotExist as exc:
+            raise exceptions.AuthenticationFailed("Invalid API key.") from exc
+        if not key.is_valid(raw):
+            raise exceptions.AuthenticationFailed("Invalid API key.")
+        if key.has_expired or key.revoked:
+            raise exceptions.AuthenticationFailed("API key revoked or expired.")
+        now = timezone.now()
+        if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
+            ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        return ApiKeyPrincipal(key=key), key
+
+    def authenticate_header(self, request) -> str:
+        return KEYWORD
+
+
+class HasScope(permissions.BasePermission):
+    """Checks `view.required_scopes`, a dict from action (or HTTP method) to scope.
+
+    A storefront key needs the scope. A logged-in user (the browsable docs) may read with any
+    role and write only when their role may edit.
+    """
+
+    message = "This API key lacks the scope this endpoint needs."
+
+    def has_permission(self, request, view) -> bool:
+        scope = _required_scope(request, view)
+        if isinstance(request.auth, ApiKey):
+            if scope is None:
+                return True
+            if request.auth.has_scope(scope):
+                return True
+            self.message = f"This API key lacks the scope '{scope}'."
+            return False
+        user = request.user
+        if not (user and user.is_authenticated):
+            return False
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        return user_can_edit(user)
+
+
+def _required_scope(request, view) -> str | None:
+    scopes = getattr(view, "required_scopes", {})
+    action = getattr(view, "action", None)
+    if action and action in scopes:
+        return scopes[action]
+    return scopes.get(request.method)
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "marketing.authentication.ApiKeyAuthentication"
+    name = "ApiKeyAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "Send `Api-Key <key>`. Create keys with `manage.py create_api_key`.",
+        }

@@ -1,0 +1,58 @@
+"""The Celery app: Redis broker, configured from Django settings (CELERY_ namespace)."""
+
+import os
+from enum import StrEnum
+
+from celery import Celery, Task
+from celery.schedules import crontab
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketing.settings")
+
+
+class Queue(StrEnum):
+    DEFAULT = "default"
+    EMAIL = "email"
+    RECOMMENDER = "recommender"
+    EXPERIMENTS = "experiments"
+
+
+ALL_QUEUES = ",".join(q.value for q in Queue)
+
+# Transient failures worth another try; anything else is terminal and recorded by the task.
+TRANSIENT_ERRORS = (ConnectionError, TimeoutError)
+
+
+class DefaultTask(Task):
+    """Every task's defaults: late acks, and retries with exponential backoff and jitter."""
+
+    autoretry_for = TRANSIENT_ERRORS
+    retry_backoff = True
+    retry_backoff_max = 600
+    retry_jitter = True
+    max_retries = 5
+    acks_late = True
+    reject_on_worker_lost = True
+
+
+app = Celery("marketing", task_cls=DefaultTask)
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_routes = {
+    "recommender.*": {"queue": Queue.RECOMMENDER.value},
+    "campaigns.*": {"queue": Queue.EMAIL.value},
+    "experiments.*": {"queue": Queue.EXPERIMENTS.value},
+}
+app.autodiscover_tasks()
+
+# Copied into django-celery-beat's tables when beat starts; edit the times in the admin.
+app.conf.beat_schedule = {
+    # every night at 03:00 UTC: retrain the recommendation models on the latest events
+    "recommender-retrain-nightly": {
+        "task": "recommender.model_train_all",
+        "schedule": crontab(minute=0, hour=3),
+    },
+    # every minute: beat records a heartbeat that /healthz and the dashboard show
+    "marketing-beat-heartbeat": {
+        "task": "marketing.beat_heartbeat",
+        "schedule": crontab(minute="*"),
+    },
+}

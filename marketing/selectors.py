@@ -1,0 +1,62 @@
+from dataclasses import dataclass
+
+from django.db import connection
+
+from marketing.models import Job
+
+
+@dataclass(frozen=True)
+class PlatformCounts:
+    customers: int
+    events: int
+    items: int
+    campaigns: int
+    experiments: int
+    segments: int
+
+
+def _estimated_or_exact(table: str) -> int:
+    """Exact count for small tables; the planner's estimate for big ones (events)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = %s", [table])
+        row = cursor.fetchone()
+        estimate = int(row[0]) if row else -1
+        if estimate > 1_000_000:
+            return estimate
+        cursor.execute(f'SELECT count(*) FROM "{table}"')  # noqa: S608 - table names are ours
+        return int(cursor.fetchone()[0])
+
+
+def platform_counts() -> PlatformCounts:
+    return PlatformCounts(
+        customers=_estimated_or_exact("profiles_customer"),
+        events=_estimated_or_exact("profiles_event"),
+        items=_estimated_or_exact("recommender_item"),
+        campaigns=_estimated_or_exact("campaigns_campaign"),
+        experiments=_estimated_or_exact("experiments_experiment"),
+        segments=_estimated_or_exact("profiles_segment"),
+    )
+
+
+def events_per_day(*, days: int = 60) -> list[tuple[str, str, int]]:
+    """(day, type, count) for the last `days` days that have events, for the dashboard chart."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH last AS (SELECT max(occurred_at) AS t FROM profiles_event)
+            SELECT date_trunc('day', e.occurred_at)::date, e.type, count(*)
+            FROM profiles_event e, last
+            WHERE e.occurred_at > last.t - make_interval(days => %s)
+            GROUP BY 1, 2 ORDER BY 1, 2
+            """,
+            [days],
+        )
+        return [(d.isoformat(), t, n) for d, t, n in cursor.fetchall()]
+
+
+def job_get(*, pk: int) -> Job | None:
+    return Job.objects.filter(pk=pk).first()
+
+
+def job_list_recent(*, limit: int = 5) -> list[Job]:
+    return list(Job.objects.order_by("-created_at")[:limit])

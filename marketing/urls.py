@@ -1,0 +1,21 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from marketing import views
+from marketing.api import urlpatterns as api_urlpatterns
+
+urlpatterns = [
+    path("", views.dashboard_view, name="dashboard"),
+    path("healthz", views.healthz_view, name="healthz"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("jobs/<int:pk>/", views.job_detail_view, name="job-detail"),
+    path("admin/", admin.site.urls),
+    path("", include("profiles.urls")),
+    path("", include("recommender.urls")),
+    path("", include("campaigns.urls")),
+    path("", include("experiments.urls")),
+    path("", include("insights.urls")),
+    *api_urlpatterns,
+]

@@ -1,0 +1,58 @@
+import json
+
+from django.contrib.auth.decorators import login_not_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from marketing import selectors, services
+
+
+@require_GET
+def dashboard_view(request: HttpRequest) -> HttpResponse:
+    series: dict[str, dict[str, list]] = {}
+    for day, event_type, count in selectors.events_per_day(days=60):
+        s = series.setdefault(event_type, {"x": [], "y": []})
+        s["x"].append(day)
+        s["y"].append(count)
+    chart = [
+        {"type": "scatter", "mode": "lines", "name": name, "x": s["x"], "y": s["y"]}
+        for name, s in sorted(series.items())
+    ]
+    return render(
+        request,
+        "marketing/dashboard.html",
+        {
+            "counts": selectors.platform_counts(),
+            "chart_json": json.dumps(chart),
+            "jobs": selectors.job_list_recent(limit=5),
+        },
+    )
+
+
+@login_not_required
+@never_cache
+@require_GET
+def healthz_view(request: HttpRequest) -> JsonResponse:
+    report = services.health_check()
+    body = {
+        "status": "ok" if report.ok else "fail",
+        "checks": {
+            "database": report.database,
+            "redis": report.redis,
+            "celery": report.celery,
+        },
+        "celery_workers": report.workers,
+        "beat_last_seen": report.beat_last_seen,
+    }
+    return JsonResponse(body, status=200 if report.ok else 503)
+
+
+@require_GET
+def job_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """The progress bar of a long job; htmx polls this fragment until the job ends."""
+    job = selectors.job_get(pk=pk)
+    if job is None:
+        raise Http404("No such job")
+    return render(request, "marketing/partials/_job_progress.html", {"job": job})

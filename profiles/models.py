@@ -1,0 +1,146 @@
+import uuid
+
+from django.contrib.postgres.indexes import BrinIndex
+from django.db import models
+from django.db.models import Q
+
+from marketing.common.models import TimeStampedModel
+
+
+class Customer(TimeStampedModel):
+    """A person as the storefront knows them: `external_id` is the storefront's own id."""
+
+    external_id = models.CharField(max_length=128, unique=True)
+    is_anonymous = models.BooleanField(default=False)
+    email = models.EmailField(blank=True, db_index=True)
+    phone = models.CharField(max_length=32, blank=True)
+    first_name = models.CharField(max_length=100, blank=True)
+    last_name = models.CharField(max_length=100, blank=True)
+    country = models.CharField(max_length=2, blank=True)
+    timezone = models.CharField(max_length=64, blank=True)
+    language = models.CharField(max_length=16, blank=True)
+    birth_date = models.DateField(null=True, blank=True)
+    gender = models.CharField(max_length=16, blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-pk"]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", "Email"
+    SMS = "sms", "SMS"
+    PUSH = "push", "Push"
+    IN_APP = "in_app", "In-app"
+
+
+class ChannelEndpoint(TimeStampedModel):
+    """An address a message can be delivered to: an email, a phone number, a push token."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="endpoints")
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    address = models.CharField(max_length=512)
+    opted_out = models.BooleanField(default=False)
+    attributes = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "channel", "address"], name="endpoint_unique_per_customer"
+            ),
+            models.CheckConstraint(
+                condition=Q(channel__in=Channel.values), name="endpoint_channel_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel}:{self.address}"
+
+
+class EventType(models.TextChoices):
+    VIEW = "view"
+    CLICK = "click"
+    ADD_TO_CART = "add_to_cart"
+    PURCHASE = "purchase"
+    OFFER_SHOWN = "offer_shown"
+    OFFER_CLICK = "offer_click"
+    EMAIL_OPEN = "email_open"
+    EMAIL_CLICK = "email_click"
+    SMS_CLICK = "sms_click"
+    PUSH_OPEN = "push_open"
+    UNSUBSCRIBE = "unsubscribe"
+    CUSTOM = "custom"
+
+
+class EventChannel(models.TextChoices):
+    WEB = "web"
+    APP = "app"
+    EMAIL = "email"
+    SMS = "sms"
+    PUSH = "push"
+    POS = "pos"
+
+
+class Event(models.Model):
+    """One thing a customer did. Append-only; `event_id` is the storefront's idempotency key.
+
+    `item_external_id` and `campaign_id` are plain values, not foreign keys: events outlive
+    the catalog rows and campaigns they mention, and the write path must not join.
+    """
+
+    event_id = models.UUIDField(default=uuid.uuid4, unique=True)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=32, choices=EventType.choices)
+    item_external_id = models.CharField(max_length=128, blank=True, default="")
+    value = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    channel = models.CharField(max_length=16, choices=EventChannel.choices, blank=True, default="")
+    campaign_id = models.BigIntegerField(null=True, blank=True)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    properties = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at"]
+        indexes = [
+            models.Index(fields=["customer", "occurred_at"], name="event_customer_time"),
+            BrinIndex(fields=["occurred_at"], name="event_time_brin"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(type__in=EventType.values), name="event_type_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} by {self.customer_id} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class SegmentKind(models.TextChoices):
+    RULES = "rules", "Rule-based"
+    IMPORTED = "imported", "Imported list"
+    MODEL = "model", "Machine-learned"
+
+
+class Segment(TimeStampedModel):
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    kind = models.CharField(max_length=16, choices=SegmentKind.choices, default=SegmentKind.RULES)
+    rules = models.JSONField(default=dict, blank=True)
+    member_count = models.PositiveIntegerField(default=0)
+    counted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=SegmentKind.values), name="segment_kind_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

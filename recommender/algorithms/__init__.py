@@ -1,0 +1,1 @@
+"""Recommendation algorithms: plain numpy/scipy/implicit code, no Django (CONVENTIONS §0)."""

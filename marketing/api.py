@@ -12,7 +12,15 @@ from marketing.authentication import HasScope
 from marketing.models import ApiKey
 from recommender.api import ItemViewSet
 
-router = SimpleRouter(trailing_slash="/?")
+class OptionalSlashRouter(SimpleRouter):
+    """Storefronts may call `/api/v1/items` or `/api/v1/items/`: no redirect for either."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trailing_slash = "/?"
+
+
+router = OptionalSlashRouter()
 router.register("items", ItemViewSet, basename="item")
 
 

@@ -12,6 +12,7 @@ from marketing.authentication import HasScope
 from marketing.models import ApiKey
 from recommender.api import ItemViewSet
 
+
 class OptionalSlashRouter(SimpleRouter):
     """Storefronts may call `/api/v1/items` or `/api/v1/items/`: no redirect for either."""
 

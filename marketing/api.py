@@ -1,6 +1,6 @@
 """The one API router: every path under /api/v1/, plus the OpenAPI schema and Swagger UI."""
 
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.utils import extend_schema, inline_serializer
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework import serializers
@@ -10,6 +10,7 @@ from rest_framework.routers import SimpleRouter
 
 from marketing.authentication import HasScope
 from marketing.models import ApiKey
+from profiles.api import CustomerViewSet, EventIngestView
 from recommender.api import ItemViewSet
 
 
@@ -23,6 +24,7 @@ class OptionalSlashRouter(SimpleRouter):
 
 router = OptionalSlashRouter()
 router.register("items", ItemViewSet, basename="item")
+router.register("customers", CustomerViewSet, basename="customer")
 
 
 @extend_schema(
@@ -65,7 +67,11 @@ def whoami_view(request):
     )
 
 
-api_v1 = [path("me", whoami_view, name="whoami"), *router.urls]
+api_v1 = [
+    path("me", whoami_view, name="whoami"),
+    re_path(r"^events/?$", EventIngestView.as_view(), name="events"),
+    *router.urls,
+]
 
 urlpatterns = [
     path("api/v1/", include((api_v1, "api"), namespace="api")),

@@ -189,6 +189,10 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
+# --- Customer profiles ------------------------------------------------------------------------
+PROFILE_FEATURES_LAST_N = env.int("PROFILE_FEATURES_LAST_N", default=20)
+PROFILE_FEATURES_HALF_LIFE_DAYS = env.float("PROFILE_FEATURES_HALF_LIFE_DAYS", default=30.0)
+
 # --- Providers (used from the campaigns app) ---------------------------------------------------
 SENDGRID_API_KEY = env("SENDGRID_API_KEY", default="")
 SENDGRID_API_HOST = env("SENDGRID_API_HOST", default="https://api.sendgrid.com")

@@ -144,3 +144,31 @@ class Segment(TimeStampedModel):
 
     def __str__(self) -> str:
         return self.name
+
+
+class CustomerAlias(models.Model):
+    """Another id the storefront used for a customer (e.g. an anonymous cookie id).
+
+    Events sent with the alias land on the customer it points to.
+    """
+
+    alias = models.CharField(max_length=128, unique=True)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="aliases")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.alias} → {self.customer_id}"
+
+
+class CustomerFeatures(models.Model):
+    """The incrementally maintained features of one customer (see profiles/features.py)."""
+
+    customer = models.OneToOneField(
+        Customer, on_delete=models.CASCADE, primary_key=True, related_name="features"
+    )
+    state = models.JSONField(default=dict)
+    events_applied = models.PositiveBigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"features of {self.customer_id}"

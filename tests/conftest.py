@@ -65,6 +65,7 @@ def storefront_key(db):
             "offers:read",
             "offers:write",
             "profiles:read",
+            "profiles:write",
         ],
     )
 

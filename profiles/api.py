@@ -1,0 +1,96 @@
+from django.http import Http404
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from marketing.authentication import HasScope
+from profiles import selectors, services
+from profiles.ingest import BatchInvalid, events_validate
+from profiles.serializers import (
+    AliasInputSerializer,
+    CustomerOutputSerializer,
+    EventIngestOutputSerializer,
+    EventInputSerializer,
+)
+
+ERROR = OpenApiResponse(description='Error body: {"code", "message", "extra"}')
+
+
+class EventIngestView(APIView):
+    """Events from storefronts: one object or a list of up to 1,000."""
+
+    permission_classes = [HasScope]
+    required_scopes = {"POST": "events:write"}
+
+    @extend_schema(
+        operation_id="events_create",
+        tags=["events"],
+        request=EventInputSerializer(many=True),
+        responses={202: EventIngestOutputSerializer, 400: ERROR, 401: ERROR, 403: ERROR},
+        description="Stores each event once (event_id is the idempotency key). A batch with "
+        "an invalid row is refused whole: nothing of it is stored, and `extra.rows` lists "
+        "the errors by row index and field.",
+    )
+    def post(self, request):
+        try:
+            rows = events_validate(request.data, now=timezone.now())
+        except BatchInvalid as exc:
+            return Response(
+                {
+                    "code": "invalid",
+                    "message": "The batch was refused; nothing was stored.",
+                    "extra": {
+                        "rows": {str(i): e for i, e in sorted(exc.errors.items())},
+                        "non_field_errors": exc.non_field,
+                    },
+                },
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        result = services.events_ingest(rows=rows)
+        return Response(
+            {"accepted": result.accepted, "duplicates": result.duplicates},
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+@extend_schema(tags=["customers"])
+class CustomerViewSet(viewsets.GenericViewSet):
+    """Profiles by the storefront's customer id (or an alias of it)."""
+
+    permission_classes = [HasScope]
+    required_scopes = {"retrieve": "profiles:read", "aliases": "profiles:write"}
+    lookup_url_kwarg = "id"
+    lookup_value_regex = "[^/]+"
+    serializer_class = CustomerOutputSerializer
+
+    def get_object(self):
+        customer = selectors.customer_get_for_api(external_id=self.kwargs["id"])
+        if customer is None:
+            raise Http404("No such customer")
+        return customer
+
+    def _render(self, customer):
+        features = selectors.customer_features(customer=customer)
+        return CustomerOutputSerializer(customer, context={"features": features}).data
+
+    @extend_schema(responses={200: CustomerOutputSerializer, 404: ERROR})
+    def retrieve(self, request, id=None):
+        return Response(self._render(self.get_object()))
+
+    @extend_schema(
+        request=AliasInputSerializer,
+        responses={200: CustomerOutputSerializer, 400: ERROR, 404: ERROR, 409: ERROR},
+        description="Link another id (e.g. an anonymous cookie id) to this customer. The "
+        "anonymous profile's history merges into this one, and later events sent with the "
+        "alias land here.",
+    )
+    @action(detail=True, methods=["post"])
+    def aliases(self, request, id=None):
+        customer = self.get_object()
+        serializer = AliasInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.customer_alias_add(customer=customer, alias=serializer.validated_data["alias"])
+        return Response(self._render(selectors.customer_get_for_api(external_id=id)))

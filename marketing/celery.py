@@ -50,6 +50,12 @@ app.conf.beat_schedule = {
         "task": "recommender.model_train_all",
         "schedule": crontab(minute=0, hour=3),
     },
+    # every minute: fold any events still waiting into the profile features (a safety net;
+    # ingestion wakes the consumer itself)
+    "profiles-features-update": {
+        "task": "profiles.features_update",
+        "schedule": crontab(minute="*"),
+    },
     # every minute: beat records a heartbeat that /healthz and the dashboard show
     "marketing-beat-heartbeat": {
         "task": "marketing.beat_heartbeat",

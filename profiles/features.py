@@ -30,7 +30,7 @@ AFFINITY_WEIGHTS = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FeatureEvent:
     occurred_at: datetime
     type: str
@@ -64,12 +64,8 @@ def features_empty() -> dict:
     }
 
 
-def _ts(value: str | None) -> float | None:
-    return None if value is None else datetime.fromisoformat(value).timestamp()
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).isoformat()
+def as_datetime(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, tz=UTC)
 
 
 def features_apply(
@@ -85,18 +81,17 @@ def features_apply(
     decay_per_second = math.log(2) / (config.half_life_days * 86400.0)
     for event in sorted(events, key=lambda e: e.occurred_at):
         t = event.occurred_at.timestamp()
-        iso = _iso(t)
         s["counts"][event.type] = s["counts"].get(event.type, 0) + 1
-        if (prev := s["last_at"].get(event.type)) is None or _ts(prev) < t:
-            s["last_at"][event.type] = iso
-        last_seen = _ts(s["last_seen"])
-        if s["first_seen"] is None or _ts(s["first_seen"]) > t:
-            s["first_seen"] = iso
+        if (prev := s["last_at"].get(event.type)) is None or prev < t:
+            s["last_at"][event.type] = t
+        last_seen = s["last_seen"]
+        if s["first_seen"] is None or s["first_seen"] > t:
+            s["first_seen"] = t
         if last_seen is None or t - last_seen > SESSION_GAP_SECONDS:
             s["sessions"] += 1
         is_newest = last_seen is None or t >= last_seen
         if is_newest:
-            s["last_seen"] = iso
+            s["last_seen"] = t
         if event.type == "purchase":
             s["orders"] += 1
             s["revenue"] = round(s["revenue"] + (event.value or 0.0), 2)
@@ -109,7 +104,7 @@ def features_apply(
             _affinity_add(s, event.category, weight, t, decay_per_second)
         if event.channel:
             s["channels"][event.channel] = s["channels"].get(event.channel, 0) + 1
-        s["hours"][event.occurred_at.astimezone(UTC).hour] += 1
+        s["hours"][int(t // 3600) % 24] += 1
     return s
 
 
@@ -119,14 +114,14 @@ def _push_recent(items: list[str], item_id: str, n: int) -> list[str]:
 
 def _affinity_add(s: dict, category: str, weight: float, t: float, decay: float) -> None:
     """Scores are kept as of `affinity_as_of`; an event later than that moves the clock."""
-    as_of = _ts(s["affinity_as_of"])
+    as_of = s["affinity_as_of"]
     if as_of is None:
         as_of = t
-        s["affinity_as_of"] = _iso(t)
+        s["affinity_as_of"] = t
     if t > as_of:
         factor = math.exp(-decay * (t - as_of))
         s["affinity"] = {c: v * factor for c, v in s["affinity"].items()}
-        s["affinity_as_of"] = _iso(t)
+        s["affinity_as_of"] = t
         as_of = t
     contribution = weight * math.exp(-decay * (as_of - t))
     s["affinity"][category] = s["affinity"].get(category, 0.0) + contribution
@@ -142,13 +137,13 @@ def _copy(state: Mapping) -> dict:
 def features_summary(state: Mapping, *, now: datetime, config: FeatureConfig) -> dict:
     """The derived values a marketer reads: RFM, AOV, decayed affinity as of `now`."""
     decay = math.log(2) / (config.half_life_days * 86400.0)
-    as_of = _ts(state.get("affinity_as_of"))
+    as_of = state.get("affinity_as_of")
     factor = math.exp(-decay * max(0.0, now.timestamp() - as_of)) if as_of else 1.0
     affinity = {
         c: round(v * factor, 4)
         for c, v in sorted(state.get("affinity", {}).items(), key=lambda kv: -kv[1])
     }
-    last_purchase = _ts(state.get("last_at", {}).get("purchase"))
+    last_purchase = state.get("last_at", {}).get("purchase")
     orders = state.get("orders", 0)
     revenue = state.get("revenue", 0.0)
     channels = state.get("channels", {})

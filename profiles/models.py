@@ -96,7 +96,10 @@ class Event(models.Model):
     """
 
     event_id = models.UUIDField(default=uuid.uuid4, unique=True)
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="events")
+    # The (customer, occurred_at) index serves every lookup by customer.
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="events", db_index=False
+    )
     type = models.CharField(max_length=32, choices=EventType.choices)
     item_external_id = models.CharField(max_length=128, blank=True, default="")
     value = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
@@ -172,3 +175,16 @@ class CustomerFeatures(models.Model):
 
     def __str__(self) -> str:
         return f"features of {self.customer_id}"
+
+
+class FeatureBacklog(models.Model):
+    """Events stored but not yet folded into their customer's features (an outbox).
+
+    Ingestion adds rows in the transaction that stores the events; the features consumer
+    deletes them in the transaction that updates the features, so each event counts once.
+    """
+
+    event_pk = models.BigIntegerField(primary_key=True)
+
+    def __str__(self) -> str:
+        return str(self.event_pk)

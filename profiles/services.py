@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -15,7 +16,7 @@ from django.utils import timezone
 from marketing.common.errors import ApplicationError
 from profiles.features import FeatureConfig, FeatureEvent, features_apply
 from profiles.ingest import EventRow
-from profiles.models import Customer, CustomerAlias, CustomerFeatures, Event
+from profiles.models import Customer, CustomerAlias, CustomerFeatures, Event, FeatureBacklog
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,19 @@ def feature_config() -> FeatureConfig:
     )
 
 
+def _bulk_cursor():
+    """A psycopg cursor with server-side parameter binding, on Django's connection (so inside
+    its transaction). Django's own cursor binds on the client, which quotes 1,000-element
+    arrays in Python; this one sends them as they are."""
+    connection.ensure_connection()
+    return psycopg.Cursor(connection.connection)
+
+
+def _json(value):
+    """jsonb arrives as text through Django's adapters and as a dict in binary mode."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
 @dataclass(frozen=True)
 class IngestResult:
     accepted: int
@@ -57,128 +71,183 @@ INSERT INTO profiles_customer (external_id, is_anonymous, email, phone, first_na
 SELECT x, true, '', '', '', '', '', '', '', '', '{}'::jsonb, %(now)s, %(now)s
 FROM unnest(%(ids)s::text[]) AS x
 ON CONFLICT (external_id) DO NOTHING
-RETURNING id
+RETURNING external_id, id
 """
 
-_EVENT_INSERT = """
-INSERT INTO profiles_event (event_id, customer_id, type, item_external_id, value, channel,
-    campaign_id, occurred_at, received_at, properties)
-SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::text[], %s::numeric[],
-    %s::text[], %s::bigint[], %s::timestamptz[], %s::timestamptz[], %s::jsonb[])
-ON CONFLICT (event_id) DO NOTHING
-RETURNING event_id
+_EVENT_STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS profiles_event_stage (
+    event_id uuid, customer_id bigint, type text, item text, value numeric, channel text,
+    campaign_id bigint, occurred_at timestamptz, properties jsonb
+) ON COMMIT DELETE ROWS
 """
+
+# Store the new events and queue them for the features consumer in one statement; an
+# event_id already stored (a resend) is skipped, and so is a repeat inside the batch.
+_EVENT_INSERT = """
+WITH ins AS (
+    INSERT INTO profiles_event (event_id, customer_id, type, item_external_id, value, channel,
+        campaign_id, occurred_at, received_at, properties)
+    SELECT event_id, customer_id, type, item, value, channel, campaign_id, occurred_at, %s,
+        properties
+    FROM profiles_event_stage
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING id
+)
+INSERT INTO profiles_featurebacklog (event_pk) SELECT id FROM ins
+"""
+
+FEATURES_BATCH_SIZE = 20_000
+FEATURES_LOCK = 7_300_001  # pg advisory lock: one features consumer at a time
 
 
 def customers_resolve(*, external_ids: Sequence[str]) -> tuple[dict[str, int], int]:
     """Map storefront ids (or aliases) to customer pks, creating anonymous profiles for
-    unknown ids. Returns the mapping and how many customers were created."""
+    unknown ids. Returns the mapping and how many customers were created.
+
+    An alias never equals a live customer's id (a merge deletes the aliased profile), so
+    customers are looked up first, then aliases for what is left.
+    """
     wanted = sorted(set(external_ids))
-    mapping = dict(
-        CustomerAlias.objects.filter(alias__in=wanted).values_list("alias", "customer_id")
+    lookups = (
+        "SELECT external_id, id FROM profiles_customer WHERE external_id = ANY(%s)",
+        "SELECT alias, customer_id FROM profiles_customeralias WHERE alias = ANY(%s)",
     )
-    missing = [i for i in wanted if i not in mapping]
+    mapping: dict[str, int] = {}
     created = 0
-    if missing:
-        with connection.cursor() as cursor:
-            cursor.execute(_CUSTOMER_INSERT, {"ids": missing, "now": timezone.now()})
-            created = len(cursor.fetchall())
-            cursor.execute(
-                "SELECT external_id, id FROM profiles_customer WHERE external_id = ANY(%s)",
-                [missing],
-            )
+    with _bulk_cursor() as cursor:
+        for query in lookups:
+            missing = [i for i in wanted if i not in mapping]
+            if not missing:
+                break
+            cursor.execute(query, [missing], binary=True)
             mapping.update(cursor.fetchall())
+        missing = [i for i in wanted if i not in mapping]
+        if missing:
+            cursor.execute(_CUSTOMER_INSERT, {"ids": missing, "now": timezone.now()}, binary=True)
+            inserted = dict(cursor.fetchall())
+            created = len(inserted)
+            mapping.update(inserted)
+            raced = [i for i in missing if i not in inserted]
+            if raced:  # created by a concurrent request since our first look
+                cursor.execute(lookups[0], [raced], binary=True)
+                mapping.update(cursor.fetchall())
     return mapping, created
 
 
 def events_ingest(*, rows: Sequence[EventRow]) -> IngestResult:
-    """Store a validated batch once (event_id is the idempotency key) and fold the new
-    events into their customers' features, all in one transaction."""
+    """Store a validated batch once (event_id is the idempotency key) and queue the new
+    events for the features consumer, in one transaction; then wake the consumer."""
+    from profiles.tasks import features_update_schedule
+
     received_at = timezone.now()
     with transaction.atomic():
         customer_pks, created = customers_resolve(external_ids=[r.customer_id for r in rows])
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _EVENT_INSERT,
-                [
-                    [r.event_id for r in rows],
-                    [customer_pks[r.customer_id] for r in rows],
-                    [r.type for r in rows],
-                    [r.item_id for r in rows],
-                    [r.value for r in rows],
-                    [r.channel for r in rows],
-                    [r.campaign_id for r in rows],
-                    [r.occurred_at for r in rows],
-                    [received_at] * len(rows),
-                    [json.dumps(r.properties, separators=(",", ":")) for r in rows],
-                ],
-            )
-            new_ids = {row[0] for row in cursor.fetchall()}
-        by_customer: dict[int, list[EventRow]] = defaultdict(list)
-        for row in rows:
-            if row.event_id in new_ids:
-                new_ids.discard(row.event_id)  # an id repeated inside the batch counts once
-                by_customer[customer_pks[row.customer_id]].append(row)
-        accepted = sum(len(v) for v in by_customer.values())
-        if by_customer:
-            _features_fold(by_customer)
+        with _bulk_cursor() as cursor:
+            cursor.execute(_EVENT_STAGE)
+            # Empty already unless an outer transaction (a test, a caller) is still open.
+            cursor.execute("TRUNCATE profiles_event_stage")
+            with cursor.copy(
+                "COPY profiles_event_stage (event_id, customer_id, type, item, value, channel, "
+                "campaign_id, occurred_at, properties) FROM STDIN"
+            ) as copy:
+                for r in rows:
+                    copy.write_row(
+                        (
+                            r.event_id,
+                            customer_pks[r.customer_id],
+                            r.type,
+                            r.item_id,
+                            r.value,
+                            r.channel,
+                            r.campaign_id,
+                            r.occurred_at,
+                            json.dumps(r.properties, separators=(",", ":")),
+                        )
+                    )
+            cursor.execute(_EVENT_INSERT, [received_at])
+            accepted = cursor.rowcount
+        if accepted:
+            transaction.on_commit(features_update_schedule)
     return IngestResult(
         accepted=accepted, duplicates=len(rows) - accepted, customers_created=created
     )
 
 
-def _to_feature_events(rows: Iterable[EventRow], categories: dict[str, str]) -> list:
-    return [
-        FeatureEvent(
-            occurred_at=r.occurred_at,
-            type=r.type,
-            item_id=r.item_id,
-            category=categories.get(r.item_id, ""),
-            value=r.value,
-            channel=r.channel,
-        )
-        for r in rows
-    ]
+@dataclass(frozen=True)
+class FeaturesUpdateResult:
+    events: int
+    customers: int
+    locked_out: bool = False
 
 
-def _features_fold(by_customer: dict[int, list[EventRow]]) -> None:
-    """Lock the customers' feature rows in pk order, fold the events in, write them back."""
-    pks = sorted(by_customer)
-    categories = _item_categories(r.item_id for rows in by_customer.values() for r in rows)
+def features_update_pending(*, limit: int = FEATURES_BATCH_SIZE) -> FeaturesUpdateResult:
+    """Fold up to `limit` queued events into their customers' features.
+
+    One consumer at a time (an advisory lock): the backlog rows are deleted in the same
+    transaction that writes the features, so a crash or a redelivered task counts nothing
+    twice. Returns locked_out=True when another consumer holds the lock.
+    """
     config = feature_config()
-    now = timezone.now()
-    with connection.cursor() as cursor:
+    with transaction.atomic(), _bulk_cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [FEATURES_LOCK])
+        if not cursor.fetchone()[0]:
+            return FeaturesUpdateResult(events=0, customers=0, locked_out=True)
+        cursor.execute(
+            """
+            WITH d AS (
+                DELETE FROM profiles_featurebacklog WHERE event_pk IN (
+                    SELECT event_pk FROM profiles_featurebacklog ORDER BY event_pk LIMIT %s)
+                RETURNING event_pk
+            )
+            SELECT e.customer_id, e.occurred_at, e.type, e.item_external_id,
+                   e.value::float8, e.channel
+            FROM profiles_event e JOIN d ON e.id = d.event_pk
+            """,
+            [limit],
+        )
+        rows = cursor.fetchall()
+        if not rows:
+            return FeaturesUpdateResult(events=0, customers=0)
+        categories = _item_categories(r[3] for r in rows)
+        by_customer: dict[int, list[FeatureEvent]] = defaultdict(list)
+        for customer_pk, occurred_at, kind, item, value, channel in rows:
+            by_customer[customer_pk].append(
+                FeatureEvent(occurred_at, kind, item, categories.get(item, ""), value, channel)
+            )
+        pks = sorted(by_customer)
+        cursor.execute(
+            "SELECT customer_id, state FROM profiles_customerfeatures WHERE customer_id = ANY(%s)",
+            [pks],
+            binary=True,
+        )
+        states = {pk: _json(state) for pk, state in cursor.fetchall()}
+        now = timezone.now()
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS profiles_features_stage "
+            "(customer_id bigint, state jsonb, n int) ON COMMIT DELETE ROWS"
+        )
+        cursor.execute("TRUNCATE profiles_features_stage")
+        with cursor.copy("COPY profiles_features_stage FROM STDIN") as copy:
+            for pk in pks:
+                events = by_customer[pk]
+                state = features_apply(states.get(pk), events, config=config)
+                copy.write_row((pk, json.dumps(state, separators=(",", ":")), len(events)))
         cursor.execute(
             """
             INSERT INTO profiles_customerfeatures (customer_id, state, events_applied, updated_at)
-            SELECT x, '{}'::jsonb, 0, %s FROM unnest(%s::bigint[]) AS x
-            ON CONFLICT (customer_id) DO NOTHING
+            SELECT customer_id, state, n, %s FROM profiles_features_stage
+            ON CONFLICT (customer_id) DO UPDATE SET state = EXCLUDED.state,
+                events_applied = profiles_customerfeatures.events_applied
+                    + EXCLUDED.events_applied,
+                updated_at = EXCLUDED.updated_at
             """,
-            [now, pks],
+            [now],
         )
-        cursor.execute(
-            """
-            SELECT customer_id, state FROM profiles_customerfeatures
-            WHERE customer_id = ANY(%s) ORDER BY customer_id FOR NO KEY UPDATE
-            """,
-            [pks],
-        )
-        # Django sets psycopg to hand jsonb over as text.
-        states = {pk: json.loads(state) for pk, state in cursor.fetchall()}
-        new_states, counts = [], []
-        for pk in pks:
-            events = _to_feature_events(by_customer[pk], categories)
-            new_states.append(json.dumps(features_apply(states.get(pk), events, config=config)))
-            counts.append(len(events))
-        cursor.execute(
-            """
-            UPDATE profiles_customerfeatures f
-            SET state = v.state, events_applied = f.events_applied + v.n, updated_at = %s
-            FROM unnest(%s::bigint[], %s::jsonb[], %s::int[]) AS v(pk, state, n)
-            WHERE f.customer_id = v.pk
-            """,
-            [now, pks, new_states, counts],
-        )
+    return FeaturesUpdateResult(events=len(rows), customers=len(pks))
+
+
+def features_backlog_size() -> int:
+    return FeatureBacklog.objects.count()
 
 
 def features_recompute(*, customer: Customer) -> dict:
@@ -216,6 +285,9 @@ def customer_alias_add(*, customer: Customer, alias: str) -> Customer:
     if alias == customer.external_id:
         raise ApplicationError("A customer cannot be its own alias.", code="alias_is_self")
     with transaction.atomic():
+        with _bulk_cursor() as cursor:
+            # The features consumer must not fold this customer's events while we recompute.
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [FEATURES_LOCK])
         existing = CustomerAlias.objects.select_for_update().filter(alias=alias).first()
         if existing is not None:
             if existing.customer_id == customer.pk:
@@ -240,6 +312,10 @@ def customer_alias_add(*, customer: Customer, alias: str) -> Customer:
             CustomerAlias.objects.filter(customer=source).update(customer=customer)
             source.delete()
         CustomerAlias.objects.create(alias=alias, customer=customer)
+        # The recompute covers every event of the customer, queued ones included.
+        FeatureBacklog.objects.filter(
+            event_pk__in=Event.objects.filter(customer=customer).values("pk")
+        ).delete()
         state = features_recompute(customer=customer)
         CustomerFeatures.objects.update_or_create(
             customer=customer,

@@ -2,7 +2,8 @@ import uuid
 
 import pytest
 
-from profiles.models import Customer, CustomerAlias, CustomerFeatures, Event
+from profiles.models import Customer, CustomerAlias, CustomerFeatures, Event, FeatureBacklog
+from profiles.services import features_update_pending
 from recommender.models import Item
 
 URL = "/api/v1/events"
@@ -44,9 +45,15 @@ def test_resending_a_batch_stores_each_event_once(storefront_client, catalog):
     assert first.json() == {"accepted": 3, "duplicates": 0}
     assert again.json() == {"accepted": 1, "duplicates": 3}
     assert Event.objects.count() == 4
+    assert FeatureBacklog.objects.count() == 4
+    assert features_update_pending().events == 4
+    assert FeatureBacklog.objects.count() == 0
     features = CustomerFeatures.objects.get(customer__external_id="c-1")
     assert features.events_applied == 3
     assert features.state["counts"] == {"view": 2, "purchase": 1}
+    # A second run (a redelivered task) has nothing left to fold.
+    assert features_update_pending().events == 0
+    assert CustomerFeatures.objects.get(customer__external_id="c-1").events_applied == 3
 
 
 def test_same_event_twice_in_one_batch_counts_once(storefront_client, catalog):
@@ -114,6 +121,7 @@ def test_profile_api_returns_features(storefront_client, catalog):
         _event(type="view", item_id="sku-2", channel="app", timestamp="2026-05-01T12:06:00Z"),
     ]
     storefront_client.post(URL, batch, format="json")
+    features_update_pending()
     response = storefront_client.get("/api/v1/customers/c-1")
     assert response.status_code == 200
     body = response.json()
@@ -140,6 +148,7 @@ def test_alias_merges_the_anonymous_history(storefront_client, catalog):
         ],
         format="json",
     )
+    features_update_pending()
     Customer.objects.filter(external_id="known-1").update(is_anonymous=False)
     response = storefront_client.post(
         "/api/v1/customers/known-1/aliases", {"alias": "anon-9"}, format="json"
@@ -154,6 +163,7 @@ def test_alias_merges_the_anonymous_history(storefront_client, catalog):
     assert not Customer.objects.filter(external_id="anon-9").exists()
     # Later events sent with the alias land on the known customer.
     storefront_client.post(URL, _event(customer_id="anon-9", type="click"), format="json")
+    features_update_pending()
     known = Customer.objects.get(external_id="known-1")
     assert known.events.count() == 4
     assert CustomerFeatures.objects.get(customer=known).state["counts"]["click"] == 1
@@ -176,3 +186,31 @@ def test_alias_of_another_known_customer_is_a_conflict(storefront_client, catalo
 
 def test_unknown_customer_is_404(storefront_client, db):
     assert storefront_client.get("/api/v1/customers/ghost").status_code == 404
+
+
+def test_alias_merge_drops_queued_events_it_already_counted(storefront_client, catalog):
+    storefront_client.post(
+        URL,
+        [_event(customer_id="anon-1"), _event(customer_id="known-2", type="purchase", value=5)],
+        format="json",
+    )
+    Customer.objects.filter(external_id="known-2").update(is_anonymous=False)
+    storefront_client.post("/api/v1/customers/known-2/aliases", {"alias": "anon-1"}, format="json")
+    assert FeatureBacklog.objects.count() == 0
+    assert features_update_pending().events == 0
+    features = CustomerFeatures.objects.get(customer__external_id="known-2")
+    assert features.state["counts"] == {"view": 1, "purchase": 1}
+    assert features.events_applied == 2
+
+
+def test_ingest_wakes_the_features_consumer_after_commit(
+    storefront_client, catalog, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as callbacks:
+        storefront_client.post(URL, _event(), format="json")
+    assert [c.__name__ for c in callbacks] == ["features_update_schedule"]
+    with django_capture_on_commit_callbacks() as callbacks:
+        storefront_client.post(
+            URL, _event(event_id=str(Event.objects.get().event_id)), format="json"
+        )
+    assert callbacks == []

@@ -40,8 +40,8 @@ def test_counts_sessions_revenue_and_recent_items():
     assert s["revenue"] == 80.5
     assert s["recent_views"] == ["i4", "i2", "i3"]
     assert s["recent_purchases"] == ["i4", "i1"]
-    assert s["first_seen"] == T0.isoformat()
-    assert s["last_at"]["purchase"] == (T0 + timedelta(minutes=60 * 24 * 10 + 4)).isoformat()
+    assert s["first_seen"] == T0.timestamp()
+    assert s["last_at"]["purchase"] == (T0 + timedelta(minutes=60 * 24 * 10 + 4)).timestamp()
     assert s["hours"][9] == 9
 
 

@@ -1,9 +1,58 @@
-from django.http import HttpResponse
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+from django.views.decorators.vary import vary_on_headers
+
+from profiles import selectors
+from profiles.forms import CustomerFilterForm, SegmentFilterForm
+
+PAGE_SIZE = 50
 
 
-def customer_list_view(request):
-    return HttpResponse("TODO")
+def _wants_fragment(request: HttpRequest) -> bool:
+    """htmx swaps in the table only; a history restore after a cache miss needs the page."""
+    return bool(request.htmx) and not request.htmx.history_restore_request
 
 
-def segment_list_view(request):
-    return HttpResponse("TODO")
+@require_GET
+@vary_on_headers("HX-Request")
+def customer_list_view(request: HttpRequest) -> HttpResponse:
+    form = CustomerFilterForm(request.GET)
+    form.is_valid()
+    customers = selectors.customer_list(filters=form.cleaned_data)
+    page_obj = Paginator(customers, PAGE_SIZE).get_page(request.GET.get("page"))
+    template = "profiles/customer_list.html"
+    if _wants_fragment(request):
+        template += "#customer-table"
+    return render(request, template, {"form": form, "page_obj": page_obj})
+
+
+@require_GET
+def customer_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
+    customer = selectors.customer_get(pk=pk)
+    if customer is None:
+        raise Http404("No such customer")
+    events = selectors.event_list_for_customer(customer_id=customer.pk, limit=50)
+    return render(
+        request,
+        "profiles/customer_detail.html",
+        {
+            "customer": customer,
+            "attributes": sorted(customer.attributes.items()),
+            "events": events,
+        },
+    )
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+def segment_list_view(request: HttpRequest) -> HttpResponse:
+    form = SegmentFilterForm(request.GET)
+    form.is_valid()
+    segments = selectors.segment_list(filters=form.cleaned_data)
+    page_obj = Paginator(segments, PAGE_SIZE).get_page(request.GET.get("page"))
+    template = "profiles/segment_list.html"
+    if _wants_fragment(request):
+        template += "#segment-table"
+    return render(request, template, {"form": form, "page_obj": page_obj})

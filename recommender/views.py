@@ -1,13 +1,69 @@
-from django.http import HttpResponse
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+from django.views.decorators.vary import vary_on_headers
+
+from recommender import selectors
+from recommender.forms import ItemFilterForm, ModelVersionFilterForm, OfferFilterForm
+from recommender.models import Algorithm
+
+PAGE_SIZE = 50
+TOP_ITEMS = 10
 
 
-def item_list_view(request):
-    return HttpResponse("TODO")
+def _wants_fragment(request: HttpRequest) -> bool:
+    """htmx swaps in the table only; a history restore after a cache miss needs the page."""
+    return bool(request.htmx) and not request.htmx.history_restore_request
 
 
-def modelversion_list_view(request):
-    return HttpResponse("TODO")
+def _metric_text(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
 
 
-def offer_list_view(request):
-    return HttpResponse("TODO")
+@require_GET
+@vary_on_headers("HX-Request")
+def item_list_view(request: HttpRequest) -> HttpResponse:
+    form = ItemFilterForm(request.GET, categories=selectors.item_category_list())
+    form.is_valid()
+    items = selectors.item_list(filters=form.cleaned_data)
+    page_obj = Paginator(items, PAGE_SIZE).get_page(request.GET.get("page"))
+    template = "recommender/item_list.html"
+    if _wants_fragment(request):
+        template += "#item-table"
+    return render(request, template, {"form": form, "page_obj": page_obj})
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+def modelversion_list_view(request: HttpRequest) -> HttpResponse:
+    form = ModelVersionFilterForm(request.GET)
+    form.is_valid()
+    versions = selectors.modelversion_list(filters=form.cleaned_data)
+    page_obj = Paginator(versions, PAGE_SIZE).get_page(request.GET.get("page"))
+    for version in page_obj.object_list:
+        version.metric_pairs = [(k, _metric_text(v)) for k, v in sorted(version.metrics.items())]
+    context = {"form": form, "page_obj": page_obj}
+    template = "recommender/modelversion_list.html"
+    if _wants_fragment(request):
+        template += "#modelversion-table"
+    else:
+        context["top_items"] = selectors.modelversion_top_items(
+            algorithm=Algorithm.POPULARITY, limit=TOP_ITEMS
+        )
+    return render(request, template, context)
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+def offer_list_view(request: HttpRequest) -> HttpResponse:
+    form = OfferFilterForm(request.GET)
+    form.is_valid()
+    offers = selectors.offer_list(filters=form.cleaned_data)
+    page_obj = Paginator(offers, PAGE_SIZE).get_page(request.GET.get("page"))
+    template = "recommender/offer_list.html"
+    if _wants_fragment(request):
+        template += "#offer-table"
+    return render(request, template, {"form": form, "page_obj": page_obj})

@@ -1,0 +1,30 @@
+from django import forms
+
+from insights.models import Brand
+
+
+class PostFilterForm(forms.Form):
+    q = forms.CharField(
+        required=False,
+        max_length=200,
+        widget=forms.TextInput(
+            attrs={
+                "type": "search",
+                "placeholder": "Search text or author",
+                "aria-label": "Search posts",
+                "autocomplete": "off",
+            }
+        ),
+    )
+    brand = forms.ModelChoiceField(
+        required=False,
+        queryset=Brand.objects.none(),
+        empty_label="All brands",
+        widget=forms.Select(attrs={"aria-label": "Brand"}),
+    )
+    source = forms.ChoiceField(required=False, widget=forms.Select(attrs={"aria-label": "Source"}))
+
+    def __init__(self, *args, brands, sources: list[str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["brand"].queryset = brands
+        self.fields["source"].choices = [("", "All sources")] + [(s, s) for s in sources]

@@ -1,0 +1,42 @@
+from django.db.models import Q, QuerySet
+
+from profiles.models import Customer, Event, Segment
+
+
+def customer_list(*, filters: dict | None = None) -> QuerySet[Customer]:
+    """Customers for the list page; every search word must match id, email or a name."""
+    filters = filters or {}
+    qs = Customer.objects.defer("attributes")
+    for term in (filters.get("q") or "").split():
+        qs = qs.filter(
+            Q(external_id__icontains=term)
+            | Q(email__icontains=term)
+            | Q(first_name__icontains=term)
+            | Q(last_name__icontains=term)
+        )
+    if country := filters.get("country"):
+        qs = qs.filter(country=country)
+    if (anonymous := filters.get("anonymous")) is not None:
+        qs = qs.filter(is_anonymous=anonymous)
+    return qs.order_by("-pk")
+
+
+def customer_get(*, pk: int) -> Customer | None:
+    return Customer.objects.prefetch_related("endpoints").filter(pk=pk).first()
+
+
+def event_list_for_customer(*, customer_id: int, limit: int = 50) -> list[Event]:
+    """The customer's newest events (the index on (customer, occurred_at) serves this)."""
+    return list(
+        Event.objects.filter(customer_id=customer_id).order_by("-occurred_at", "-pk")[:limit]
+    )
+
+
+def segment_list(*, filters: dict | None = None) -> QuerySet[Segment]:
+    filters = filters or {}
+    qs = Segment.objects.all()
+    if q := filters.get("q"):
+        qs = qs.filter(Q(name__icontains=q) | Q(description__icontains=q))
+    if kind := filters.get("kind"):
+        qs = qs.filter(kind=kind)
+    return qs.order_by("name")

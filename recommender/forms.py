@@ -1,0 +1,63 @@
+from django import forms
+
+from recommender.models import Algorithm, ModelStatus
+
+SEARCH_ATTRS = {"type": "search", "autocomplete": "off"}
+
+
+class ItemFilterForm(forms.Form):
+    q = forms.CharField(
+        required=False,
+        max_length=200,
+        widget=forms.TextInput(
+            attrs={
+                **SEARCH_ATTRS,
+                "placeholder": "Search title or exact id",
+                "aria-label": "Search catalog",
+            }
+        ),
+    )
+    category = forms.ChoiceField(
+        required=False, widget=forms.Select(attrs={"aria-label": "Category"})
+    )
+    in_stock = forms.NullBooleanField(
+        required=False,
+        widget=forms.Select(
+            choices=[("", "Any stock"), ("true", "In stock"), ("false", "Out of stock")],
+            attrs={"aria-label": "Stock"},
+        ),
+    )
+
+    def __init__(self, *args, categories: list[str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["category"].choices = [("", "All categories")] + [(c, c) for c in categories]
+
+
+class OfferFilterForm(forms.Form):
+    q = forms.CharField(
+        required=False,
+        max_length=200,
+        widget=forms.TextInput(
+            attrs={**SEARCH_ATTRS, "placeholder": "Search offer or item", "aria-label": "Search"}
+        ),
+    )
+    is_active = forms.NullBooleanField(
+        required=False,
+        widget=forms.Select(
+            choices=[("", "Active and inactive"), ("true", "Active"), ("false", "Inactive")],
+            attrs={"aria-label": "Active"},
+        ),
+    )
+
+
+class ModelVersionFilterForm(forms.Form):
+    algorithm = forms.ChoiceField(
+        required=False,
+        choices=[("", "All algorithms"), *Algorithm.choices],
+        widget=forms.Select(attrs={"aria-label": "Algorithm"}),
+    )
+    status = forms.ChoiceField(
+        required=False,
+        choices=[("", "Any status"), *ModelStatus.choices],
+        widget=forms.Select(attrs={"aria-label": "Status"}),
+    )

@@ -56,6 +56,11 @@ app.conf.beat_schedule = {
         "task": "profiles.features_update",
         "schedule": crontab(minute="*"),
     },
+    # every night at 02:30 UTC: recompute profile features from scratch, report any drift
+    "profiles-features-rebuild-nightly": {
+        "task": "profiles.features_rebuild",
+        "schedule": crontab(minute=30, hour=2),
+    },
     # every minute: beat records a heartbeat that /healthz and the dashboard show
     "marketing-beat-heartbeat": {
         "task": "marketing.beat_heartbeat",

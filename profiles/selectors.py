@@ -40,3 +40,35 @@ def segment_list(*, filters: dict | None = None) -> QuerySet[Segment]:
     if kind := filters.get("kind"):
         qs = qs.filter(kind=kind)
     return qs.order_by("name")
+
+
+def customer_get_for_api(*, external_id: str) -> Customer | None:
+    """The customer by storefront id or by one of its aliases, with endpoints and aliases."""
+    qs = Customer.objects.prefetch_related("endpoints", "aliases")
+    return (
+        qs.filter(external_id=external_id).first() or qs.filter(aliases__alias=external_id).first()
+    )
+
+
+def customer_features(*, customer: Customer) -> dict:
+    """Stored incremental features plus the values derived from them as of now."""
+    from django.utils import timezone
+
+    from profiles.features import as_datetime, features_empty, features_summary
+    from profiles.models import CustomerFeatures
+    from profiles.services import feature_config
+
+    row = CustomerFeatures.objects.filter(customer=customer).first()
+    state = row.state if row and row.state else features_empty()
+    summary = features_summary(state, now=timezone.now(), config=feature_config())
+    return {
+        "event_counts": state["counts"],
+        "last_event_at": {k: as_datetime(v) for k, v in state["last_at"].items()},
+        "first_seen": as_datetime(state["first_seen"]),
+        "last_seen": as_datetime(state["last_seen"]),
+        "sessions": state["sessions"],
+        "total_revenue": round(state["revenue"], 2),
+        "recent_views": state["recent_views"],
+        "recent_purchases": state["recent_purchases"],
+        **summary,
+    }

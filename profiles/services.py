@@ -14,13 +14,20 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from marketing.common.errors import ApplicationError
-from profiles.features import FeatureConfig, FeatureEvent, features_apply
+from profiles.features import (
+    FeatureConfig,
+    FeatureEvent,
+    features_apply,
+    features_drift,
+    features_empty,
+)
 from profiles.ingest import EventRow
 from profiles.models import Customer, CustomerAlias, CustomerFeatures, Event, FeatureBacklog
 
 logger = logging.getLogger(__name__)
 
-ItemCategoryLookup = Callable[[Sequence[str]], dict[str, str]]
+# Called with a list of item ids, or with None for every item.
+ItemCategoryLookup = Callable[[Sequence[str] | None], dict[str, str]]
 _item_category_lookup: ItemCategoryLookup | None = None
 
 
@@ -97,7 +104,8 @@ INSERT INTO profiles_featurebacklog (event_pk) SELECT id FROM ins
 """
 
 FEATURES_BATCH_SIZE = 20_000
-FEATURES_LOCK = 7_300_001  # pg advisory lock: one features consumer at a time
+FEATURES_LOCK = 7_300_001
+REBUILD_CUSTOMERS_PER_CHUNK = 5_000  # pg advisory lock: one features consumer at a time
 
 
 def customers_resolve(*, external_ids: Sequence[str]) -> tuple[dict[str, int], int]:
@@ -326,3 +334,102 @@ def customer_alias_add(*, customer: Customer, alias: str) -> Customer:
         )
     logger.info("alias linked", extra={"customer": customer.pk, "merged": source is not None})
     return customer
+
+
+@dataclass(frozen=True)
+class FeaturesRebuildReport:
+    customers: int
+    events: int
+    drifted: int
+    drift_fields: dict[str, int]
+    repaired: bool
+    samples: list[dict]
+
+
+def features_rebuild(*, repair: bool = True, sample_size: int = 10) -> FeaturesRebuildReport:
+    """Recompute every customer's features from the whole history and compare them with the
+    incremental values (the nightly drift check); with `repair`, store the recomputed ones.
+
+    Holds the features lock so the consumer waits, and reads one snapshot: the queued events
+    it covers leave the backlog in the same transaction.
+    """
+    config = feature_config()
+    outermost = not connection.in_atomic_block
+    drift_fields: dict[str, int] = defaultdict(int)
+    samples: list[dict] = []
+    customers = events_total = drifted = 0
+    with transaction.atomic(), _bulk_cursor() as cursor:
+        if outermost:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [FEATURES_LOCK])
+        cursor.execute("DELETE FROM profiles_featurebacklog")
+        cursor.execute("SELECT customer_id, state FROM profiles_customerfeatures")
+        stored = {pk: _json(state) for pk, state in cursor.fetchall()}
+        categories = dict(_item_categories_all())
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS profiles_features_stage "
+            "(customer_id bigint, state jsonb, n int) ON COMMIT DELETE ROWS"
+        )
+        cursor.execute("TRUNCATE profiles_features_stage")
+        cursor.execute("SELECT min(customer_id), max(customer_id) FROM profiles_event")
+        low, high = cursor.fetchone()
+        chunk_low = low
+        while chunk_low is not None and chunk_low <= high:
+            chunk_high = chunk_low + REBUILD_CUSTOMERS_PER_CHUNK
+            cursor.execute(
+                "SELECT customer_id, occurred_at, type, item_external_id, value::float8, "
+                "channel FROM profiles_event WHERE customer_id >= %s AND customer_id < %s "
+                "ORDER BY customer_id, occurred_at, id",
+                [chunk_low, chunk_high],
+            )
+            by_customer: dict[int, list[FeatureEvent]] = defaultdict(list)
+            for customer_pk, occurred_at, kind, item, value, channel in cursor.fetchall():
+                by_customer[customer_pk].append(
+                    FeatureEvent(occurred_at, kind, item, categories.get(item, ""), value, channel)
+                )
+            to_store = []
+            for pk, events in by_customer.items():
+                state = features_apply(None, events, config=config)
+                customers += 1
+                events_total += len(events)
+                diff = features_drift(stored.get(pk) or features_empty(), state)
+                if diff:
+                    drifted += 1
+                    for name in diff:
+                        drift_fields[name] += 1
+                    if len(samples) < sample_size:
+                        samples.append({"customer_pk": pk, "fields": sorted(diff)})
+                if repair and (diff or pk not in stored):
+                    to_store.append((pk, json.dumps(state, separators=(",", ":")), len(events)))
+            if to_store:
+                with cursor.copy("COPY profiles_features_stage FROM STDIN") as copy:
+                    for row in to_store:
+                        copy.write_row(row)
+            chunk_low = chunk_high
+        if repair:
+            cursor.execute(
+                """
+                INSERT INTO profiles_customerfeatures
+                    (customer_id, state, events_applied, updated_at)
+                SELECT customer_id, state, n, %s FROM profiles_features_stage
+                ON CONFLICT (customer_id) DO UPDATE SET state = EXCLUDED.state,
+                    events_applied = EXCLUDED.events_applied, updated_at = EXCLUDED.updated_at
+                """,
+                [timezone.now()],
+            )
+    report = FeaturesRebuildReport(
+        customers=customers,
+        events=events_total,
+        drifted=drifted,
+        drift_fields=dict(drift_fields),
+        repaired=repair,
+        samples=samples,
+    )
+    logger.info("features rebuilt", extra={"customers": customers, "drifted": drifted})
+    return report
+
+
+def _item_categories_all() -> dict[str, str]:
+    if _item_category_lookup is None:
+        return {}
+    return _item_category_lookup(None)

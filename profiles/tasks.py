@@ -38,3 +38,21 @@ def features_update_task() -> int:
             features_update_task.apply_async()
     logger.info("features updated", extra={"events": folded})
     return folded
+
+
+@shared_task(name="profiles.features_rebuild", soft_time_limit=3300, time_limit=3600)
+def features_rebuild_task(repair: bool = True) -> dict:
+    """Nightly: recompute features from the history, report and repair any drift."""
+    from dataclasses import asdict
+
+    from marketing.services import job_create, job_finish, job_start
+    from profiles.services import features_rebuild
+
+    job = job_create(kind="features_rebuild")
+    job_start(job_id=job.pk, message="recomputing features from the event history")
+    report = features_rebuild(repair=repair)
+    message = f"{report.customers} customers, {report.drifted} with drift"
+    job_finish(job_id=job.pk, result=asdict(report), message=message)
+    if report.drifted:
+        logger.warning("feature drift found", extra=asdict(report))
+    return asdict(report)

@@ -56,7 +56,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
 
 class HasScope(permissions.BasePermission):
-    """Checks `view.required_scopes`, a dict from action (or HTTP method) to scope.
+    """Checks `view.required_scopes`, a dict from "action.METHOD", action or method to scope.
 
     A storefront key needs the scope. A logged-in user (the browsable docs) may read with any
     role and write only when their role may edit.
@@ -84,9 +84,10 @@ class HasScope(permissions.BasePermission):
 def _required_scope(request, view) -> str | None:
     scopes = getattr(view, "required_scopes", {})
     action = getattr(view, "action", None)
-    if action and action in scopes:
-        return scopes[action]
-    return scopes.get(request.method)
+    for key in (f"{action}.{request.method}", action, request.method):
+        if key in scopes:
+            return scopes[key]
+    return None
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):

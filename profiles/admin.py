@@ -1,6 +1,17 @@
 from django.contrib import admin
 
-from profiles.models import ChannelEndpoint, Customer, Event, Segment
+from profiles.models import (
+    ChannelEndpoint,
+    Consent,
+    ConsentChange,
+    Customer,
+    CustomerAlias,
+    CustomerFeatures,
+    Erasure,
+    Event,
+    Segment,
+)
+from profiles.privacy import customer_erase
 
 
 class ChannelEndpointInline(admin.TabularInline):
@@ -24,6 +35,15 @@ class CustomerAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     inlines = [ChannelEndpointInline]
     show_full_result_count = False
+    actions = ["erase_selected"]
+
+    @admin.action(description="Erase personal data of the selected customers (GDPR)")
+    def erase_selected(self, request, queryset):
+        count = 0
+        for customer in queryset.filter(erased_at=None):
+            customer_erase(customer=customer, source="admin", actor=request.user.get_username())
+            count += 1
+        self.message_user(request, f"Erased {count} customer(s).")
 
 
 @admin.register(ChannelEndpoint)
@@ -59,3 +79,49 @@ class SegmentAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "member_count", "counted_at", "updated_at"]
     list_filter = ["kind"]
     search_fields = ["name", "description"]
+
+
+@admin.register(Consent)
+class ConsentAdmin(admin.ModelAdmin):
+    list_display = ["customer", "purpose", "granted", "source", "changed_at"]
+    list_filter = ["purpose", "granted", "source"]
+    search_fields = ["=customer__external_id"]
+    raw_id_fields = ["customer"]
+    list_select_related = ["customer"]
+
+
+@admin.register(ConsentChange)
+class ConsentChangeAdmin(admin.ModelAdmin):
+    list_display = ["customer", "purpose", "granted", "source", "actor", "changed_at"]
+    list_filter = ["purpose", "granted", "source"]
+    search_fields = ["=customer__external_id", "actor"]
+    raw_id_fields = ["customer"]
+    list_select_related = ["customer"]
+
+    def has_change_permission(self, request, obj=None):
+        return False  # the audit trail is append-only
+
+
+@admin.register(CustomerAlias)
+class CustomerAliasAdmin(admin.ModelAdmin):
+    list_display = ["alias", "customer", "created_at"]
+    search_fields = ["=alias", "=customer__external_id"]
+    raw_id_fields = ["customer"]
+
+
+@admin.register(CustomerFeatures)
+class CustomerFeaturesAdmin(admin.ModelAdmin):
+    list_display = ["customer", "events_applied", "updated_at"]
+    search_fields = ["=customer__external_id"]
+    raw_id_fields = ["customer"]
+    show_full_result_count = False
+
+
+@admin.register(Erasure)
+class ErasureAdmin(admin.ModelAdmin):
+    list_display = ["pseudonym", "source", "actor", "erased_at"]
+    list_filter = ["source"]
+    search_fields = ["=pseudonym"]
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -7,11 +7,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marketing.authentication import HasScope
-from profiles import selectors, services
+from marketing.models import ApiKey
+from profiles import consent, privacy, selectors, services
 from profiles.ingest import BatchInvalid, events_validate
 from profiles.serializers import (
     AliasInputSerializer,
+    ConsentInputSerializer,
+    ConsentOutputSerializer,
     CustomerOutputSerializer,
+    ErasureOutputSerializer,
     EventIngestOutputSerializer,
     EventInputSerializer,
 )
@@ -61,7 +65,14 @@ class CustomerViewSet(viewsets.GenericViewSet):
     """Profiles by the storefront's customer id (or an alias of it)."""
 
     permission_classes = [HasScope]
-    required_scopes = {"retrieve": "profiles:read", "aliases": "profiles:write"}
+    required_scopes = {
+        "retrieve": "profiles:read",
+        "destroy": "profiles:write",
+        "aliases": "profiles:write",
+        "consents.GET": "profiles:read",
+        "consents.POST": "profiles:write",
+        "export": "profiles:read",
+    }
     lookup_url_kwarg = "id"
     lookup_value_regex = "[^/]+"
     serializer_class = CustomerOutputSerializer
@@ -94,3 +105,55 @@ class CustomerViewSet(viewsets.GenericViewSet):
         serializer.is_valid(raise_exception=True)
         services.customer_alias_add(customer=customer, alias=serializer.validated_data["alias"])
         return Response(self._render(selectors.customer_get_for_api(external_id=id)))
+
+    @extend_schema(
+        methods=["GET"],
+        responses={200: ConsentOutputSerializer(many=True), 404: ERROR},
+        description="The customer's current consents; a purpose not listed is not granted.",
+    )
+    @extend_schema(
+        methods=["POST"],
+        request=ConsentInputSerializer,
+        responses={200: ConsentOutputSerializer(many=True), 400: ERROR, 404: ERROR},
+        description="Grant or withdraw consent for one purpose; every change is audited.",
+    )
+    @action(detail=True, methods=["get", "post"])
+    def consents(self, request, id=None):
+        customer = self.get_object()
+        if request.method == "POST":
+            data = ConsentInputSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            consent.consent_set(
+                customer=customer,
+                purpose=data.validated_data["purpose"],
+                granted=data.validated_data["granted"],
+                source=data.validated_data["source"],
+                actor=_actor(request),
+                note=data.validated_data["note"],
+            )
+        rows = selectors.consent_list(customer=customer)
+        return Response(ConsentOutputSerializer(rows, many=True).data)
+
+    @extend_schema(
+        responses={200: OpenApiResponse(description="Everything stored about the customer.")}
+    )
+    @action(detail=True, methods=["get"])
+    def export(self, request, id=None):
+        return Response(privacy.privacy_export(customer=self.get_object()))
+
+    @extend_schema(
+        responses={200: ErasureOutputSerializer, 404: ERROR},
+        description="Erase the customer's personal data everywhere (GDPR art. 17). Only a "
+        "pseudonym with aggregate features remains.",
+    )
+    def destroy(self, request, id=None):
+        erasure = privacy.customer_erase(
+            customer=self.get_object(), source="api", actor=_actor(request)
+        )
+        return Response(ErasureOutputSerializer(erasure).data)
+
+
+def _actor(request) -> str:
+    if isinstance(request.auth, ApiKey):
+        return f"api-key:{request.auth.name}"
+    return f"user:{request.user.get_username()}"

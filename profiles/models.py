@@ -22,6 +22,7 @@ class Customer(TimeStampedModel):
     birth_date = models.DateField(null=True, blank=True)
     gender = models.CharField(max_length=16, blank=True)
     attributes = models.JSONField(default=dict, blank=True)
+    erased_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-pk"]
@@ -188,3 +189,78 @@ class FeatureBacklog(models.Model):
 
     def __str__(self) -> str:
         return str(self.event_pk)
+
+
+class ConsentPurpose(models.TextChoices):
+    MARKETING_EMAIL = "marketing_email", "Marketing email"
+    SMS = "sms", "SMS"
+    PUSH = "push", "Push notifications"
+    PERSONALIZATION = "personalization", "Personalization"
+
+
+class ConsentSource(models.TextChoices):
+    API = "api", "API"
+    UNSUBSCRIBE_LINK = "unsubscribe_link", "Unsubscribe link"
+    WEBHOOK = "webhook", "Provider webhook"
+    UI = "ui", "Marketer UI"
+    IMPORT = "import", "Import"
+    SIMULATION = "simulation", "Simulated store"
+
+
+class Consent(models.Model):
+    """The current consent of one customer for one purpose. Missing means not given."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="consents")
+    purpose = models.CharField(max_length=32, choices=ConsentPurpose.choices)
+    granted = models.BooleanField()
+    source = models.CharField(max_length=32, choices=ConsentSource.choices)
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "purpose"], name="consent_one_per_purpose"),
+            models.CheckConstraint(
+                condition=Q(purpose__in=ConsentPurpose.values), name="consent_purpose_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(source__in=ConsentSource.values), name="consent_source_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purpose}={'yes' if self.granted else 'no'}"
+
+
+class ConsentChange(models.Model):
+    """The audit trail: every change of consent, who made it and how. Never updated."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="consent_changes")
+    purpose = models.CharField(max_length=32, choices=ConsentPurpose.choices)
+    granted = models.BooleanField()
+    source = models.CharField(max_length=32, choices=ConsentSource.choices)
+    actor = models.CharField(max_length=200, blank=True)
+    note = models.CharField(max_length=500, blank=True)
+    changed_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-changed_at", "-pk"]
+        indexes = [models.Index(fields=["customer", "changed_at"], name="consentchange_customer")]
+
+    def __str__(self) -> str:
+        return f"{self.purpose}={'yes' if self.granted else 'no'} by {self.source}"
+
+
+class Erasure(models.Model):
+    """A log of erasures. It holds the pseudonym, never the person's data."""
+
+    pseudonym = models.CharField(max_length=64, unique=True)
+    source = models.CharField(max_length=32)
+    actor = models.CharField(max_length=200, blank=True)
+    removed = models.JSONField(default=dict)
+    erased_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-erased_at"]
+
+    def __str__(self) -> str:
+        return f"erasure of {self.pseudonym}"

@@ -1,6 +1,9 @@
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
-from profiles.models import Customer, Event, Segment
+from profiles.features import as_datetime, features_empty, features_summary
+from profiles.models import Consent, ConsentChange, Customer, CustomerFeatures, Event, Segment
+from profiles.services import feature_config
 
 
 def customer_list(*, filters: dict | None = None) -> QuerySet[Customer]:
@@ -52,12 +55,6 @@ def customer_get_for_api(*, external_id: str) -> Customer | None:
 
 def customer_features(*, customer: Customer) -> dict:
     """Stored incremental features plus the values derived from them as of now."""
-    from django.utils import timezone
-
-    from profiles.features import as_datetime, features_empty, features_summary
-    from profiles.models import CustomerFeatures
-    from profiles.services import feature_config
-
     row = CustomerFeatures.objects.filter(customer=customer).first()
     state = row.state if row and row.state else features_empty()
     summary = features_summary(state, now=timezone.now(), config=feature_config())
@@ -72,3 +69,13 @@ def customer_features(*, customer: Customer) -> dict:
         "recent_purchases": state["recent_purchases"],
         **summary,
     }
+
+
+def consent_list(*, customer: Customer) -> list:
+    return list(Consent.objects.filter(customer=customer).order_by("purpose"))
+
+
+def consent_history(*, customer: Customer, limit: int = 100) -> list:
+    return list(
+        ConsentChange.objects.filter(customer=customer).order_by("-changed_at", "-pk")[:limit]
+    )

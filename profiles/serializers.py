@@ -7,7 +7,7 @@ documents the same shape in the OpenAPI schema.
 from rest_framework import serializers
 
 from profiles.ingest import EVENT_CHANNELS, EVENT_TYPES, MAX_ID_LENGTH
-from profiles.models import ChannelEndpoint, Customer
+from profiles.models import ChannelEndpoint, ConsentPurpose, ConsentSource, Customer
 
 
 class EventInputSerializer(serializers.Serializer):
@@ -66,3 +66,25 @@ class CustomerOutputSerializer(serializers.ModelSerializer):
 
 class AliasInputSerializer(serializers.Serializer):
     alias = serializers.CharField(max_length=MAX_ID_LENGTH)
+
+
+class ConsentOutputSerializer(serializers.Serializer):
+    purpose = serializers.CharField()
+    granted = serializers.BooleanField()
+    source = serializers.CharField()
+    changed_at = serializers.DateTimeField()
+
+
+class ConsentInputSerializer(serializers.Serializer):
+    purpose = serializers.ChoiceField(choices=ConsentPurpose.choices)
+    granted = serializers.BooleanField()
+    source = serializers.ChoiceField(
+        choices=[ConsentSource.API, ConsentSource.WEBHOOK], default=ConsentSource.API
+    )
+    note = serializers.CharField(max_length=500, required=False, default="")
+
+
+class ErasureOutputSerializer(serializers.Serializer):
+    pseudonym = serializers.CharField()
+    removed = serializers.DictField(child=serializers.IntegerField())
+    erased_at = serializers.DateTimeField()

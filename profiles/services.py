@@ -22,7 +22,15 @@ from profiles.features import (
     features_empty,
 )
 from profiles.ingest import EventRow
-from profiles.models import Customer, CustomerAlias, CustomerFeatures, Event, FeatureBacklog
+from profiles.models import (
+    ConsentPurpose,
+    ConsentSource,
+    Customer,
+    CustomerAlias,
+    CustomerFeatures,
+    Event,
+    FeatureBacklog,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -174,11 +182,35 @@ def events_ingest(*, rows: Sequence[EventRow]) -> IngestResult:
                     )
             cursor.execute(_EVENT_INSERT, [received_at])
             accepted = cursor.rowcount
+        _unsubscribes_apply(rows, customer_pks)
         if accepted:
             transaction.on_commit(features_update_schedule)
     return IngestResult(
         accepted=accepted, duplicates=len(rows) - accepted, customers_created=created
     )
+
+
+def _unsubscribes_apply(rows: Sequence[EventRow], customer_pks: dict[str, int]) -> None:
+    """An `unsubscribe` event withdraws consent: the purpose named in its properties, else
+    the one of its channel, else marketing email. Resends are harmless (no-op)."""
+    from profiles.consent import CHANNEL_PURPOSE, consent_set
+
+    for row in rows:
+        if row.type != "unsubscribe":
+            continue
+        purpose = row.properties.get("purpose") or CHANNEL_PURPOSE.get(
+            row.channel, ConsentPurpose.MARKETING_EMAIL
+        )
+        if purpose not in ConsentPurpose.values:
+            continue
+        consent_set(
+            customer=Customer(pk=customer_pks[row.customer_id]),
+            purpose=purpose,
+            granted=False,
+            source=ConsentSource.API,
+            actor="event",
+            at=row.occurred_at,
+        )
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,15 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from profiles.features import as_datetime, features_empty, features_summary
-from profiles.models import Consent, ConsentChange, Customer, CustomerFeatures, Event, Segment
+from profiles.models import (
+    Consent,
+    ConsentChange,
+    ConsentPurpose,
+    Customer,
+    CustomerFeatures,
+    Event,
+    Segment,
+)
 from profiles.services import feature_config
 
 
@@ -79,3 +87,12 @@ def consent_history(*, customer: Customer, limit: int = 100) -> list:
     return list(
         ConsentChange.objects.filter(customer=customer).order_by("-changed_at", "-pk")[:limit]
     )
+
+
+def consent_rows(*, customer: Customer) -> list[dict]:
+    """One row per purpose, given or not, for the customer page."""
+    current = {c.purpose: c for c in consent_list(customer=customer)}
+    return [
+        {"purpose": value, "label": label, "consent": current.get(value)}
+        for value, label in ConsentPurpose.choices
+    ]

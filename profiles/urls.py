@@ -1,11 +1,19 @@
 from django.urls import path
 
-from profiles import views
+from profiles import views, views_privacy
 
 app_name = "profiles"
 
 urlpatterns = [
     path("customers/", views.customer_list_view, name="customer-list"),
     path("customers/<int:pk>/", views.customer_detail_view, name="customer-detail"),
+    path(
+        "customers/<int:pk>/consent/",
+        views_privacy.customer_consent_update_view,
+        name="customer-consent",
+    ),
+    path("customers/<int:pk>/export/", views_privacy.customer_export_view, name="customer-export"),
+    path("customers/<int:pk>/erase/", views_privacy.customer_erase_view, name="customer-erase"),
+    path("u/<str:token>/", views_privacy.unsubscribe_view, name="unsubscribe"),
     path("segments/", views.segment_list_view, name="segment-list"),
 ]

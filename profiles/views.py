@@ -6,6 +6,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from profiles import selectors
 from profiles.forms import CustomerFilterForm, SegmentFilterForm
+from profiles.forms_privacy import EraseForm
 
 PAGE_SIZE = 50
 
@@ -34,6 +35,7 @@ def customer_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
     if customer is None:
         raise Http404("No such customer")
     events = selectors.event_list_for_customer(customer_id=customer.pk, limit=50)
+    features = selectors.customer_features(customer=customer)
     return render(
         request,
         "profiles/customer_detail.html",
@@ -41,6 +43,11 @@ def customer_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
             "customer": customer,
             "attributes": sorted(customer.attributes.items()),
             "events": events,
+            "features": features,
+            "affinity_max": max(features["category_affinity"].values(), default=0) or 1,
+            "consent_rows": selectors.consent_rows(customer=customer),
+            "consent_trail": selectors.consent_history(customer=customer),
+            "erase_form": EraseForm(expected=customer.external_id),
         },
     )
 

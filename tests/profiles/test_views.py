@@ -179,8 +179,9 @@ def test_customer_detail_query_count(marketer_client, django_assert_num_queries)
     for channel in ("email", "sms", "push"):
         ChannelEndpointFactory(customer=customer, channel=channel, address=f"{channel}-address")
     EventFactory.create_batch(5, customer=customer)
-    # session, user, customer, endpoints, events, can_edit groups
-    with django_assert_num_queries(6):
+    # session, user, customer, endpoints, events, features, consents, consent trail,
+    # can_edit groups
+    with django_assert_num_queries(9):
         response = marketer_client.get(reverse("profiles:customer-detail", args=[customer.pk]))
     assert response.status_code == 200
 

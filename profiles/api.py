@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marketing.authentication import HasScope
+from marketing.common.parsers import OrjsonParser
 from marketing.models import ApiKey
 from profiles import consent, privacy, selectors, services
 from profiles.ingest import BatchInvalid, events_validate
@@ -27,6 +28,7 @@ class EventIngestView(APIView):
     """Events from storefronts: one object or a list of up to 1,000."""
 
     permission_classes = [HasScope]
+    parser_classes = [OrjsonParser]
     required_scopes = {"POST": "events:write"}
 
     @extend_schema(

@@ -127,10 +127,14 @@ def _affinity_add(s: dict, category: str, weight: float, t: float, decay: float)
     s["affinity"][category] = s["affinity"].get(category, 0.0) + contribution
 
 
+_KEYS = frozenset(features_empty())
+
+
 def _copy(state: Mapping) -> dict:
-    s = {k: (v.copy() if isinstance(v, dict | list) else v) for k, v in state.items()}
-    for key, default in features_empty().items():
-        s.setdefault(key, default)
+    s = {k: (v.copy() if type(v) in (dict, list) else v) for k, v in state.items()}
+    if not _KEYS.issubset(s):
+        for key, default in features_empty().items():
+            s.setdefault(key, default)
     return s
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+import orjson
 import psycopg
 from django.conf import settings
 from django.db import connection, transaction
@@ -70,7 +70,11 @@ def _bulk_cursor():
 
 def _json(value):
     """jsonb arrives as text through Django's adapters and as a dict in binary mode."""
-    return json.loads(value) if isinstance(value, str | bytes) else value
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _dumps(value) -> str:
+    return orjson.dumps(value).decode()
 
 
 @dataclass(frozen=True)
@@ -177,7 +181,7 @@ def events_ingest(*, rows: Sequence[EventRow]) -> IngestResult:
                             r.channel,
                             r.campaign_id,
                             r.occurred_at,
-                            json.dumps(r.properties, separators=(",", ":")),
+                            _dumps(r.properties),
                         )
                     )
             cursor.execute(_EVENT_INSERT, [received_at])
@@ -256,9 +260,9 @@ def features_update_pending(*, limit: int = FEATURES_BATCH_SIZE) -> FeaturesUpda
             )
         pks = sorted(by_customer)
         cursor.execute(
-            "SELECT customer_id, state FROM profiles_customerfeatures WHERE customer_id = ANY(%s)",
+            "SELECT customer_id, state::text FROM profiles_customerfeatures "
+            "WHERE customer_id = ANY(%s)",
             [pks],
-            binary=True,
         )
         states = {pk: _json(state) for pk, state in cursor.fetchall()}
         now = timezone.now()
@@ -271,7 +275,7 @@ def features_update_pending(*, limit: int = FEATURES_BATCH_SIZE) -> FeaturesUpda
             for pk in pks:
                 events = by_customer[pk]
                 state = features_apply(states.get(pk), events, config=config)
-                copy.write_row((pk, json.dumps(state, separators=(",", ":")), len(events)))
+                copy.write_row((pk, _dumps(state), len(events)))
         cursor.execute(
             """
             INSERT INTO profiles_customerfeatures (customer_id, state, events_applied, updated_at)
@@ -395,7 +399,7 @@ def features_rebuild(*, repair: bool = True, sample_size: int = 10) -> FeaturesR
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [FEATURES_LOCK])
         cursor.execute("DELETE FROM profiles_featurebacklog")
-        cursor.execute("SELECT customer_id, state FROM profiles_customerfeatures")
+        cursor.execute("SELECT customer_id, state::text FROM profiles_customerfeatures")
         stored = {pk: _json(state) for pk, state in cursor.fetchall()}
         categories = dict(_item_categories_all())
         cursor.execute(
@@ -432,7 +436,7 @@ def features_rebuild(*, repair: bool = True, sample_size: int = 10) -> FeaturesR
                     if len(samples) < sample_size:
                         samples.append({"customer_pk": pk, "fields": sorted(diff)})
                 if repair and (diff or pk not in stored):
-                    to_store.append((pk, json.dumps(state, separators=(",", ":")), len(events)))
+                    to_store.append((pk, _dumps(state), len(events)))
             if to_store:
                 with cursor.copy("COPY profiles_features_stage FROM STDIN") as copy:
                     for row in to_store:

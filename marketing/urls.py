@@ -8,6 +8,7 @@ from marketing.api import urlpatterns as api_urlpatterns
 urlpatterns = [
     path("", views.dashboard_view, name="dashboard"),
     path("healthz", views.healthz_view, name="healthz"),
+    path("favicon.ico", views.favicon_view, name="favicon"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("jobs/<int:pk>/", views.job_detail_view, name="job-detail"),

@@ -1,8 +1,15 @@
 import json
 
 from django.contrib.auth.decorators import login_not_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponsePermanentRedirect,
+    JsonResponse,
+)
 from django.shortcuts import render
+from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -47,6 +54,13 @@ def healthz_view(request: HttpRequest) -> JsonResponse:
         "beat_last_seen": report.beat_last_seen,
     }
     return JsonResponse(body, status=200 if report.ok else 503)
+
+
+@login_not_required
+@require_GET
+def favicon_view(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico whatever the page says (the admin declares none)."""
+    return HttpResponsePermanentRedirect(static("favicon.svg"))
 
 
 @require_GET

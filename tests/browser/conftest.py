@@ -45,12 +45,11 @@ def page(browser):
     errors: list[str] = []
 
     def on_console(msg) -> None:
-        # Django's admin pages declare no icon, so the browser asks for /favicon.ico (404).
-        if msg.type == "error" and not msg.location.get("url", "").endswith("/favicon.ico"):
+        if msg.type == "error":
             errors.append(f"{msg.text} ({msg.location.get('url')})")
 
     def on_response(response) -> None:
-        if response.status >= 400 and not response.url.endswith("/favicon.ico"):
+        if response.status >= 400:
             errors.append(f"HTTP {response.status} {response.url}")
 
     page.on("console", on_console)

@@ -15,6 +15,7 @@ from profiles.serializers import (
     AliasInputSerializer,
     ConsentInputSerializer,
     ConsentOutputSerializer,
+    CustomerInputSerializer,
     CustomerOutputSerializer,
     ErasureOutputSerializer,
     EventIngestOutputSerializer,
@@ -69,6 +70,7 @@ class CustomerViewSet(viewsets.GenericViewSet):
     permission_classes = [HasScope]
     required_scopes = {
         "retrieve": "profiles:read",
+        "update": "profiles:write",
         "destroy": "profiles:write",
         "aliases": "profiles:write",
         "consents.GET": "profiles:read",
@@ -92,6 +94,21 @@ class CustomerViewSet(viewsets.GenericViewSet):
     @extend_schema(responses={200: CustomerOutputSerializer, 404: ERROR})
     def retrieve(self, request, id=None):
         return Response(self._render(self.get_object()))
+
+    @extend_schema(
+        request=CustomerInputSerializer,
+        responses={200: CustomerOutputSerializer, 201: CustomerOutputSerializer, 400: ERROR},
+        description="Identify: create the customer or update its attributes and endpoints.",
+    )
+    def update(self, request, id=None):
+        data = CustomerInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        customer, created = services.customer_upsert(external_id=id, data=data.validated_data)
+        customer = selectors.customer_get_for_api(external_id=customer.external_id)
+        return Response(
+            self._render(customer),
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
 
     @extend_schema(
         request=AliasInputSerializer,

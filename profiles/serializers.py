@@ -4,10 +4,12 @@ The event batch endpoint validates with profiles/ingest.py (speed); EventInputSe
 documents the same shape in the OpenAPI schema.
 """
 
+import zoneinfo
+
 from rest_framework import serializers
 
 from profiles.ingest import EVENT_CHANNELS, EVENT_TYPES, MAX_ID_LENGTH
-from profiles.models import ChannelEndpoint, ConsentPurpose, ConsentSource, Customer
+from profiles.models import Channel, ChannelEndpoint, ConsentPurpose, ConsentSource, Customer
 
 
 class EventInputSerializer(serializers.Serializer):
@@ -88,3 +90,34 @@ class ErasureOutputSerializer(serializers.Serializer):
     pseudonym = serializers.CharField()
     removed = serializers.DictField(child=serializers.IntegerField())
     erased_at = serializers.DateTimeField()
+
+
+class EndpointInputSerializer(serializers.Serializer):
+    channel = serializers.ChoiceField(choices=Channel.choices)
+    address = serializers.CharField(max_length=512)
+    opted_out = serializers.BooleanField(default=False)
+
+
+class CustomerInputSerializer(serializers.Serializer):
+    """Identify a customer: every field optional; `attributes` are merged into the stored ones
+    (a null value removes a key); `endpoints` are added or updated by (channel, address)."""
+
+    email = serializers.EmailField(required=False, allow_blank=True)
+    phone = serializers.RegexField(r"^\+?[0-9 ()-]{5,31}$", required=False, allow_blank=True)
+    first_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    last_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    country = serializers.RegexField(r"^[A-Z]{2}$", required=False, allow_blank=True)
+    timezone = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    language = serializers.CharField(max_length=16, required=False, allow_blank=True)
+    birth_date = serializers.DateField(required=False, allow_null=True)
+    gender = serializers.CharField(max_length=16, required=False, allow_blank=True)
+    attributes = serializers.DictField(required=False)
+    endpoints = EndpointInputSerializer(many=True, required=False)
+
+    def validate_timezone(self, value: str) -> str:
+        if value:
+            try:
+                zoneinfo.ZoneInfo(value)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+                raise serializers.ValidationError(f"Unknown time zone '{value}'.") from exc
+        return value

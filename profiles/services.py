@@ -23,6 +23,7 @@ from profiles.features import (
 )
 from profiles.ingest import EventRow
 from profiles.models import (
+    ChannelEndpoint,
     ConsentPurpose,
     ConsentSource,
     Customer,
@@ -469,3 +470,36 @@ def _item_categories_all() -> dict[str, str]:
     if _item_category_lookup is None:
         return {}
     return _item_category_lookup(None)
+
+
+def customer_upsert(*, external_id: str, data: dict) -> tuple[Customer, bool]:
+    """Create or update a known customer from an identify call. Attributes merge (None
+    removes a key); endpoints are added or updated by (channel, address)."""
+    fields = {k: v for k, v in data.items() if k not in ("attributes", "endpoints")}
+    with transaction.atomic():
+        customer = Customer.objects.select_for_update().filter(external_id=external_id).first()
+        created = customer is None
+        if created:
+            customer = Customer(external_id=external_id)
+        if customer.erased_at is not None:
+            raise ApplicationError("This customer was erased.", code="customer_erased")
+        for name, value in fields.items():
+            setattr(customer, name, value)
+        attributes = dict(customer.attributes)
+        for key, value in (data.get("attributes") or {}).items():
+            if value is None:
+                attributes.pop(key, None)
+            else:
+                attributes[key] = value
+        customer.attributes = attributes
+        customer.is_anonymous = False
+        customer.full_clean(exclude=["external_id"] if not created else None)
+        customer.save()
+        for endpoint in data.get("endpoints") or []:
+            ChannelEndpoint.objects.update_or_create(
+                customer=customer,
+                channel=endpoint["channel"],
+                address=endpoint["address"],
+                defaults={"opted_out": endpoint.get("opted_out", False)},
+            )
+    return customer, created

@@ -214,3 +214,50 @@ def test_ingest_wakes_the_features_consumer_after_commit(
             URL, _event(event_id=str(Event.objects.get().event_id)), format="json"
         )
     assert callbacks == []
+
+
+def test_identify_creates_then_updates_a_known_customer(storefront_client, db):
+    url = "/api/v1/customers/u-77"
+    created = storefront_client.put(
+        url,
+        {
+            "email": "u77@example.com",
+            "first_name": "Uma",
+            "country": "DE",
+            "timezone": "Europe/Berlin",
+            "attributes": {"tier": "gold", "pets": 2},
+            "endpoints": [{"channel": "email", "address": "u77@example.com"}],
+        },
+        format="json",
+    )
+    assert created.status_code == 201
+    body = created.json()
+    assert (body["email"], body["is_anonymous"], body["attributes"]) == (
+        "u77@example.com",
+        False,
+        {"tier": "gold", "pets": 2},
+    )
+    updated = storefront_client.put(
+        url,
+        {
+            "attributes": {"pets": None, "vip": True},
+            "endpoints": [{"channel": "sms", "address": "+491234567"}],
+        },
+        format="json",
+    )
+    assert updated.status_code == 200
+    assert updated.json()["attributes"] == {"tier": "gold", "vip": True}
+    assert updated.json()["email"] == "u77@example.com"
+    assert sorted(e["channel"] for e in updated.json()["endpoints"]) == ["email", "sms"]
+
+
+def test_identify_rejects_bad_fields_and_changes_nothing(storefront_client, db):
+    Customer.objects.create(external_id="u-78", email="keep@example.com")
+    response = storefront_client.put(
+        "/api/v1/customers/u-78",
+        {"email": "not-an-email", "country": "Germany", "timezone": "Mars/Olympus"},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert set(response.json()["extra"]["fields"]) == {"email", "country", "timezone"}
+    assert Customer.objects.get(external_id="u-78").email == "keep@example.com"

@@ -8,17 +8,25 @@ import zoneinfo
 
 from rest_framework import serializers
 
-from profiles.ingest import EVENT_CHANNELS, EVENT_TYPES, MAX_ID_LENGTH
-from profiles.models import Channel, ChannelEndpoint, ConsentPurpose, ConsentSource, Customer
+from profiles.ingest import MAX_ID_LENGTH
+from profiles.models import (
+    Channel,
+    ChannelEndpoint,
+    ConsentPurpose,
+    ConsentSource,
+    Customer,
+    EventChannel,
+    EventType,
+)
 
 
 class EventInputSerializer(serializers.Serializer):
     event_id = serializers.UUIDField(help_text="Idempotency key: an event is stored once.")
     customer_id = serializers.CharField(max_length=MAX_ID_LENGTH)
-    type = serializers.ChoiceField(choices=sorted(EVENT_TYPES))
+    type = serializers.ChoiceField(choices=EventType.choices)
     item_id = serializers.CharField(max_length=MAX_ID_LENGTH, required=False)
     value = serializers.FloatField(required=False, help_text="E.g. revenue of a purchase.")
-    channel = serializers.ChoiceField(choices=sorted(EVENT_CHANNELS), required=False)
+    channel = serializers.ChoiceField(choices=EventChannel.choices, required=False)
     campaign_id = serializers.IntegerField(min_value=1, required=False)
     timestamp = serializers.DateTimeField(required=False, help_text="ISO 8601; default now.")
     properties = serializers.DictField(required=False, help_text="Free JSON, at most 8 KiB.")

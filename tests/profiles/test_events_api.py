@@ -261,3 +261,11 @@ def test_identify_rejects_bad_fields_and_changes_nothing(storefront_client, db):
     assert response.status_code == 400
     assert set(response.json()["extra"]["fields"]) == {"email", "country", "timezone"}
     assert Customer.objects.get(external_id="u-78").email == "keep@example.com"
+
+
+def test_fast_validator_knows_the_same_types_and_channels_as_the_model():
+    from profiles.ingest import EVENT_CHANNELS, EVENT_TYPES
+    from profiles.models import EventChannel, EventType
+
+    assert set(EventType.values) == EVENT_TYPES
+    assert set(EventChannel.values) == EVENT_CHANNELS

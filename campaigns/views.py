@@ -1,18 +1,19 @@
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
 from campaigns import selectors
 from campaigns.forms import CampaignFilterForm
+from marketing.common.htmx import HtmxHttpRequest
 
 PAGE_SIZE = 50
 
 
 @require_GET
 @vary_on_headers("HX-Request")
-def campaign_list_view(request: HttpRequest) -> HttpResponse:
+def campaign_list_view(request: HtmxHttpRequest) -> HttpResponse:
     form = CampaignFilterForm(request.GET)
     form.is_valid()
     campaigns = selectors.campaign_list(filters=form.cleaned_data)

@@ -1,18 +1,19 @@
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
 from experiments import selectors
 from experiments.forms import ExperimentFilterForm
+from marketing.common.htmx import HtmxHttpRequest
 
 PAGE_SIZE = 50
 
 
 @require_GET
 @vary_on_headers("HX-Request")
-def experiment_list_view(request: HttpRequest) -> HttpResponse:
+def experiment_list_view(request: HtmxHttpRequest) -> HttpResponse:
     form = ExperimentFilterForm(request.GET)
     form.is_valid()
     experiments = selectors.experiment_list(filters=form.cleaned_data)

@@ -1,3 +1,5 @@
+from typing import cast
+
 from django import forms
 
 from insights.models import Brand
@@ -26,5 +28,7 @@ class PostFilterForm(forms.Form):
 
     def __init__(self, *args, brands, sources: list[str], **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["brand"].queryset = brands
-        self.fields["source"].choices = [("", "All sources")] + [(s, s) for s in sources]
+        brand_field = cast(forms.ModelChoiceField, self.fields["brand"])
+        source_field = cast(forms.ChoiceField, self.fields["source"])
+        brand_field.queryset = brands
+        source_field.choices = [("", "All sources")] + [(s, s) for s in sources]

@@ -1,18 +1,19 @@
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
 from insights import selectors
 from insights.forms import PostFilterForm
+from marketing.common.htmx import HtmxHttpRequest
 
 PAGE_SIZE = 50
 
 
 @require_GET
 @vary_on_headers("HX-Request")
-def post_list_view(request: HttpRequest) -> HttpResponse:
+def post_list_view(request: HtmxHttpRequest) -> HttpResponse:
     form = PostFilterForm(
         request.GET, brands=selectors.brand_list(), sources=selectors.post_source_list()
     )

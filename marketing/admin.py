@@ -6,8 +6,12 @@ from marketing.models import ApiKey, Job
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(APIKeyModelAdmin):
-    list_display = [*APIKeyModelAdmin.list_display, "scopes", "rate_limit", "last_used_at"]
-    search_fields = [*APIKeyModelAdmin.search_fields]
+    list_display = (  # type: ignore[assignment]
+        *APIKeyModelAdmin.list_display,
+        "scopes",
+        "rate_limit",
+        "last_used_at",
+    )
 
 
 @admin.register(Job)

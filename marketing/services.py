@@ -40,7 +40,8 @@ def health_check(*, celery_timeout: float = 1.0) -> HealthReport:
     except Exception:
         logger.exception("health: database check failed")
     try:
-        client = cache._cache.get_client(write=True)  # the django RedisCache's redis client
+        # the redis client behind Django's RedisCache
+        client = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
         redis_ok = bool(client.ping())
         beat_last_seen = cache.get(BEAT_HEARTBEAT_KEY)
     except Exception:
@@ -91,7 +92,7 @@ def api_key_create(*, name: str, scopes: list[str], rate_limit: str = "") -> tup
         key, raw = ApiKey.objects.create_key(
             name=name, scopes=sorted(set(scopes)), rate_limit=rate_limit
         )
-    return key, raw
+    return key, raw  # type: ignore[return-value]
 
 
 def job_create(*, kind: str, total: int = 0, user=None) -> Job:

@@ -3,7 +3,6 @@ import json
 from django.contrib.auth.decorators import login_not_required
 from django.http import (
     Http404,
-    HttpRequest,
     HttpResponse,
     HttpResponsePermanentRedirect,
     JsonResponse,
@@ -14,10 +13,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from marketing import selectors, services
+from marketing.common.htmx import HtmxHttpRequest
 
 
 @require_GET
-def dashboard_view(request: HttpRequest) -> HttpResponse:
+def dashboard_view(request: HtmxHttpRequest) -> HttpResponse:
     series: dict[str, dict[str, list]] = {}
     for day, event_type, count in selectors.events_per_day(days=60):
         s = series.setdefault(event_type, {"x": [], "y": []})
@@ -41,7 +41,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
 @login_not_required
 @never_cache
 @require_GET
-def healthz_view(request: HttpRequest) -> JsonResponse:
+def healthz_view(request: HtmxHttpRequest) -> JsonResponse:
     report = services.health_check()
     body = {
         "status": "ok" if report.ok else "fail",
@@ -58,13 +58,13 @@ def healthz_view(request: HttpRequest) -> JsonResponse:
 
 @login_not_required
 @require_GET
-def favicon_view(request: HttpRequest) -> HttpResponse:
+def favicon_view(request: HtmxHttpRequest) -> HttpResponse:
     """Browsers ask for /favicon.ico whatever the page says (the admin declares none)."""
     return HttpResponsePermanentRedirect(static("favicon.svg"))
 
 
 @require_GET
-def job_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
+def job_detail_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The progress bar of a long job; htmx polls this fragment until the job ends."""
     job = selectors.job_get(pk=pk)
     if job is None:

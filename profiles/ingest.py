@@ -119,7 +119,7 @@ def _validate_one(raw: Any, *, now: datetime, errors: dict[str, list[str]]) -> E
     campaign_id = _campaign(raw.get("campaign_id"), errors)
     occurred_at = _timestamp(raw.get("timestamp"), now, errors)
     properties = _properties(raw.get("properties"), errors)
-    if errors:
+    if errors or event_id is None or event_type is None:
         return None
     return EventRow(
         event_id=event_id,

@@ -33,7 +33,7 @@ ErasePart = Callable[[Customer], dict]
 _export_parts: dict[str, ExportPart] = {}
 _erase_parts: dict[str, ErasePart] = {}
 
-PERSONAL_FIELDS = {
+PERSONAL_FIELDS: dict[str, object] = {
     "email": "",
     "phone": "",
     "first_name": "",
@@ -101,7 +101,7 @@ def customer_erase(*, customer: Customer, source: str, actor: str = "") -> Erasu
     pseudonym = "erased-" + hashlib.sha256(secrets.token_bytes(32)).hexdigest()[:24]
     with transaction.atomic():
         locked = Customer.objects.select_for_update().get(pk=customer.pk)
-        removed = {
+        removed: dict[str, object] = {
             "events": Event.objects.filter(customer=locked).count(),
             "endpoints": ChannelEndpoint.objects.filter(customer=locked).delete()[0],
             "aliases": CustomerAlias.objects.filter(customer=locked).delete()[0],

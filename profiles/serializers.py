@@ -46,7 +46,9 @@ class EndpointOutputSerializer(serializers.ModelSerializer):
 class CustomerOutputSerializer(serializers.ModelSerializer):
     id = serializers.CharField(source="external_id")
     endpoints = EndpointOutputSerializer(many=True)
-    aliases = serializers.SlugRelatedField(many=True, read_only=True, slug_field="alias")
+    aliases: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        many=True, read_only=True, slug_field="alias"
+    )
     features = serializers.SerializerMethodField()
 
     class Meta:
@@ -81,14 +83,14 @@ class AliasInputSerializer(serializers.Serializer):
 class ConsentOutputSerializer(serializers.Serializer):
     purpose = serializers.CharField()
     granted = serializers.BooleanField()
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]
     changed_at = serializers.DateTimeField()
 
 
 class ConsentInputSerializer(serializers.Serializer):
     purpose = serializers.ChoiceField(choices=ConsentPurpose.choices)
     granted = serializers.BooleanField()
-    source = serializers.ChoiceField(
+    source = serializers.ChoiceField(  # type: ignore[assignment]
         choices=[ConsentSource.API, ConsentSource.WEBHOOK], default=ConsentSource.API
     )
     note = serializers.CharField(max_length=500, required=False, default="")

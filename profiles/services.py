@@ -477,10 +477,9 @@ def customer_upsert(*, external_id: str, data: dict) -> tuple[Customer, bool]:
     removes a key); endpoints are added or updated by (channel, address)."""
     fields = {k: v for k, v in data.items() if k not in ("attributes", "endpoints")}
     with transaction.atomic():
-        customer = Customer.objects.select_for_update().filter(external_id=external_id).first()
-        created = customer is None
-        if created:
-            customer = Customer(external_id=external_id)
+        found = Customer.objects.select_for_update().filter(external_id=external_id).first()
+        created = found is None
+        customer = Customer(external_id=external_id) if found is None else found
         if customer.erased_at is not None:
             raise ApplicationError("This customer was erased.", code="customer_erased")
         for name, value in fields.items():

@@ -1,9 +1,10 @@
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
+from marketing.common.htmx import HtmxHttpRequest
 from profiles import selectors
 from profiles.forms import CustomerFilterForm, SegmentFilterForm
 from profiles.forms_privacy import EraseForm
@@ -11,14 +12,14 @@ from profiles.forms_privacy import EraseForm
 PAGE_SIZE = 50
 
 
-def _wants_fragment(request: HttpRequest) -> bool:
+def _wants_fragment(request: HtmxHttpRequest) -> bool:
     """htmx swaps in the table only; a history restore after a cache miss needs the page."""
     return bool(request.htmx) and not request.htmx.history_restore_request
 
 
 @require_GET
 @vary_on_headers("HX-Request")
-def customer_list_view(request: HttpRequest) -> HttpResponse:
+def customer_list_view(request: HtmxHttpRequest) -> HttpResponse:
     form = CustomerFilterForm(request.GET)
     form.is_valid()
     customers = selectors.customer_list(filters=form.cleaned_data)
@@ -30,7 +31,7 @@ def customer_list_view(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-def customer_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
+def customer_detail_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     customer = selectors.customer_get(pk=pk)
     if customer is None:
         raise Http404("No such customer")
@@ -54,7 +55,7 @@ def customer_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 @vary_on_headers("HX-Request")
-def segment_list_view(request: HttpRequest) -> HttpResponse:
+def segment_list_view(request: HtmxHttpRequest) -> HttpResponse:
     form = SegmentFilterForm(request.GET)
     form.is_valid()
     segments = selectors.segment_list(filters=form.cleaned_data)

@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from marketing.common.errors import ApplicationError
+from marketing.common.htmx import HtmxHttpRequest
 from marketing.roles import user_can_edit
 from profiles import consent, privacy, selectors
 from profiles.forms_privacy import ConsentForm, EraseForm
@@ -27,13 +28,13 @@ def _customer_or_404(pk: int):
     return customer
 
 
-def _require_edit(request: HttpRequest) -> None:
+def _require_edit(request: HtmxHttpRequest) -> None:
     if not user_can_edit(request.user):
         raise PermissionDenied("Your role can only read.")
 
 
 @require_POST
-def customer_consent_update_view(request: HttpRequest, pk: int) -> HttpResponse:
+def customer_consent_update_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     _require_edit(request)
     customer = _customer_or_404(pk)
     form = ConsentForm(request.POST)
@@ -59,7 +60,7 @@ def customer_consent_update_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_GET
-def customer_export_view(request: HttpRequest, pk: int) -> HttpResponse:
+def customer_export_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     customer = _customer_or_404(pk)
     body = json.dumps(privacy.privacy_export(customer=customer), cls=DjangoJSONEncoder, indent=2)
     response = HttpResponse(body, content_type="application/json")
@@ -68,7 +69,7 @@ def customer_export_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-def customer_erase_view(request: HttpRequest, pk: int) -> HttpResponse:
+def customer_erase_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     _require_edit(request)
     customer = _customer_or_404(pk)
     form = EraseForm(request.POST, expected=customer.external_id)
@@ -88,7 +89,7 @@ def customer_erase_view(request: HttpRequest, pk: int) -> HttpResponse:
 @login_not_required
 @csrf_exempt  # the recipient's mail client posts here (RFC 8058 one-click); the token is signed
 @require_http_methods(["GET", "POST"])
-def unsubscribe_view(request: HttpRequest, token: str) -> HttpResponse:
+def unsubscribe_view(request: HtmxHttpRequest, token: str) -> HttpResponse:
     try:
         customer, purpose = consent.unsubscribe_token_read(token)
     except ApplicationError as exc:

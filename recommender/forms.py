@@ -1,3 +1,5 @@
+from typing import cast
+
 from django import forms
 
 from recommender.models import Algorithm, ModelStatus
@@ -30,7 +32,8 @@ class ItemFilterForm(forms.Form):
 
     def __init__(self, *args, categories: list[str], **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["category"].choices = [("", "All categories")] + [(c, c) for c in categories]
+        field = cast(forms.ChoiceField, self.fields["category"])
+        field.choices = [("", "All categories")] + [(c, c) for c in categories]
 
 
 class OfferFilterForm(forms.Form):

@@ -1,9 +1,10 @@
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
+from marketing.common.htmx import HtmxHttpRequest
 from recommender import selectors
 from recommender.forms import ItemFilterForm, ModelVersionFilterForm, OfferFilterForm
 from recommender.models import Algorithm
@@ -12,7 +13,7 @@ PAGE_SIZE = 50
 TOP_ITEMS = 10
 
 
-def _wants_fragment(request: HttpRequest) -> bool:
+def _wants_fragment(request: HtmxHttpRequest) -> bool:
     """htmx swaps in the table only; a history restore after a cache miss needs the page."""
     return bool(request.htmx) and not request.htmx.history_restore_request
 
@@ -25,7 +26,7 @@ def _metric_text(value) -> str:
 
 @require_GET
 @vary_on_headers("HX-Request")
-def item_list_view(request: HttpRequest) -> HttpResponse:
+def item_list_view(request: HtmxHttpRequest) -> HttpResponse:
     form = ItemFilterForm(request.GET, categories=selectors.item_category_list())
     form.is_valid()
     items = selectors.item_list(filters=form.cleaned_data)
@@ -38,13 +39,14 @@ def item_list_view(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @vary_on_headers("HX-Request")
-def modelversion_list_view(request: HttpRequest) -> HttpResponse:
+def modelversion_list_view(request: HtmxHttpRequest) -> HttpResponse:
     form = ModelVersionFilterForm(request.GET)
     form.is_valid()
     versions = selectors.modelversion_list(filters=form.cleaned_data)
     page_obj = Paginator(versions, PAGE_SIZE).get_page(request.GET.get("page"))
     for version in page_obj.object_list:
-        version.metric_pairs = [(k, _metric_text(v)) for k, v in sorted(version.metrics.items())]
+        pairs = [(k, _metric_text(v)) for k, v in sorted(version.metrics.items())]
+        version.metric_pairs = pairs  # type: ignore[attr-defined]
     context = {"form": form, "page_obj": page_obj}
     template = "recommender/modelversion_list.html"
     if _wants_fragment(request):
@@ -58,7 +60,7 @@ def modelversion_list_view(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @vary_on_headers("HX-Request")
-def offer_list_view(request: HttpRequest) -> HttpResponse:
+def offer_list_view(request: HtmxHttpRequest) -> HttpResponse:
     form = OfferFilterForm(request.GET)
     form.is_valid()
     offers = selectors.offer_list(filters=form.cleaned_data)

@@ -74,3 +74,6 @@ class Job(TimeStampedModel):
         if not self.total:
             return 100 if self.status == JobStatus.DONE else 0
         return min(100, int(100 * self.done / self.total))
+
+
+from marketing.imports_models import ImportFile  # noqa: E402, F401

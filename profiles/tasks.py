@@ -56,3 +56,6 @@ def features_rebuild_task(repair: bool = True) -> dict:
     if report.drifted:
         logger.warning("feature drift found", extra=asdict(report))
     return asdict(report)
+
+
+from profiles.import_tasks import *  # noqa: E402, F401, F403

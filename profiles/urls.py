@@ -1,11 +1,17 @@
 from django.urls import path
 
-from profiles import views, views_privacy
+from profiles import views, views_imports, views_privacy
 
 app_name = "profiles"
 
 urlpatterns = [
     path("customers/", views.customer_list_view, name="customer-list"),
+    path("customers/imports/", views_imports.import_list_view, name="import-list"),
+    path(
+        "customers/imports/<int:pk>/report/",
+        views_imports.import_report_view,
+        name="import-report",
+    ),
     path("customers/<int:pk>/", views.customer_detail_view, name="customer-detail"),
     path(
         "customers/<int:pk>/consent/",

@@ -155,7 +155,9 @@ def customers_resolve(*, external_ids: Sequence[str]) -> tuple[dict[str, int], i
     return mapping, created
 
 
-def events_ingest(*, rows: Sequence[EventRow]) -> IngestResult:
+def events_ingest(
+    *, rows: Sequence[EventRow], consent_source: str = ConsentSource.API
+) -> IngestResult:
     """Store a validated batch once (event_id is the idempotency key) and queue the new
     events for the features consumer, in one transaction; then wake the consumer."""
     from profiles.tasks import features_update_schedule
@@ -187,7 +189,7 @@ def events_ingest(*, rows: Sequence[EventRow]) -> IngestResult:
                     )
             cursor.execute(_EVENT_INSERT, [received_at])
             accepted = cursor.rowcount
-        _unsubscribes_apply(rows, customer_pks)
+        _unsubscribes_apply(rows, customer_pks, source=consent_source)
         if accepted:
             transaction.on_commit(features_update_schedule)
     return IngestResult(
@@ -195,7 +197,9 @@ def events_ingest(*, rows: Sequence[EventRow]) -> IngestResult:
     )
 
 
-def _unsubscribes_apply(rows: Sequence[EventRow], customer_pks: dict[str, int]) -> None:
+def _unsubscribes_apply(
+    rows: Sequence[EventRow], customer_pks: dict[str, int], *, source: str
+) -> None:
     """An `unsubscribe` event withdraws consent: the purpose named in its properties, else
     the one of its channel, else marketing email. Resends are harmless (no-op)."""
     from profiles.consent import CHANNEL_PURPOSE, consent_set
@@ -212,7 +216,7 @@ def _unsubscribes_apply(rows: Sequence[EventRow], customer_pks: dict[str, int]) 
             customer=Customer(pk=customer_pks[row.customer_id]),
             purpose=purpose,
             granted=False,
-            source=ConsentSource.API,
+            source=source,
             actor="event",
             at=row.occurred_at,
         )

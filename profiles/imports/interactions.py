@@ -31,6 +31,7 @@ from marketing.common.csv_import import (
 )
 from profiles.imports.common import Progress, identifier
 from profiles.ingest import EVENT_TYPES, MAX_ID_LENGTH, MAX_PROPERTIES_BYTES, MAX_VALUE, EventRow
+from profiles.models import ConsentSource
 from profiles.services import events_ingest
 
 INTERACTIONS_CHUNK = 50_000
@@ -230,7 +231,7 @@ def interactions_import(
                 except RowInvalid as exc:
                     report.reject(number, exc)
             if events:
-                result = events_ingest(rows=events)
+                result = events_ingest(rows=events, consent_source=ConsentSource.IMPORT)
                 stored += result.accepted
                 customers_created += result.customers_created
             good += len(events)

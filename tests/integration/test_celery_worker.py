@@ -9,7 +9,7 @@ from marketing.tasks import beat_heartbeat_task
 from profiles.models import Customer, Event
 from recommender.models import ModelStatus, ModelVersion
 from recommender.tasks import model_train_all_task
-from tests.integration.conftest import wait_for
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,188 @@
+"""`manage.py simulate_store`: the generator's output lands in PostgreSQL, exactly."""
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from io import StringIO
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+from django.db.models import Count, Sum
+
+from campaigns.models import Campaign, MessageTemplate
+from experiments.models import Experiment
+from insights.models import Brand, Post
+from marketing.simulation import EVENT_TYPES, EventChunk, StoreConfig, generate_events
+from marketing.simulation.load import StoreNotEmptyError, store_simulate
+from marketing.simulation.store import generate_truth
+from profiles.models import ChannelEndpoint, Customer, Event, Segment
+from recommender.models import Item, Offer
+
+ARGS = ["--customers", "200", "--items", "50", "--days", "20", "--seed", "5"]
+CONFIG = StoreConfig(customers=200, items=50, days=20, seed=5)
+
+
+def _simulate(*extra: str) -> str:
+    out = StringIO()
+    call_command("simulate_store", *ARGS, *extra, stdout=out)
+    return out.getvalue()
+
+
+def _snapshot() -> dict:
+    return {
+        "customers": Customer.objects.count(),
+        "items": Item.objects.count(),
+        "endpoints": ChannelEndpoint.objects.count(),
+        "events": Event.objects.count(),
+        "event_ids": set(Event.objects.values_list("event_id", flat=True)),
+        "offers": Offer.objects.count(),
+        "segments": Segment.objects.count(),
+        "campaigns": Campaign.objects.count(),
+        "posts": Post.objects.count(),
+    }
+
+
+@pytest.fixture(scope="module")
+def expected():
+    truth = generate_truth(CONFIG)
+    events = EventChunk.concat(list(generate_events(truth)))
+    return truth, events
+
+
+@pytest.mark.django_db
+def test_simulate_store_writes_what_the_generator_produces(expected):
+    truth, events = expected
+    output = _simulate()
+
+    assert "Simulated store loaded in" in output
+    assert f"events={len(events):,}" in output
+    assert Customer.objects.count() == 200
+    assert Item.objects.count() == 50
+    assert ChannelEndpoint.objects.count() == int(truth.has_endpoint.sum())
+    assert ChannelEndpoint.objects.filter(opted_out=True).count() == int(truth.opted_out.sum())
+    assert Event.objects.count() == len(events)
+    by_type = dict(Event.objects.values_list("type").annotate(n=Count("pk")))
+    expected_types = np.bincount(events.type, minlength=len(EVENT_TYPES))
+    assert by_type == {t: int(n) for t, n in zip(EVENT_TYPES, expected_types, strict=True) if n}
+    assert set(Event.objects.values_list("event_id", flat=True)) == {
+        uuid.UUID(bytes=bytes(row)) for row in events.event_id
+    }
+    purchases = Event.objects.filter(type="purchase").aggregate(total=Sum("value"))["total"]
+    purchase = events.type == EVENT_TYPES.index("purchase")
+    assert purchases == sum(Decimal(f"{v:.2f}") for v in events.value[purchase].tolist())
+    assert Event.objects.filter(campaign_id__isnull=False).count() == int(
+        (events.campaign >= 0).sum()
+    )
+
+    # One row of each kind, field by field.
+    first = Customer.objects.get(external_id="c0000001")
+    signup = datetime.fromtimestamp(int(truth.signup_us[0]) / 1e6, tz=UTC)
+    assert (first.created_at, first.updated_at) == (signup, signup)
+    assert first.email == (truth.endpoint_address(0, 0) if truth.has_endpoint[0, 0] else "")
+    item = Item.objects.get(external_id="i000007")
+    assert item.image_url == "https://img.example.com/items/i000007.jpg"
+    assert item.deep_link == "shop://item/i000007"
+    assert item.price == Decimal(f"{truth.item_price[6]:.2f}")
+    assert item.in_stock is bool(truth.item_in_stock[6])
+    assert item.created_at == datetime.fromtimestamp(int(truth.item_release_us[6]) / 1e6, tz=UTC)
+    k = int(np.flatnonzero(events.type == EVENT_TYPES.index("offer_click"))[0])
+    offer_click = Event.objects.get(event_id=uuid.UUID(bytes=bytes(events.event_id[k])))
+    assert offer_click.customer.external_id == truth.customer_external_ids[events.customer[k]]
+    assert offer_click.item_external_id == truth.item_external_ids[events.item[k]]
+    assert offer_click.properties == {"offer": offer_click.item_external_id}
+    assert offer_click.received_at == offer_click.occurred_at
+    assert offer_click.occurred_at == datetime.fromtimestamp(events.occurred_at[k] / 1e6, tz=UTC)
+    assert Event.objects.filter(type="view").exclude(properties={}).count() == 0
+
+
+@pytest.mark.django_db
+def test_demo_objects_make_the_pages_non_empty(expected):
+    truth, _ = expected
+    _simulate()
+
+    offers = list(Offer.objects.order_by("pk"))
+    assert [o.item.external_id for o in offers] == [
+        truth.item_external_ids[i] for i in truth.offer_items
+    ]
+    assert [o.discount_percent for o in offers] == [Decimal(d) for d in (10, 15, 20, 25, 30)]
+    assert sorted(Segment.objects.values_list("name", "kind")) == [
+        ("Big spenders", "rules"),
+        ("Email engaged", "rules"),
+        ("Lapsed browsers", "rules"),
+    ]
+    assert MessageTemplate.objects.count() == 2
+    assert sorted(Campaign.objects.values_list("name", "status")) == [
+        ("Flash sale", "draft"),
+        ("Weekly picks", "sent"),
+    ]
+    experiment = Experiment.objects.get()
+    assert experiment.status == "running"
+    assert list(experiment.variants.values_list("name", "is_control")) == [
+        ("popular", True),
+        ("personalised", False),
+    ]
+    assert sorted(Brand.objects.values_list("name", "is_own")) == [
+        ("Acme Store", True),
+        ("Globex Mart", False),
+    ]
+    assert Post.objects.count() == 30
+    assert Post.objects.filter(brand__isnull=True).count() == 0
+
+
+@pytest.mark.django_db
+def test_second_run_without_reset_fails_and_changes_nothing():
+    _simulate()
+    before = _snapshot()
+
+    with pytest.raises(CommandError, match="already has 200 customers and 50 items"):
+        _simulate()
+    with pytest.raises(StoreNotEmptyError) as excinfo:
+        store_simulate(config=StoreConfig(customers=10, items=10, days=3), reset=False)
+
+    assert excinfo.value.code == "simulated_store_not_empty"
+    assert _snapshot() == before
+
+
+@pytest.mark.django_db
+def test_reset_reloads_the_same_store_without_duplicating_demo_objects():
+    _simulate()
+    before = _snapshot()
+    user_offer = Offer.objects.create(name="Hand-made", item=Item.objects.first())
+
+    output = _simulate("--reset")
+
+    assert "Simulated store loaded" in output
+    assert _snapshot() == {**before, "offers": before["offers"] + 1}
+    user_offer.refresh_from_db()
+    assert user_offer.item is None  # its item went away with the old catalog: SET_NULL
+
+
+@pytest.mark.django_db
+def test_reset_with_a_different_seed_replaces_the_store(expected):
+    _simulate()
+    call_command(
+        "simulate_store", "--customers", "30", "--items", "10", "--days", "5", "--reset",
+        stdout=StringIO(),
+    )  # fmt: skip
+    assert Customer.objects.count() == 30
+    assert Item.objects.count() == 10
+    assert Offer.objects.count() == 5
+    assert Offer.objects.filter(item__isnull=True).count() == 0
+
+
+@pytest.mark.django_db
+def test_truth_out_writes_the_hidden_truth(tmp_path, expected):
+    truth, _ = expected
+    path = tmp_path / "truth.npz"
+    _simulate("--truth-out", str(path))
+    with np.load(path) as data:
+        assert np.array_equal(data["item_price"], truth.item_price)
+        assert list(data["customer_external_ids"][:1]) == ["c0000001"]
+
+
+@pytest.mark.django_db
+def test_invalid_sizes_are_a_command_error():
+    with pytest.raises(CommandError, match="customers >= 1"):
+        call_command("simulate_store", "--customers", "0", stdout=StringIO())
+    assert Customer.objects.count() == 0

@@ -70,6 +70,7 @@ def store_simulate(
         else:
             _ensure_empty()
         counts = _load(truth, report)
+        counts["consents"] = _consents_create()
         counts.update(demo_objects_create(truth=truth))
     with connection.cursor() as cursor:
         for model in SIMULATED_MODELS:
@@ -143,6 +144,41 @@ def _truncate_simulated() -> None:
         cursor.execute(f"TRUNCATE {names}")
         for model in deleted:
             cursor.execute(f"DELETE FROM {quote(model._meta.db_table)}")  # noqa: S608 - model table
+
+
+# The simulated customers' consents: each channel with an endpoint is granted, or withdrawn
+# where the endpoint opted out; personalization is granted by nine in ten (by a hash of the
+# id, so the same customers each run). Each gets its audit entry.
+_CONSENTS_SQL = """
+WITH wanted AS (
+    SELECT DISTINCT ON (customer_id, purpose) customer_id, purpose, granted, changed_at
+    FROM (
+        SELECT e.customer_id,
+               CASE e.channel WHEN 'email' THEN 'marketing_email' WHEN 'sms' THEN 'sms'
+                              ELSE 'push' END AS purpose,
+               NOT e.opted_out AS granted, e.created_at AS changed_at
+        FROM profiles_channelendpoint e
+        UNION ALL
+        SELECT c.id, 'personalization', true, c.created_at
+        FROM profiles_customer c WHERE abs(hashtext(c.external_id)) %% 10 <> 0
+    ) AS x
+    ORDER BY customer_id, purpose, granted
+), consents AS (
+    INSERT INTO profiles_consent (customer_id, purpose, granted, source, changed_at)
+    SELECT customer_id, purpose, granted, 'simulation', changed_at FROM wanted
+    RETURNING customer_id, purpose, granted, changed_at
+)
+INSERT INTO profiles_consentchange
+    (customer_id, purpose, granted, source, actor, note, changed_at)
+SELECT customer_id, purpose, granted, 'simulation', 'simulate_store', '', changed_at
+FROM consents
+"""
+
+
+def _consents_create() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(_CONSENTS_SQL, [])
+        return cursor.rowcount
 
 
 def _load(truth: StoreTruth, report: Progress) -> dict[str, int]:

@@ -16,7 +16,16 @@ from insights.models import Brand, Post
 from marketing.simulation import EVENT_TYPES, EventChunk, StoreConfig, generate_events
 from marketing.simulation.load import StoreNotEmptyError, store_simulate
 from marketing.simulation.store import generate_truth
-from profiles.models import ChannelEndpoint, Customer, Event, Segment
+from profiles.models import (
+    ChannelEndpoint,
+    Consent,
+    ConsentChange,
+    Customer,
+    CustomerFeatures,
+    Event,
+    Segment,
+)
+from profiles.services import features_rebuild
 from recommender.models import Item, Offer
 
 ARGS = ["--customers", "200", "--items", "50", "--days", "20", "--seed", "5"]
@@ -186,3 +195,26 @@ def test_invalid_sizes_are_a_command_error():
     with pytest.raises(CommandError, match="customers >= 1"):
         call_command("simulate_store", "--customers", "0", stdout=StringIO())
     assert Customer.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_simulated_customers_get_consents_and_features():
+    _simulate()
+    endpoints = ChannelEndpoint.objects.filter(channel="email")
+    granted = set(
+        Consent.objects.filter(purpose="marketing_email", granted=True).values_list(
+            "customer_id", flat=True
+        )
+    )
+    assert granted == set(endpoints.filter(opted_out=False).values_list("customer_id", flat=True))
+    withdrawn = Consent.objects.filter(purpose="marketing_email", granted=False)
+    assert set(withdrawn.values_list("customer_id", flat=True)) == set(
+        endpoints.filter(opted_out=True).values_list("customer_id", flat=True)
+    )
+    assert ConsentChange.objects.count() == Consent.objects.count()
+    personalized = Consent.objects.filter(purpose="personalization", granted=True).count()
+    assert 0.8 * Customer.objects.count() < personalized < Customer.objects.count()
+    # Features are folded from the loaded history and agree with a fresh recompute.
+    with_events = Customer.objects.filter(events__isnull=False).distinct().count()
+    assert CustomerFeatures.objects.count() == with_events
+    assert features_rebuild(repair=False).drifted == 0

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from marketing.common.errors import ApplicationError
 from marketing.simulation.load import store_simulate
 from marketing.simulation.store import DEFAULT_START, StoreConfig, generate_truth, save_truth
+from profiles.services import features_rebuild
 
 
 def _date(value: str) -> datetime:
@@ -23,6 +24,11 @@ class Command(BaseCommand):
         parser.add_argument("--items", type=int, default=400)
         parser.add_argument("--days", type=int, default=60)
         parser.add_argument("--seed", type=int, default=42)
+        parser.add_argument(
+            "--skip-features",
+            action="store_true",
+            help="do not compute the profile features from the loaded events",
+        )
         parser.add_argument(
             "--start",
             type=_date,
@@ -65,6 +71,13 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(f"Simulated store loaded in {elapsed:.1f}s: {summary}")
         )
+        if not options["skip_features"]:
+            started = time.perf_counter()
+            rebuilt = features_rebuild(repair=True)
+            self.stdout.write(
+                f"Profile features computed for {rebuilt.customers:,} customers from "
+                f"{rebuilt.events:,} events in {time.perf_counter() - started:.1f}s"
+            )
         if options["truth_out"]:
             save_truth(generate_truth(config), options["truth_out"])
             self.stdout.write(f"Hidden truth written to {options['truth_out']}")

@@ -9,6 +9,7 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import environ
@@ -93,11 +94,14 @@ def celery_broker_url(redis_url: str) -> str | None:
     return f"redis+socket://{parts.path}?virtual_host={db}"
 
 
-def psycopg_params(url: str, *, dbname: str | None = None) -> dict[str, object]:
-    """Connection keywords for psycopg from a DATABASE_URL, parsed the way settings.py does."""
+def psycopg_params(url: str, *, dbname: str | None = None) -> dict[str, Any]:
+    """Connection keywords for psycopg from a DATABASE_URL, parsed the way settings.py does.
+
+    The values are strings and ints; typed `Any` because callers unpack them into
+    `psycopg.connect(**params)`, whose other keyword arguments are not strings."""
     config = environ.Env.db_url_config(url)
     options = dict(config.get("OPTIONS", {}))
-    params: dict[str, object] = {
+    params: dict[str, Any] = {
         "dbname": dbname or config["NAME"],
         "user": config.get("USER") or None,
         "password": config.get("PASSWORD") or None,

@@ -63,18 +63,18 @@ def import_file_create(
     the transaction commits."""
     if kind not in KINDS:
         raise ApplicationError(f"Unknown import kind {kind!r}.", code="import_kind_unknown")
-    if (upload is None) == (source_path is None):
-        raise ValueError("give exactly one of upload and source_path")
-    if upload is not None:
+    if upload is not None and source_path is None:
         sha256, size = _sha256_of(upload.chunks())
         upload.seek(0)
         name = Path(upload.name or "upload.csv").name
-    else:
+    elif source_path is not None and upload is None:
         path = Path(source_path).resolve()
         if not path.is_file():
             raise ApplicationError(f"No such file: {path}", code="import_file_missing")
         sha256, size = _sha256_of(_path_chunks(path))
         name = path.name
+    else:
+        raise ValueError("give exactly one of upload and source_path")
     with transaction.atomic():
         job = job_create(kind=f"{kind} import", user=user)
         import_file = ImportFile(
@@ -102,11 +102,12 @@ def _source(import_file: ImportFile) -> Path:
     return Path(import_file.file.path if import_file.file else import_file.source_path)
 
 
-def import_file_run(*, import_file_id: int) -> ImportFile:
+def import_file_run(*, import_file_id: int) -> ImportFile | None:
     """Run an import to the end. Safe to call again: a finished import is a no-op, one
     running elsewhere is left alone, and an interrupted one starts over without storing
     anything twice (the importers are idempotent). A file that cannot be imported at all
-    (a wrong header) fails the import with a clear message and stores nothing."""
+    (a wrong header) fails the import with a clear message and stores nothing. Returns None
+    when there is no import with that id."""
     with transaction.atomic():
         import_file = (
             ImportFile.objects.select_for_update(of=("self",), no_key=True)

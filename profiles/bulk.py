@@ -63,6 +63,8 @@ def int_column(values: Column) -> list[str]:
 
 def decimal_column(values: Column, places: int = 2) -> list[str]:
     """Numbers rounded to `places`; None or NaN becomes NULL."""
+    if isinstance(values, Coded):
+        raise TypeError("decimal_column takes numbers, not a Coded column")
     if isinstance(values, np.ndarray) and values.dtype.kind == "f":
         arr = values.astype(np.float64, copy=False)
     else:
@@ -226,10 +228,14 @@ def events_copy(
     bad = _unknown(types, type_texts, EventType.values, blank_ok=False)
     if bad:
         raise ValueError(f"unknown event types: {sorted(bad)}")
-    channel_texts = constant("", n) if channels is None else text_column(channels)
-    bad = set() if channels is None else _unknown(channels, channel_texts, EventChannel.values)
-    if bad:
-        raise ValueError(f"unknown event channels: {sorted(bad)}")
+    channel_texts: Iterable[str]
+    if channels is None:
+        channel_texts = constant("", n)
+    else:
+        channel_texts = text_column(channels)
+        bad = _unknown(channels, channel_texts, EventChannel.values)
+        if bad:
+            raise ValueError(f"unknown event channels: {sorted(bad)}")
     occurred = timestamp_column(occurred_at_us)
     return copy_columns(
         "profiles_event",

@@ -1,12 +1,14 @@
 """CSV imports from the Customers page: upload, progress, report download."""
 
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
 from marketing.common.csv_import import KINDS
+from marketing.common.htmx import HtmxHttpRequest
+from marketing.imports_models import ImportFile
 from marketing.imports_selectors import import_file_get, import_file_list
 from marketing.imports_services import import_file_create
 from marketing.roles import user_can_edit
@@ -15,7 +17,9 @@ from profiles.forms_imports import ImportUploadForm
 TEMPLATE = "profiles/import_list.html"
 
 
-def _render(request: HttpRequest, form: ImportUploadForm, started=None) -> HttpResponse:
+def _render(
+    request: HtmxHttpRequest, form: ImportUploadForm, started: ImportFile | None = None
+) -> HttpResponse:
     template = TEMPLATE
     if request.htmx and not request.htmx.history_restore_request:
         template += "#import-panel"
@@ -30,7 +34,7 @@ def _render(request: HttpRequest, form: ImportUploadForm, started=None) -> HttpR
 
 @vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])
-def import_list_view(request: HttpRequest) -> HttpResponse:
+def import_list_view(request: HtmxHttpRequest) -> HttpResponse:
     if request.method == "GET":
         return _render(request, ImportUploadForm())
     if not user_can_edit(request.user):
@@ -47,7 +51,7 @@ def import_list_view(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-def import_report_view(request: HttpRequest, pk: int) -> FileResponse:
+def import_report_view(request: HtmxHttpRequest, pk: int) -> FileResponse:
     import_file = import_file_get(pk=pk)
     if import_file is None or not import_file.report:
         raise Http404("No report for this import")

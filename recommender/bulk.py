@@ -1,6 +1,6 @@
 """Bulk writes into the catalog with PostgreSQL COPY; see profiles.bulk for the format."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -36,7 +36,7 @@ def items_copy(
     ids = reserve_ids("recommender_item", n)
     created = timestamp_column(created_at_us)
 
-    def optional(values: Column | None) -> Column:
+    def optional(values: Column | None) -> Iterable[str]:
         return constant("", n) if values is None else text_column(values)
 
     copy_columns(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
@@ -88,6 +89,16 @@ class CsvHeader:
         except ValueError:
             return None
 
+    def required_index(self, key: str) -> int:
+        """The position of a column `header_parse` was told is required (so it is there)."""
+        index = self.index(key)
+        if index is None:
+            raise CsvHeaderError(
+                f"The header lacks the required column {key}. Nothing was imported.",
+                extra={"missing": [key], "found": list(self.names)},
+            )
+        return index
+
 
 def header_parse(row: list[str], *, required: Iterable[str]) -> CsvHeader:
     names = tuple(n.strip().lstrip("\ufeff").strip() for n in row)
@@ -97,8 +108,7 @@ def header_parse(row: list[str], *, required: Iterable[str]) -> CsvHeader:
     if any(not k for k in keys):
         position = keys.index("") + 1
         raise CsvHeaderError(f"Column {position} of the header has no name.")
-    seen: set[str] = set()
-    repeated = sorted({k for k in keys if k in seen or seen.add(k)})
+    repeated = sorted(k for k, count in Counter(keys).items() if count > 1)
     if repeated:
         raise CsvHeaderError(
             f"The header names a column more than once: {', '.join(repeated)}.",

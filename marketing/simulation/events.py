@@ -61,7 +61,7 @@ class EventChunk:
 
 def campaign_schedule(config: StoreConfig) -> list[tuple[int, int, float]]:
     """(campaign number, endpoint channel, send day): weekly sends at 10:00 from day 3."""
-    sends = []
+    sends: list[tuple[int, int, float]] = []
     day = 3
     while day < config.days:
         k = len(sends)

@@ -43,8 +43,16 @@ USER_FIELDS = {
     "TIMEZONE": "timezone",
     "BIRTH_DATE": "birth_date",
 }
-TEXT_FIELDS = ("email", "phone", "first_name", "last_name", "country", "timezone", "language")
-TEXT_FIELDS += ("gender",)
+TEXT_FIELDS = (
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "country",
+    "timezone",
+    "language",
+    "gender",
+)
 _LENGTHS = {
     "email": 254,
     "phone": 32,
@@ -74,7 +82,7 @@ def phone_check(value: str, column: str) -> str:
     return value
 
 
-def _user_field(name: str, raw: str, column: str, today: date):  # noqa: PLR0911
+def _user_field(name: str, raw: str, column: str, today: date) -> str | date:  # noqa: PLR0911
     if name == "email":
         return email_check(raw, column)
     if name == "phone":
@@ -91,12 +99,12 @@ def _user_field(name: str, raw: str, column: str, today: date):  # noqa: PLR0911
         return value
     if name == "birth_date":
         try:
-            value = date.fromisoformat(raw.strip())
+            born = date.fromisoformat(raw.strip())
         except ValueError:
             raise RowInvalid(column, "Must be a date, YYYY-MM-DD.", raw) from None
-        if value > today:
+        if born > today:
             raise RowInvalid(column, "Must not be in the future.", raw)
-        return value
+        return born
     return text(raw, column, max_length=_LENGTHS[name])
 
 
@@ -201,7 +209,7 @@ def customers_upsert(
             "AND erased_at IS NULL",
             [list(merged)],
         )
-        found = dict(cursor.fetchall())
+        found: dict[str, int] = dict(cursor.fetchall())
         pks = {
             r.external_id: found[aliases.get(r.external_id, r.external_id)]
             for r in records
@@ -219,7 +227,7 @@ def users_import(
     anonymous)."""
     source = csv_open(path, required=KINDS["users"].required, errors=report)
     header = source.header
-    user_column = header.index("USER_ID")
+    user_column = header.required_index("USER_ID")
     mapped: list[tuple[int, str, str]] = []
     attributes: list[tuple[int, str]] = []
     taken: set[str] = set()

@@ -98,9 +98,9 @@ def endpoints_import(
     header = source.header
     names = header.names
     c_user, c_type, c_address = (
-        header.index("USER.USERID"),
-        header.index("CHANNELTYPE"),
-        header.index("ADDRESS"),
+        header.required_index("USER.USERID"),
+        header.required_index("CHANNELTYPE"),
+        header.required_index("ADDRESS"),
     )
     c_opt_out = header.index("OPTOUT")
     user_attributes: list[tuple[int, str]] = []

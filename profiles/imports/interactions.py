@@ -146,9 +146,9 @@ class _InteractionColumns:
     def from_header(cls, header: CsvHeader) -> _InteractionColumns:
         known = {"USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE"}
         return cls(
-            user=header.index("USER_ID"),
-            item=header.index("ITEM_ID"),
-            timestamp=header.index("TIMESTAMP"),
+            user=header.required_index("USER_ID"),
+            item=header.required_index("ITEM_ID"),
+            timestamp=header.required_index("TIMESTAMP"),
             type=header.index("EVENT_TYPE"),
             value=header.index("EVENT_VALUE"),
             extra=[

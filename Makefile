@@ -31,6 +31,7 @@ test: install vendor
 lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
+	DJANGO_DEBUG=1 $(VENV)/bin/mypy marketing profiles recommender experiments campaigns insights
 
 format: install
 	$(VENV)/bin/ruff format .

@@ -90,9 +90,13 @@ def _batches(n_events: int, customers: int, items: int, seed: int) -> list[list[
     return [events[i : i + 1000] for i in range(0, len(events), 1000)]
 
 
-def _post_all(port: int, key: str, bodies: list[bytes], threads: int) -> tuple[float, int, int]:
+def _post_all(
+    port: int, key: str, bodies: list[bytes], threads: int, rate: float = 0.0
+) -> tuple[float, int, int]:
+    """Post every body; with `rate` (events/s) the batches are paced to that rate."""
     lock = threading.Lock()
-    queue = list(range(len(bodies)))
+    queue = list(range(len(bodies)))[::-1]
+    sent = [0]
     totals = {"accepted": 0, "duplicates": 0, "errors": 0}
 
     def worker():
@@ -103,6 +107,10 @@ def _post_all(port: int, key: str, bodies: list[bytes], threads: int) -> tuple[f
                 if not queue:
                     break
                 index = queue.pop()
+                due = started + sent[0] * 1000 / rate if rate else 0.0
+                sent[0] += 1
+            if rate and (wait := due - time.perf_counter()) > 0:
+                time.sleep(wait)
             conn.request("POST", "/api/v1/events", body=bodies[index], headers=headers)
             response = conn.getresponse()
             body = response.read()
@@ -181,6 +189,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=4, help="client connections")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="pace the client to this many events/s (0: as fast as the server takes them)",
+    )
     args = parser.parse_args()
 
     _reset_database()
@@ -243,7 +257,7 @@ def main() -> None:
     try:
         _wait_http(port)
         time.sleep(2)
-        seconds, accepted, errors = _post_all(port, key, bodies, args.threads)
+        seconds, accepted, errors = _post_all(port, key, bodies, args.threads, args.rate)
         last_response = time.perf_counter()
         lag = None
         while time.perf_counter() - last_response < 120:
@@ -279,6 +293,7 @@ def main() -> None:
         "ratio_endpoint_to_copy": round((n / seconds) / (n / copy_seconds), 3),
         "gunicorn_workers": args.workers,
         "client_threads": args.threads,
+        "client_rate_limit": args.rate or None,
         "cpus": os.cpu_count(),
     }
     result["ok"] = (

@@ -32,7 +32,7 @@ AFFINITY_WEIGHTS = {
 
 @dataclass(frozen=True, slots=True)
 class FeatureEvent:
-    occurred_at: datetime
+    occurred_at: datetime | float  # a datetime, or epoch seconds (cheaper in bulk)
     type: str
     item_id: str = ""
     category: str = ""
@@ -69,18 +69,26 @@ def as_datetime(ts: float | None) -> datetime | None:
 
 
 def features_apply(
-    state: Mapping | None, events: Iterable[FeatureEvent], *, config: FeatureConfig
+    state: Mapping | None,
+    events: Iterable[FeatureEvent],
+    *,
+    config: FeatureConfig,
+    in_place: bool = False,
 ) -> dict:
-    """Fold `events` into a copy of `state` and return it.
+    """Fold `events` into a copy of `state` (or into `state` itself with `in_place`, for a
+    caller that owns it) and return it.
 
     Events are applied in time order. An event older than the newest one already folded in
     (a late arrival) still counts everywhere; the session count and recent-item lists treat
     it as if it had arrived in order only when it is the newest.
     """
-    s = _copy(state or features_empty())
+    s: dict
+    if in_place and isinstance(state, dict) and _KEYS.issubset(state):
+        s = state
+    else:
+        s = _copy(state or features_empty())
     decay_per_second = math.log(2) / (config.half_life_days * 86400.0)
-    for event in sorted(events, key=lambda e: e.occurred_at):
-        t = event.occurred_at.timestamp()
+    for t, event in sorted(((_epoch(e.occurred_at), e) for e in events), key=_first):
         s["counts"][event.type] = s["counts"].get(event.type, 0) + 1
         if (prev := s["last_at"].get(event.type)) is None or prev < t:
             s["last_at"][event.type] = t
@@ -106,6 +114,14 @@ def features_apply(
             s["channels"][event.channel] = s["channels"].get(event.channel, 0) + 1
         s["hours"][int(t // 3600) % 24] += 1
     return s
+
+
+def _epoch(value: datetime | float) -> float:
+    return value if isinstance(value, float) else value.timestamp()
+
+
+def _first(pair: tuple) -> float:
+    return pair[0]
 
 
 def _push_recent(items: list[str], item_id: str, n: int) -> list[str]:

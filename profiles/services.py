@@ -248,8 +248,8 @@ def features_update_pending(*, limit: int = FEATURES_BATCH_SIZE) -> FeaturesUpda
                     SELECT event_pk FROM profiles_featurebacklog ORDER BY event_pk LIMIT %s)
                 RETURNING event_pk
             )
-            SELECT e.customer_id, e.occurred_at, e.type, e.item_external_id,
-                   e.value::float8, e.channel
+            SELECT e.customer_id, extract(epoch FROM e.occurred_at)::float8, e.type,
+                   e.item_external_id, e.value::float8, e.channel
             FROM profiles_event e JOIN d ON e.id = d.event_pk
             """,
             [limit],
@@ -279,7 +279,7 @@ def features_update_pending(*, limit: int = FEATURES_BATCH_SIZE) -> FeaturesUpda
         with cursor.copy("COPY profiles_features_stage FROM STDIN") as copy:
             for pk in pks:
                 events = by_customer[pk]
-                state = features_apply(states.get(pk), events, config=config)
+                state = features_apply(states.get(pk), events, config=config, in_place=True)
                 copy.write_row((pk, _dumps(state), len(events)))
         cursor.execute(
             """

@@ -129,7 +129,7 @@ def _truncate_simulated() -> None:
                 )
     set_null = [rel for rel in set_null if rel.related_model not in tables]
     for rel in set_null:
-        rel.related_model.objects.filter(**{f"{rel.field.name}__isnull": False}).update(
+        rel.related_model._default_manager.filter(**{f"{rel.field.name}__isnull": False}).update(
             **{rel.field.name: None}
         )
     deleted = {rel.model for rel in set_null}
@@ -221,7 +221,10 @@ def _load(truth: StoreTruth, report: Progress) -> dict[str, int]:
     n_endpoints = endpoints_copy(
         customer_ids=customer_pks[rows],
         channels=Coded(channels, ENDPOINT_CHANNELS),
-        addresses=[truth.endpoint_address(r, c) for r, c in zip(rows, channels, strict=True)],
+        addresses=[
+            truth.endpoint_address(r, c)
+            for r, c in zip(rows.tolist(), channels.tolist(), strict=True)
+        ],
         opted_out=truth.opted_out[rows, channels],
         created_at_us=truth.signup_us[rows],
     )

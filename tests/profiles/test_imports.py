@@ -13,7 +13,8 @@ from marketing.models import Job, JobStatus
 from profiles.imports.interactions import event_type_map
 from profiles.models import ChannelEndpoint, Customer, CustomerAlias, Event, FeatureBacklog
 
-SAMPLES = Path("/work/shared/data/bingewatch/data")
+# ../shared/data beside the checkout, as on the developer machines and CI.
+SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "data" / "bingewatch" / "data"
 
 
 @pytest.fixture(autouse=True)

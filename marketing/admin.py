@@ -1,7 +1,7 @@
 from django.contrib import admin
 from rest_framework_api_key.admin import APIKeyModelAdmin
 
-from marketing.models import ApiKey, Job
+from marketing.models import ApiKey, ImportFile, Job
 
 
 @admin.register(ApiKey)
@@ -29,3 +29,24 @@ class JobAdmin(admin.ModelAdmin):
     list_filter = ["status", "kind"]
     search_fields = ["kind", "message", "error"]
     readonly_fields = ["created_at", "started_at", "finished_at"]
+
+
+@admin.register(ImportFile)
+class ImportFileAdmin(admin.ModelAdmin):
+    list_display = [
+        "pk",
+        "original_name",
+        "kind",
+        "status",
+        "rows",
+        "imported",
+        "unchanged",
+        "rejected",
+        "created_by",
+        "created_at",
+    ]
+    list_filter = ["kind", "status"]
+    search_fields = ["original_name", "sha256", "error"]
+    raw_id_fields = ["job"]
+    list_select_related = ["created_by"]
+    readonly_fields = ["created_at", "finished_at"]

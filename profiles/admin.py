@@ -9,6 +9,7 @@ from profiles.models import (
     CustomerFeatures,
     Erasure,
     Event,
+    FeatureBacklog,
     Segment,
 )
 from profiles.privacy import customer_erase
@@ -122,6 +123,21 @@ class ErasureAdmin(admin.ModelAdmin):
     list_display = ["pseudonym", "source", "actor", "erased_at"]
     list_filter = ["source"]
     search_fields = ["=pseudonym"]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(FeatureBacklog)
+class FeatureBacklogAdmin(admin.ModelAdmin):
+    """Events waiting to be folded into features; normally empty within seconds."""
+
+    list_display = ["event_pk"]
+    search_fields = ["=event_pk"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
 
     def has_change_permission(self, request, obj=None):
         return False

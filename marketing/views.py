@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET
 
 from marketing import selectors, services
 from marketing.common.htmx import HtmxHttpRequest
+from marketing.models import JobStatus
 
 
 @require_GET
@@ -69,4 +70,8 @@ def job_detail_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     job = selectors.job_get(pk=pk)
     if job is None:
         raise Http404("No such job")
-    return render(request, "marketing/partials/_job_progress.html", {"job": job})
+    response = render(request, "marketing/partials/_job_progress.html", {"job": job})
+    if job.status in (JobStatus.DONE, JobStatus.FAILED):
+        # Pages that list what the job made (imports...) refresh on this event.
+        response["HX-Trigger"] = "job-finished"
+    return response

@@ -54,7 +54,7 @@ def test_import_then_profile_then_consent(
     expect(page.locator(".job-status").first).to_contain_text("Done", timeout=60_000)
     if screenshot_dir:
         page.screenshot(path=screenshot_dir / "imports.png", full_page=True)
-    page.reload()
+    # The table refreshes itself when the job ends.
     row = page.locator("#import-table tbody tr").first
     expect(row).to_contain_text("interactions.csv")
     expect(row.locator("td.num").nth(1)).to_have_text("3")

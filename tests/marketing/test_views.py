@@ -123,3 +123,12 @@ def test_read_only_marker_shown_only_for_analyst(marketer_client, analyst, clien
     assert b"read-only" not in marketer_client.get(reverse("dashboard")).content
     client.force_login(analyst)
     assert "ana · read-only" in client.get(reverse("dashboard")).content.decode()
+
+
+def test_finished_job_fragment_tells_the_page_to_refresh(marketer_client):
+    from marketing.models import Job
+
+    running = Job.objects.create(kind="import", status="running", total=10, done=3)
+    done = Job.objects.create(kind="import", status="done", total=10, done=10)
+    assert "HX-Trigger" not in marketer_client.get(f"/jobs/{running.pk}/")
+    assert marketer_client.get(f"/jobs/{done.pk}/")["HX-Trigger"] == "job-finished"

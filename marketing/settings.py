@@ -201,6 +201,8 @@ PROFILE_FEATURES_HALF_LIFE_DAYS = env.float("PROFILE_FEATURES_HALF_LIFE_DAYS", d
 SENDGRID_API_KEY = env("SENDGRID_API_KEY", default="")
 SENDGRID_API_HOST = env("SENDGRID_API_HOST", default="https://api.sendgrid.com")
 SENDGRID_FROM_EMAIL = env("SENDGRID_FROM_EMAIL", default="marketing@example.com")
+# Base64 DER public key of the signed Event Webhook; empty: webhooks accepted only in DEBUG.
+SENDGRID_WEBHOOK_PUBLIC_KEY = env("SENDGRID_WEBHOOK_PUBLIC_KEY", default="")
 TWILIO_ACCOUNT_SID = env("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env("TWILIO_AUTH_TOKEN", default="")
 TWILIO_FROM_NUMBER = env("TWILIO_FROM_NUMBER", default="")

@@ -3,7 +3,7 @@ from django.contrib.auth.middleware import LoginRequiredMiddleware as DjangoLogi
 # The API authenticates with its own keys and answers 401/403 in JSON; health checks,
 # static files and recipients' unsubscribe links are public. Everything else (pages,
 # admin) needs a logged-in user.
-PUBLIC_PREFIXES = ("/api/", "/healthz", "/static/", "/u/", "/favicon.ico")
+PUBLIC_PREFIXES = ("/api/", "/healthz", "/static/", "/u/", "/favicon.ico", "/webhooks/")
 
 
 class LoginRequiredMiddleware(DjangoLoginRequired):

@@ -6,9 +6,8 @@ nothing to the audit trail. An event older than the customer's current decision 
 purpose is skipped: providers retry for hours, and a late retry of an old unsubscribe must not
 undo a newer resubscription (or the other way round).
 
-The endpoint flags (`opted_out`, `attributes["bounced"]`) are written here with the ORM
-because `profiles` has no endpoint-update service yet; `_endpoints_update` is the one place to
-swap for it.
+The endpoint flags (`opted_out`, `attributes["bounced"]`) are written by profiles' services
+(`endpoints_update`, `endpoints_mark_bounced`).
 """
 
 from __future__ import annotations
@@ -37,6 +36,7 @@ from profiles.models import (
     Customer,
 )
 from profiles.selectors import consent_list
+from profiles.services import endpoints_mark_bounced, endpoints_update
 
 logger = logging.getLogger(__name__)
 
@@ -187,14 +187,6 @@ def _current_consent(*, customer: Customer, purpose: str):
     return next((c for c in consent_list(customer=customer) if c.purpose == purpose), None)
 
 
-def _endpoints_update(endpoints: QuerySet[ChannelEndpoint], **changes) -> int:
-    """Set fields on the matched endpoints that differ; returns how many rows changed."""
-    differing = Q()
-    for name, value in changes.items():
-        differing |= ~Q(**{name: value})
-    return endpoints.filter(differing).update(**changes, updated_at=timezone.now())
-
-
 def _email_endpoints(customer: Customer, email: str) -> QuerySet[ChannelEndpoint]:
     return ChannelEndpoint.objects.filter(
         customer=customer, channel=Channel.EMAIL, address__iexact=email
@@ -241,7 +233,7 @@ def _decision_apply(
                 at=at,
             )
             consents += int(current is None or current.granted != granted)
-            endpoints += _endpoints_update(endpoints_of(customer), opted_out=not granted)
+            endpoints += endpoints_update(endpoints=endpoints_of(customer), opted_out=not granted)
     return consents, endpoints
 
 
@@ -311,7 +303,7 @@ def sendgrid_events_apply(*, events: list) -> WebhookResult:
             consents += changed[0]
             endpoints += changed[1]
         elif name in ("bounce", "dropped") and _is_hard_bounce(event):
-            endpoints += _bounced_mark(email)
+            endpoints += endpoints_mark_bounced(channel=Channel.EMAIL, address=email)
         else:
             ignored += 1
     result = WebhookResult(
@@ -319,24 +311,6 @@ def sendgrid_events_apply(*, events: list) -> WebhookResult:
     )
     logger.info("sendgrid webhook applied", extra=result.__dict__)
     return result
-
-
-def _bounced_mark(email: str) -> int:
-    """Set `attributes["bounced"] = true` on every email endpoint with this address."""
-    changed = 0
-    with transaction.atomic():
-        rows = (
-            ChannelEndpoint.objects.select_for_update(of=("self",), no_key=True)
-            .filter(channel=Channel.EMAIL, address__iexact=email, customer__erased_at=None)
-            .order_by("pk")
-        )
-        for endpoint in rows:
-            if endpoint.attributes.get("bounced") is True:
-                continue
-            endpoint.attributes = {**endpoint.attributes, "bounced": True}
-            endpoint.save(update_fields=["attributes", "updated_at"])
-            changed += 1
-    return changed
 
 
 # --- Twilio -----------------------------------------------------------------------------------

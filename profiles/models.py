@@ -60,6 +60,10 @@ class ChannelEndpoint(TimeStampedModel):
                 condition=Q(channel__in=Channel.values), name="endpoint_channel_valid"
             ),
         ]
+        indexes = [
+            # Webhooks and imports look endpoints up by address.
+            models.Index(fields=["channel", "address"], name="endpoint_channel_address"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.channel}:{self.address}"

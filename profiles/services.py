@@ -11,6 +11,7 @@ import orjson
 import psycopg
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from marketing.common.errors import ApplicationError
@@ -506,3 +507,30 @@ def customer_upsert(*, external_id: str, data: dict) -> tuple[Customer, bool]:
                 defaults={"opted_out": endpoint.get("opted_out", False)},
             )
     return customer, created
+
+
+def endpoints_update(*, endpoints: QuerySet[ChannelEndpoint], **changes) -> int:
+    """Set fields on the given endpoints where they differ (so unchanged rows keep their
+    updated_at); returns how many rows changed. Used by provider webhooks."""
+    differing = Q()
+    for name, value in changes.items():
+        differing |= ~Q(**{name: value})
+    return endpoints.filter(differing).update(**changes, updated_at=timezone.now())
+
+
+def endpoints_mark_bounced(*, channel: str, address: str) -> int:
+    """Flag `attributes["bounced"]` on every live endpoint with this address (any case)."""
+    changed = 0
+    with transaction.atomic():
+        rows = (
+            ChannelEndpoint.objects.select_for_update(of=("self",), no_key=True)
+            .filter(channel=channel, address__iexact=address, customer__erased_at=None)
+            .order_by("pk")
+        )
+        for endpoint in rows:
+            if endpoint.attributes.get("bounced") is True:
+                continue
+            endpoint.attributes = {**endpoint.attributes, "bounced": True}
+            endpoint.save(update_fields=["attributes", "updated_at"])
+            changed += 1
+    return changed

@@ -1,8 +1,8 @@
 from django.contrib.auth.middleware import LoginRequiredMiddleware as DjangoLoginRequired
 
 # The API authenticates with its own keys and answers 401/403 in JSON; health checks,
-# static files and recipients' unsubscribe links are public. Everything else (pages,
-# admin) needs a logged-in user.
+# static files, recipients' unsubscribe links and provider webhooks (signed) are public.
+# Everything else (pages, admin) needs a logged-in user.
 PUBLIC_PREFIXES = ("/api/", "/healthz", "/static/", "/u/", "/favicon.ico", "/webhooks/")
 
 

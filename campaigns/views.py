@@ -1,14 +1,11 @@
-from django.core.paginator import Paginator
 from django.http import HttpResponse
-from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
 from campaigns import selectors
 from campaigns.forms import CampaignFilterForm
 from marketing.common.htmx import HtmxHttpRequest
-
-PAGE_SIZE = 50
+from marketing.common.listing import render_list
 
 
 @require_GET
@@ -16,10 +13,10 @@ PAGE_SIZE = 50
 def campaign_list_view(request: HtmxHttpRequest) -> HttpResponse:
     form = CampaignFilterForm(request.GET)
     form.is_valid()
-    campaigns = selectors.campaign_list(filters=form.cleaned_data)
-    page_obj = Paginator(campaigns, PAGE_SIZE).get_page(request.GET.get("page"))
-    template = "campaigns/campaign_list.html"
-    # A history restore after a cache miss also carries HX-Request but needs the whole page.
-    if request.htmx and not request.htmx.history_restore_request:
-        template += "#campaign-table"
-    return render(request, template, {"form": form, "page_obj": page_obj})
+    return render_list(
+        request,
+        template="campaigns/campaign_list.html",
+        fragment="campaign-table",
+        form=form,
+        queryset=selectors.campaign_list(filters=form.cleaned_data),
+    )

@@ -1,28 +1,10 @@
 from django import forms
 
 from experiments.models import ExperimentKind, ExperimentStatus
+from marketing.common.listing import choice_filter, search_field
 
 
 class ExperimentFilterForm(forms.Form):
-    q = forms.CharField(
-        required=False,
-        max_length=200,
-        widget=forms.TextInput(
-            attrs={
-                "type": "search",
-                "placeholder": "Search name or hypothesis",
-                "aria-label": "Search experiments",
-                "autocomplete": "off",
-            }
-        ),
-    )
-    kind = forms.ChoiceField(
-        required=False,
-        choices=[("", "All kinds"), *ExperimentKind.choices],
-        widget=forms.Select(attrs={"aria-label": "Kind"}),
-    )
-    status = forms.ChoiceField(
-        required=False,
-        choices=[("", "Any status"), *ExperimentStatus.choices],
-        widget=forms.Select(attrs={"aria-label": "Status"}),
-    )
+    q = search_field(placeholder="Search name or hypothesis", label="Search experiments")
+    kind = choice_filter(choices=ExperimentKind.choices, empty="All kinds", label="Kind")
+    status = choice_filter(choices=ExperimentStatus.choices, empty="Any status", label="Status")

@@ -3,21 +3,11 @@ from typing import cast
 from django import forms
 
 from insights.models import Brand
+from marketing.common.listing import search_field
 
 
 class PostFilterForm(forms.Form):
-    q = forms.CharField(
-        required=False,
-        max_length=200,
-        widget=forms.TextInput(
-            attrs={
-                "type": "search",
-                "placeholder": "Search text or author",
-                "aria-label": "Search posts",
-                "autocomplete": "off",
-            }
-        ),
-    )
+    q = search_field(placeholder="Search text or author", label="Search posts")
     brand = forms.ModelChoiceField(
         required=False,
         queryset=Brand.objects.none(),

@@ -1,14 +1,11 @@
-from django.core.paginator import Paginator
 from django.http import HttpResponse
-from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
 from insights import selectors
 from insights.forms import PostFilterForm
 from marketing.common.htmx import HtmxHttpRequest
-
-PAGE_SIZE = 50
+from marketing.common.listing import render_list
 
 
 @require_GET
@@ -18,10 +15,10 @@ def post_list_view(request: HtmxHttpRequest) -> HttpResponse:
         request.GET, brands=selectors.brand_list(), sources=selectors.post_source_list()
     )
     form.is_valid()
-    posts = selectors.post_list(filters=form.cleaned_data)
-    page_obj = Paginator(posts, PAGE_SIZE).get_page(request.GET.get("page"))
-    template = "insights/post_list.html"
-    # A history restore after a cache miss also carries HX-Request but needs the whole page.
-    if request.htmx and not request.htmx.history_restore_request:
-        template += "#post-table"
-    return render(request, template, {"form": form, "page_obj": page_obj})
+    return render_list(
+        request,
+        template="insights/post_list.html",
+        fragment="post-table",
+        form=form,
+        queryset=selectors.post_list(filters=form.cleaned_data),
+    )

@@ -1,5 +1,6 @@
 from django import forms
 
+from marketing.common.listing import choice_filter, search_field
 from profiles.models import SegmentKind
 
 ANONYMOUS_CHOICES = [
@@ -10,18 +11,7 @@ ANONYMOUS_CHOICES = [
 
 
 class CustomerFilterForm(forms.Form):
-    q = forms.CharField(
-        required=False,
-        max_length=200,
-        widget=forms.TextInput(
-            attrs={
-                "type": "search",
-                "placeholder": "Search id, email or name",
-                "aria-label": "Search customers",
-                "autocomplete": "off",
-            }
-        ),
-    )
+    q = search_field(placeholder="Search id, email or name", label="Search customers")
     country = forms.CharField(
         required=False,
         max_length=2,
@@ -38,20 +28,5 @@ class CustomerFilterForm(forms.Form):
 
 
 class SegmentFilterForm(forms.Form):
-    q = forms.CharField(
-        required=False,
-        max_length=200,
-        widget=forms.TextInput(
-            attrs={
-                "type": "search",
-                "placeholder": "Search name or description",
-                "aria-label": "Search segments",
-                "autocomplete": "off",
-            }
-        ),
-    )
-    kind = forms.ChoiceField(
-        required=False,
-        choices=[("", "All kinds"), *SegmentKind.choices],
-        widget=forms.Select(attrs={"aria-label": "Kind"}),
-    )
+    q = search_field(placeholder="Search name or description", label="Search segments")
+    kind = choice_filter(choices=SegmentKind.choices, empty="All kinds", label="Kind")

@@ -1,20 +1,13 @@
-from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
 from marketing.common.htmx import HtmxHttpRequest
+from marketing.common.listing import render_list
 from profiles import selectors
 from profiles.forms import CustomerFilterForm, SegmentFilterForm
 from profiles.forms_privacy import EraseForm
-
-PAGE_SIZE = 50
-
-
-def _wants_fragment(request: HtmxHttpRequest) -> bool:
-    """htmx swaps in the table only; a history restore after a cache miss needs the page."""
-    return bool(request.htmx) and not request.htmx.history_restore_request
 
 
 @require_GET
@@ -22,12 +15,13 @@ def _wants_fragment(request: HtmxHttpRequest) -> bool:
 def customer_list_view(request: HtmxHttpRequest) -> HttpResponse:
     form = CustomerFilterForm(request.GET)
     form.is_valid()
-    customers = selectors.customer_list(filters=form.cleaned_data)
-    page_obj = Paginator(customers, PAGE_SIZE).get_page(request.GET.get("page"))
-    template = "profiles/customer_list.html"
-    if _wants_fragment(request):
-        template += "#customer-table"
-    return render(request, template, {"form": form, "page_obj": page_obj})
+    return render_list(
+        request,
+        template="profiles/customer_list.html",
+        fragment="customer-table",
+        form=form,
+        queryset=selectors.customer_list(filters=form.cleaned_data),
+    )
 
 
 @require_GET
@@ -58,9 +52,10 @@ def customer_detail_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def segment_list_view(request: HtmxHttpRequest) -> HttpResponse:
     form = SegmentFilterForm(request.GET)
     form.is_valid()
-    segments = selectors.segment_list(filters=form.cleaned_data)
-    page_obj = Paginator(segments, PAGE_SIZE).get_page(request.GET.get("page"))
-    template = "profiles/segment_list.html"
-    if _wants_fragment(request):
-        template += "#segment-table"
-    return render(request, template, {"form": form, "page_obj": page_obj})
+    return render_list(
+        request,
+        template="profiles/segment_list.html",
+        fragment="segment-table",
+        form=form,
+        queryset=selectors.segment_list(filters=form.cleaned_data),
+    )

@@ -5,6 +5,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recommender.algorithms.base import Recommender
+from recommender.algorithms.data import SECONDS_PER_DAY, InteractionData, ItemFeatures
+
 # How much one event of each type says about liking an item.
 EVENT_WEIGHTS = {
     "view": 1.0,
@@ -66,3 +69,51 @@ def popularity_fit(
 def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     uniques, codes = np.unique(values.astype(str), return_inverse=True)
     return codes, uniques
+
+
+class PopularityRecommender(Recommender):
+    """Everyone gets the same ranking: items by how many users interacted with them, or, with
+    `half_life_days`, by trending score Σ weight × 2^(-age / half-life) (age from the latest
+    event in the data). The fallback for users without history."""
+
+    name = "popularity"
+
+    def __init__(self, *, half_life_days: float | None = None) -> None:
+        self.half_life_days = half_life_days
+        self.item_scores = np.zeros(0, dtype=np.float32)
+
+    def fit(
+        self, data: InteractionData, item_features: ItemFeatures | None = None
+    ) -> "PopularityRecommender":
+        self.n_items = data.n_items
+        self.user_items = data.matrix
+        if self.half_life_days is None:
+            scores = np.diff(data.matrix.tocsc().indptr).astype(np.float64)
+        else:
+            age_days = np.maximum(data.now - data.timestamps, 0.0) / SECONDS_PER_DAY
+            contrib = data.weights * np.exp2(-age_days / self.half_life_days)
+            scores = np.bincount(data.cols, weights=contrib, minlength=data.n_items)
+        self.item_scores = scores.astype(np.float32)
+        return self
+
+    def score_batch(self, user_indices: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self.item_scores, (len(user_indices), self.n_items)).copy()
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        hl = np.nan if self.half_life_days is None else self.half_life_days
+        return {"item_scores": self.item_scores, "half_life_days": np.array(hl)}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "PopularityRecommender":
+        hl = float(arrays["half_life_days"])
+        model = cls(half_life_days=None if np.isnan(hl) else hl)
+        model.item_scores = np.asarray(arrays["item_scores"], dtype=np.float32)
+        model.n_items = len(model.item_scores)
+        return model
+
+
+class TrendingRecommender(PopularityRecommender):
+    name = "trending"
+
+    def __init__(self, *, half_life_days: float | None = 14.0) -> None:
+        super().__init__(half_life_days=half_life_days)

@@ -11,7 +11,7 @@ from rest_framework.routers import SimpleRouter
 from marketing.authentication import HasScope
 from marketing.models import ApiKey
 from profiles.api import CustomerViewSet, EventIngestView
-from recommender.api import ItemViewSet
+from recommender.api import CustomerRecommendationView, ItemViewSet, SimilarItemsView
 
 
 class OptionalSlashRouter(SimpleRouter):
@@ -70,6 +70,14 @@ def whoami_view(request):
 api_v1 = [
     path("me", whoami_view, name="whoami"),
     re_path(r"^events/?$", EventIngestView.as_view(), name="events"),
+    # Before the router: its customers/{id} and items/{id} routes would not match these, but
+    # keeping them first makes the order explicit.
+    re_path(
+        r"^customers/(?P<id>[^/]+)/recommendations/?$",
+        CustomerRecommendationView.as_view(),
+        name="customer-recommendations",
+    ),
+    re_path(r"^items/(?P<id>[^/]+)/similar/?$", SimilarItemsView.as_view(), name="item-similar"),
     *router.urls,
 ]
 

@@ -1,9 +1,24 @@
-from drf_spectacular.utils import extend_schema
+import logging
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, viewsets
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from marketing.authentication import HasScope
-from recommender import selectors
-from recommender.serializers import ItemFilterSerializer, ItemOutputSerializer
+from marketing.throttling import ApiKeyRateThrottle
+from recommender import selectors, serving
+from recommender.serializers import (
+    ItemFilterSerializer,
+    ItemOutputSerializer,
+    RecommendationOutputSerializer,
+    RecommendationQuerySerializer,
+    SimilarItemsOutputSerializer,
+    SimilarQuerySerializer,
+)
+
+logger = logging.getLogger(__name__)
 
 
 @extend_schema(tags=["catalog"])
@@ -27,3 +42,138 @@ class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     )
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
+
+
+class ServingRateThrottle(ApiKeyRateThrottle):
+    """The per-key limit, failing open: the rate counter lives in Redis, and serving must
+    answer while Redis is down."""
+
+    def allow_request(self, request, view):
+        try:
+            return super().allow_request(request, view)
+        except Exception as exc:  # noqa: BLE001 - any Redis failure lets the request through
+            logger.warning("rate limit unavailable", extra={"error": str(exc)[:300]})
+            return True
+
+
+ATTRIBUTE_PARAMETER = OpenApiParameter(
+    "attr.<name>",
+    OpenApiTypes.STR,
+    description="Filter on a catalog attribute, e.g. `attr.color=red`; repeat for several "
+    "attributes. A list-valued attribute matches when any of its values does.",
+    required=False,
+)
+ERRORS = {
+    400: OpenApiResponse(description="Invalid parameters; `extra.fields` names them."),
+    403: OpenApiResponse(description="The key lacks the scope recommendations:read."),
+}
+
+
+def _filters(data: dict) -> serving.ItemFilters:
+    return serving.ItemFilters(
+        category=data.get("category"),
+        brand=data.get("brand"),
+        in_stock=data.get("in_stock"),
+        price_min=data.get("price_min"),
+        price_max=data.get("price_max"),
+        attributes=data["attributes"],
+    )
+
+
+def _items(result: serving.Recommendation) -> list[dict]:
+    rows = []
+    for item_id, score, source in result.items:
+        entry = result.catalog[item_id]
+        rows.append(
+            {
+                "id": item_id,
+                "title": entry.title,
+                "score": score,
+                "image_url": entry.image_url,
+                "deep_link": entry.deep_link,
+                "price": entry.price,
+                "category": entry.category,
+                "source": source,
+            }
+        )
+    return rows
+
+
+def _version(result: serving.Recommendation) -> dict | None:
+    if result.model_version_id is None:
+        return None
+    return {"id": result.model_version_id, "algorithm": result.model_version_algorithm}
+
+
+@extend_schema(tags=["recommendations"])
+class CustomerRecommendationView(APIView):
+    """Recommendations for one customer (by storefront id or alias)."""
+
+    permission_classes = [HasScope]
+    throttle_classes = [ServingRateThrottle]
+    required_scopes = {"GET": "recommendations:read"}
+
+    @extend_schema(
+        operation_id="customer_recommendations",
+        summary="Recommended items for a customer, with scores and the model version.",
+        description="Personalized when the customer has given personalization consent and "
+        "the serving model has a list for them; otherwise the popular list. Only active "
+        "items; `exclude` drops items the customer bought or recently viewed; the list is "
+        "topped up to `k` with popular items under the same filters.",
+        parameters=[RecommendationQuerySerializer, ATTRIBUTE_PARAMETER],
+        responses={200: RecommendationOutputSerializer, **ERRORS},
+    )
+    def get(self, request, id: str):
+        query = RecommendationQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        result = serving.recommend(
+            customer_external_id=id,
+            k=data["k"],
+            filters=_filters(data),
+            exclude=data["exclude"],
+            strategy=data["strategy"],
+            context=data["context"],
+        )
+        body = {
+            "customer_id": id,
+            "model_version": _version(result),
+            "strategy": result.strategy_used,
+            "personalized": result.personalized,
+            "context": data["context"],
+            "items": _items(result),
+        }
+        return Response(RecommendationOutputSerializer(body).data)
+
+
+@extend_schema(tags=["recommendations"])
+class SimilarItemsView(APIView):
+    """Items related to one catalog item."""
+
+    permission_classes = [HasScope]
+    throttle_classes = [ServingRateThrottle]
+    required_scopes = {"GET": "recommendations:read"}
+
+    @extend_schema(
+        operation_id="item_similar",
+        summary="Items related to an item (item-item or content model, else popular in its "
+        "category).",
+        parameters=[SimilarQuerySerializer, ATTRIBUTE_PARAMETER],
+        responses={
+            200: SimilarItemsOutputSerializer,
+            404: OpenApiResponse(description="No such item."),
+            **ERRORS,
+        },
+    )
+    def get(self, request, id: str):
+        query = SimilarQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        result = serving.similar(item_external_id=id, k=data["k"], filters=_filters(data))
+        body = {
+            "item_id": id,
+            "model_version": _version(result),
+            "strategy": result.strategy_used,
+            "items": _items(result),
+        }
+        return Response(SimilarItemsOutputSerializer(body).data)

@@ -1,4 +1,13 @@
 from django.apps import AppConfig
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+
+
+def _invalidate_serving_cache(sender, **kwargs) -> None:
+    """Cache invalidation only: a saved item or model version changes what serving shows."""
+    from recommender.serving_cache import serving_cache_invalidate
+
+    transaction.on_commit(serving_cache_invalidate)
 
 
 class RecommenderConfig(AppConfig):
@@ -7,6 +16,17 @@ class RecommenderConfig(AppConfig):
 
     def ready(self) -> None:
         from profiles.services import item_category_lookup_register
+        from recommender import serving_admin  # noqa: F401 - registers the list admins
+        from recommender.models import Item, ModelVersion
         from recommender.selectors import item_categories
 
         item_category_lookup_register(item_categories)
+        for model in (Item, ModelVersion):
+            post_save.connect(
+                _invalidate_serving_cache, sender=model, dispatch_uid=f"serving-{model.__name__}"
+            )
+            post_delete.connect(
+                _invalidate_serving_cache,
+                sender=model,
+                dispatch_uid=f"serving-del-{model.__name__}",
+            )

@@ -29,6 +29,13 @@ class ItemFilterForm(forms.Form):
             attrs={"aria-label": "Stock"},
         ),
     )
+    is_active = forms.NullBooleanField(
+        required=False,
+        widget=forms.Select(
+            choices=[("", "Active and inactive"), ("true", "Active"), ("false", "Inactive")],
+            attrs={"aria-label": "Active"},
+        ),
+    )
 
     def __init__(self, *args, categories: list[str], **kwargs) -> None:
         super().__init__(*args, **kwargs)

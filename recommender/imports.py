@@ -2,9 +2,10 @@
 
 ITEM_ID and TITLE are required; GENRES (pipe-separated) become attributes["genres"] and,
 unless a CATEGORY column says otherwise, the first genre is the category. PRICE, BRAND,
-CATEGORY, IMAGE_URL, DEEP_LINK and IN_STOCK fill their fields; every other column becomes
-an attribute. Items are upserted by ITEM_ID and only rows whose values differ are updated,
-so re-importing a file changes nothing. Blank cells never overwrite a stored value.
+CATEGORY, DESCRIPTION, IMAGE_URL, DEEP_LINK, IN_STOCK and ACTIVE (or IS_ACTIVE) fill their
+fields; every other column becomes an attribute. Items are upserted by ITEM_ID and only rows
+whose values differ are updated, so re-importing a file changes nothing. Blank cells never
+overwrite a stored value.
 """
 
 from __future__ import annotations
@@ -34,27 +35,35 @@ from marketing.common.csv_import import (
     importer_register,
     text,
 )
+from recommender.serving_cache import serving_cache_invalidate
 
 logger = logging.getLogger(__name__)
 
 ITEMS_CHUNK = 10_000
 MAX_PRICE = Decimal("1e10")
-TEXT_FIELDS = {"TITLE": 300, "CATEGORY": 100, "BRAND": 100, "DEEP_LINK": 500}
+TEXT_FIELDS = {
+    "TITLE": 300,
+    "DESCRIPTION": 20_000,
+    "CATEGORY": 100,
+    "BRAND": 100,
+    "DEEP_LINK": 500,
+}
+ACTIVE_COLUMNS = ("ACTIVE", "IS_ACTIVE")
 _url = URLValidator()
 
 _STAGE = """
-CREATE TEMP TABLE IF NOT EXISTS recommender_item_import (
+CREATE TEMP TABLE IF NOT EXISTS recommender_item_stage (
     external_id text, title text, category text, brand text, price numeric, in_stock boolean,
-    image_url text, deep_link text, attributes jsonb
+    image_url text, deep_link text, description text, is_active boolean, attributes jsonb
 ) ON COMMIT DELETE ROWS
 """
 _INSERT = """
 INSERT INTO recommender_item (external_id, title, category, brand, price, in_stock, image_url,
-    deep_link, attributes, created_at, updated_at)
+    deep_link, description, is_active, attributes, created_at, updated_at)
 SELECT external_id, title, coalesce(category, ''), coalesce(brand, ''), price,
-    coalesce(in_stock, true), coalesce(image_url, ''), coalesce(deep_link, ''), attributes,
-    %(now)s, %(now)s
-FROM recommender_item_import
+    coalesce(in_stock, true), coalesce(image_url, ''), coalesce(deep_link, ''),
+    coalesce(description, ''), coalesce(is_active, true), attributes, %(now)s, %(now)s
+FROM recommender_item_stage
 ON CONFLICT (external_id) DO NOTHING
 """
 # The items that existed already: update those whose values differ (NULL = not given).
@@ -63,19 +72,33 @@ UPDATE recommender_item i SET
     title = s.title, category = coalesce(s.category, i.category),
     brand = coalesce(s.brand, i.brand), price = coalesce(s.price, i.price),
     in_stock = coalesce(s.in_stock, i.in_stock), image_url = coalesce(s.image_url, i.image_url),
-    deep_link = coalesce(s.deep_link, i.deep_link), attributes = i.attributes || s.attributes,
+    deep_link = coalesce(s.deep_link, i.deep_link),
+    description = coalesce(s.description, i.description),
+    is_active = coalesce(s.is_active, i.is_active), attributes = i.attributes || s.attributes,
     updated_at = %(now)s
-FROM recommender_item_import s
+FROM recommender_item_stage s
 WHERE i.external_id = s.external_id AND (
     s.title, coalesce(s.category, i.category), coalesce(s.brand, i.brand),
     coalesce(s.price, i.price), coalesce(s.in_stock, i.in_stock),
     coalesce(s.image_url, i.image_url), coalesce(s.deep_link, i.deep_link),
+    coalesce(s.description, i.description), coalesce(s.is_active, i.is_active),
     i.attributes || s.attributes
 ) IS DISTINCT FROM (
-    i.title, i.category, i.brand, i.price, i.in_stock, i.image_url, i.deep_link, i.attributes
+    i.title, i.category, i.brand, i.price, i.in_stock, i.image_url, i.deep_link, i.description,
+    i.is_active, i.attributes
 )
 """
-_COLUMNS = ("title", "category", "brand", "price", "in_stock", "image_url", "deep_link")
+_COLUMNS = (
+    "title",
+    "category",
+    "brand",
+    "price",
+    "in_stock",
+    "image_url",
+    "deep_link",
+    "description",
+    "is_active",
+)
 
 
 def _price(raw: str, column: str) -> Decimal:
@@ -103,7 +126,7 @@ def _item_parser(header):
     fields: list[tuple[int, str, str]] = []  # (index, key, header name)
     genres_column = header.index("GENRES")
     attributes: list[tuple[int, str]] = []
-    known = {"ITEM_ID", "GENRES", "PRICE", "IN_STOCK", "IMAGE_URL", *TEXT_FIELDS}
+    known = {"ITEM_ID", "GENRES", "PRICE", "IN_STOCK", "IMAGE_URL", *ACTIVE_COLUMNS, *TEXT_FIELDS}
     for index, (key, name) in enumerate(zip(header.keys, names, strict=True)):
         if key in known:
             if key not in ("ITEM_ID", "GENRES"):
@@ -131,6 +154,8 @@ def _item_parser(header):
                 values["price"] = _price(raw, name)
             elif key == "IN_STOCK":
                 values["in_stock"] = boolean(raw, name)
+            elif key in ACTIVE_COLUMNS:
+                values["is_active"] = boolean(raw, name)
             elif key == "IMAGE_URL":
                 values["image_url"] = _image_url(raw, name)
             else:
@@ -188,9 +213,9 @@ def _items_upsert(merged: dict[str, tuple[dict, dict]]) -> tuple[int, int]:
         connection.ensure_connection()
         with psycopg.Cursor(connection.connection) as cursor:
             cursor.execute(_STAGE)
-            cursor.execute("TRUNCATE recommender_item_import")
+            cursor.execute("TRUNCATE recommender_item_stage")
             with cursor.copy(
-                "COPY recommender_item_import (external_id, "
+                "COPY recommender_item_stage (external_id, "
                 + ", ".join(_COLUMNS)
                 + ", attributes) FROM STDIN"
             ) as copy:
@@ -206,6 +231,8 @@ def _items_upsert(merged: dict[str, tuple[dict, dict]]) -> tuple[int, int]:
             created = cursor.rowcount
             cursor.execute(_UPDATE, {"now": now})
             updated = cursor.rowcount
+        if created or updated:
+            transaction.on_commit(serving_cache_invalidate)
     return created, updated
 
 

@@ -9,6 +9,7 @@ class Item(TimeStampedModel):
 
     external_id = models.CharField(max_length=128, unique=True)
     title = models.CharField(max_length=300)
+    description = models.TextField(blank=True, default="", db_default="")
     category = models.CharField(max_length=100, blank=True, db_index=True)
     brand = models.CharField(max_length=100, blank=True)
     price = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
@@ -16,6 +17,8 @@ class Item(TimeStampedModel):
     image_url = models.URLField(max_length=500, blank=True)
     deep_link = models.CharField(max_length=500, blank=True)
     attributes = models.JSONField(default=dict, blank=True)
+    # Inactive items stay in the catalog (history, reports) but are never recommended.
+    is_active = models.BooleanField(default=True, db_default=True, db_index=True)
 
     class Meta:
         ordering = ["title"]
@@ -56,6 +59,8 @@ class Algorithm(models.TextChoices):
     BPR = "bpr", "Implicit BPR"
     ITEM_ITEM = "item_item", "Item-item"
     CONTENT = "content", "Content-based"
+    EASE = "ease", "EASE"
+    HYBRID = "hybrid", "Hybrid"
 
 
 class ModelStatus(models.TextChoices):
@@ -100,3 +105,54 @@ class ModelVersion(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.get_algorithm_display()} #{self.pk}"
+
+
+MAX_LIST_LENGTH = 100
+
+
+class RecommendationList(models.Model):
+    """One customer's precomputed recommendations from one model version (best first).
+
+    Keyed by (version, customer) so a retraining writes new rows beside the served ones and
+    activation switches atomically; old versions' rows go when the version is deleted.
+    """
+
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, related_name="recommendation_lists"
+    )
+    customer = models.ForeignKey(
+        "profiles.Customer", on_delete=models.CASCADE, related_name="recommendation_lists"
+    )
+    item_ids = models.JSONField(default=list)
+    scores = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model_version", "customer"], name="recommendationlist_one_per_customer"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_version_id}/{self.customer_id}"
+
+
+class SimilarItemList(models.Model):
+    """One item's precomputed related items from one model version (best first)."""
+
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, related_name="similar_lists"
+    )
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="similar_lists")
+    item_ids = models.JSONField(default=list)
+    scores = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model_version", "item"], name="similaritemlist_one_per_item"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_version_id}/{self.item_id}"

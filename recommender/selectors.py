@@ -3,7 +3,16 @@ from dataclasses import dataclass
 
 from django.db.models import F, Func, JSONField, Q, QuerySet, Value
 
-from recommender.models import Algorithm, Item, ModelVersion, Offer
+from profiles.models import Customer
+from recommender.models import (
+    Algorithm,
+    Item,
+    ModelStatus,
+    ModelVersion,
+    Offer,
+    RecommendationList,
+    SimilarItemList,
+)
 
 
 @dataclass(frozen=True)
@@ -23,6 +32,8 @@ def item_list(*, filters: dict | None = None) -> QuerySet[Item]:
         qs = qs.filter(category=category)
     if (in_stock := filters.get("in_stock")) is not None:
         qs = qs.filter(in_stock=in_stock)
+    if (is_active := filters.get("is_active")) is not None:
+        qs = qs.filter(is_active=is_active)
     return qs.order_by("external_id")
 
 
@@ -102,3 +113,92 @@ def item_categories(external_ids: Sequence[str] | None) -> dict[str, str]:
     if external_ids is not None:
         qs = qs.filter(external_id__in=external_ids)
     return dict(qs.values_list("external_id", "category"))
+
+
+def modelversion_qs_for_update() -> QuerySet[ModelVersion]:
+    return (
+        ModelVersion.objects.defer("artifact")
+        .order_by("pk")
+        .select_for_update(of=("self",), no_key=True)
+    )
+
+
+def modelversion_active_list() -> list[tuple[int, str]]:
+    """(pk, algorithm) of every active, ready version."""
+    return list(
+        ModelVersion.objects.filter(is_active=True, status=ModelStatus.READY)
+        .order_by("pk")
+        .values_list("pk", "algorithm")
+    )
+
+
+def modelversion_ranking_head(*, pk: int, limit: int) -> tuple[list[str], list[float]]:
+    """The first `limit` item ids and scores of a version's artifact (the popular list)."""
+    head = (
+        ModelVersion.objects.filter(pk=pk)
+        .annotate(head_ids=_json_head("item_ids", limit), head_scores=_json_head("scores", limit))
+        .values_list("head_ids", "head_scores")
+        .first()
+    )
+    if not head:
+        return [], []
+    return [str(i) for i in head[0] or []], [float(s) for s in head[1] or []]
+
+
+ITEM_SERVING_FIELDS = (
+    "external_id",
+    "title",
+    "category",
+    "brand",
+    "price",
+    "in_stock",
+    "image_url",
+    "deep_link",
+    "attributes",
+)
+
+
+def item_rows_for_serving() -> list[tuple]:
+    """Every active item's serving fields, newest first."""
+    return list(
+        Item.objects.filter(is_active=True)
+        .order_by("-created_at", "-pk")
+        .values_list(*ITEM_SERVING_FIELDS)
+    )
+
+
+def item_category_for_serving(*, external_id: str) -> str | None:
+    """An item's category ('' when it has none) whatever its active flag; None if unknown."""
+    return Item.objects.filter(external_id=external_id).values_list("category", flat=True).first()
+
+
+def customer_for_serving(*, external_id: str) -> tuple[int, list[str], list[str]] | None:
+    """(pk, recent views, recent purchases) of the customer with this id or alias, in one
+    query: the hot path needs only these, not the full profile of `customer_get_for_api`."""
+    fields = ("pk", "features__state__recent_views", "features__state__recent_purchases")
+    row = Customer.objects.filter(external_id=external_id).values_list(*fields).first()
+    if row is None:
+        row = Customer.objects.filter(aliases__alias=external_id).values_list(*fields).first()
+    if row is None:
+        return None
+    return row[0], list(row[1] or []), list(row[2] or [])
+
+
+def recommendation_list_get(
+    *, version_id: int, customer_id: int
+) -> tuple[list[str], list[float]] | None:
+    row = (
+        RecommendationList.objects.filter(model_version_id=version_id, customer_id=customer_id)
+        .values_list("item_ids", "scores")
+        .first()
+    )
+    return None if row is None else (list(row[0]), list(row[1]))
+
+
+def similar_lists_get(
+    *, version_id: int, item_external_ids: Sequence[str]
+) -> dict[str, tuple[list[str], list[float]]]:
+    rows = SimilarItemList.objects.filter(
+        model_version_id=version_id, item__external_id__in=list(item_external_ids)
+    ).values_list("item__external_id", "item_ids", "scores")
+    return {external_id: (list(ids), list(scores)) for external_id, ids, scores in rows}

@@ -109,3 +109,43 @@ def test_items_header_without_title_stores_nothing(db, tmp_path):
         "The header lacks the required column TITLE; it has ITEM_ID, GENRES. Nothing was imported."
     )
     assert Item.objects.count() == 0
+
+
+def test_items_description_and_active_columns_update_in_place(db, tmp_path):
+    path = tmp_path / "items.csv"
+    path.write_text(
+        "ITEM_ID,TITLE,DESCRIPTION,ACTIVE\n"
+        '1,Boots,"Warm, waterproof",no\n'
+        "2,Hat,,\n"
+        "3,Scarf,Wool,perhaps\n",
+        encoding="utf-8",
+    )
+    Item.objects.create(external_id="2", title="Hat", description="Kept", is_active=False)
+
+    result = _run(path)
+
+    assert (result.rows, result.imported, result.unchanged, result.rejected) == (3, 1, 1, 1)
+    assert [(r["row"], r["column"]) for r in report_rows(result.report.path)] == [("4", "ACTIVE")]
+    assert sorted(Item.objects.values_list("external_id", "description", "is_active")) == [
+        ("1", "Warm, waterproof", False),
+        ("2", "Kept", False),
+    ]
+
+    path.write_text("ITEM_ID,TITLE,IS_ACTIVE\n1,Boots,yes\n2,Hat,\n", encoding="utf-8")
+    again = _run(path)
+
+    assert (again.imported, again.unchanged) == (1, 1)
+    assert sorted(Item.objects.values_list("external_id", "description", "is_active")) == [
+        ("1", "Warm, waterproof", True),
+        ("2", "Kept", False),
+    ]
+    assert _run(path).imported == 0
+
+
+def test_items_without_active_column_are_active(db, tmp_path):
+    path = tmp_path / "items.csv"
+    path.write_text("ITEM_ID,TITLE\n1,Boots\n", encoding="utf-8")
+
+    _run(path)
+
+    assert list(Item.objects.values_list("description", "is_active")) == [("", True)]

@@ -196,6 +196,12 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # --- Customer profiles ------------------------------------------------------------------------
 PROFILE_FEATURES_LAST_N = env.int("PROFILE_FEATURES_LAST_N", default=20)
 PROFILE_FEATURES_HALF_LIFE_DAYS = env.float("PROFILE_FEATURES_HALF_LIFE_DAYS", default=30.0)
+# The algorithms whose active version serves personalized lists; the first active one wins.
+RECOMMENDER_SERVING_ALGORITHMS = env.list(
+    "RECOMMENDER_SERVING_ALGORITHMS", default=["hybrid", "als", "item_item", "popularity"]
+)
+# Adds /bench/bare (a bare JSON view) as the baseline of benchmarks/recommendations_latency.py.
+BENCHMARK_VIEWS = env.bool("BENCHMARK_VIEWS", default=False)
 
 # --- Providers (used from the campaigns app) ---------------------------------------------------
 SENDGRID_API_KEY = env("SENDGRID_API_KEY", default="")

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -20,3 +21,6 @@ urlpatterns = [
     path("", include("insights.urls")),
     *api_urlpatterns,
 ]
+
+if settings.BENCHMARK_VIEWS:
+    urlpatterns.insert(0, path("bench/bare", views.bare_json_view, name="bench-bare"))

@@ -64,6 +64,14 @@ def favicon_view(request: HtmxHttpRequest) -> HttpResponse:
     return HttpResponsePermanentRedirect(static("favicon.svg"))
 
 
+@login_not_required
+@require_GET
+def bare_json_view(request: HtmxHttpRequest) -> JsonResponse:
+    """The baseline of benchmarks/recommendations_latency.py: Django's request cycle and a JSON
+    body, no database or cache. Routed only when settings.BENCHMARK_VIEWS is on."""
+    return JsonResponse({"ok": True, "items": [{"id": f"i{n}", "score": 1.0} for n in range(10)]})
+
+
 @require_GET
 def job_detail_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The progress bar of a long job; htmx polls this fragment until the job ends."""

@@ -109,8 +109,10 @@ class RecommendedItemOutputSerializer(serializers.Serializer):
     deep_link = serializers.CharField()
     price = serializers.DecimalField(max_digits=12, decimal_places=2, allow_null=True)
     category = serializers.CharField()
-    source = serializers.ChoiceField(  # type: ignore[assignment]
-        choices=["personalized", "because_you_viewed", "similar", "popular", "newest"]
+    # A plain string in the schema: an enum named "source" would rename the consent SourceEnum.
+    source = serializers.CharField(  # type: ignore[assignment]
+        help_text="Where the item came from: personalized, because_you_viewed, similar, "
+        "popular or newest (the fill-up sources)."
     )
 
 

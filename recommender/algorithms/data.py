@@ -13,13 +13,15 @@ import numpy as np
 import scipy.sparse as sp
 
 # How much one event of each type says about liking an item. "rating" and unknown types use
-# EVENT_VALUE when it is present, else 1 (see `event_weights`).
+# EVENT_VALUE when it is present, else 1 (see `event_weights`). Callers pass their own mapping
+# to change them (the `type_weights` argument); a weight of 0 ignores the type.
 DEFAULT_TYPE_WEIGHTS: dict[str, float] = {
     "view": 1.0,
     "click": 1.0,
     "offer_click": 1.0,
     "add_to_cart": 3.0,
     "purchase": 5.0,
+    "offer_shown": 0.0,  # an impression says nothing about liking; weight 0 drops the event
 }
 SECONDS_PER_DAY = 86_400.0
 

@@ -90,6 +90,7 @@ def evaluate(
     k: int = 10,
     specs: list[ModelSpec] | None = None,
     hybrid: bool = True,
+    hybrid_weights: Mapping[str, float] | None = None,
     type_weights: Mapping[str, float] | None = None,
     half_life_days: float | None = None,
     seed: int = 42,
@@ -128,6 +129,8 @@ def evaluate(
         weights = dict(HYBRID_WEIGHTS if "ease" in fitted else HYBRID_WEIGHTS_LARGE_CATALOG)
         if "content" in fitted:
             weights["content"] = CONTENT_WEIGHT_IN_HYBRID
+        if hybrid_weights is not None:
+            weights = {name: w for name, w in hybrid_weights.items() if w > 0}
         if all(name in fitted for name in weights):
             blend = HybridRecommender(
                 [(fitted[name][0], w) for name, w in weights.items()], fitted=True

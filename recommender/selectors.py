@@ -1,9 +1,10 @@
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import F, Func, JSONField, Q, QuerySet, Value
 
-from profiles.models import Customer
 from recommender.models import (
     Algorithm,
     Item,
@@ -172,16 +173,32 @@ def item_category_for_serving(*, external_id: str) -> str | None:
     return Item.objects.filter(external_id=external_id).values_list("category", flat=True).first()
 
 
+_CUSTOMER_FOR_SERVING = """
+SELECT c.id, f.state -> 'recent_views', f.state -> 'recent_purchases'
+FROM profiles_customer c LEFT JOIN profiles_customerfeatures f ON f.customer_id = c.id
+WHERE c.id = coalesce(
+    (SELECT id FROM profiles_customer WHERE external_id = %(id)s),
+    (SELECT customer_id FROM profiles_customeralias WHERE alias = %(id)s)
+)
+"""
+
+
 def customer_for_serving(*, external_id: str) -> tuple[int, list[str], list[str]] | None:
     """(pk, recent views, recent purchases) of the customer with this id or alias, in one
-    query: the hot path needs only these, not the full profile of `customer_get_for_api`."""
-    fields = ("pk", "features__state__recent_views", "features__state__recent_purchases")
-    row = Customer.objects.filter(external_id=external_id).values_list(*fields).first()
-    if row is None:
-        row = Customer.objects.filter(aliases__alias=external_id).values_list(*fields).first()
+    query: the hot path needs only these, not the full profile of `customer_get_for_api`.
+    Plain SQL: the ORM spends four times the query's own time compiling the JSON lookups."""
+    with connection.cursor() as cursor:
+        cursor.execute(_CUSTOMER_FOR_SERVING, {"id": external_id})
+        row = cursor.fetchone()
     if row is None:
         return None
-    return row[0], list(row[1] or []), list(row[2] or [])
+    return row[0], _json_list(row[1]), _json_list(row[2])
+
+
+def _json_list(value) -> list[str]:
+    if isinstance(value, str):  # a driver that hands jsonb back as text
+        value = json.loads(value)
+    return [str(v) for v in value] if isinstance(value, list) else []
 
 
 def recommendation_list_get(

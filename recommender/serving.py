@@ -34,7 +34,7 @@ from recommender.serving_cache import (
     cache_get_many,
     cache_set,
     cache_set_many,
-    generation_get,
+    generation_and_get,
     local_listener_add,
 )
 
@@ -130,10 +130,12 @@ def _local_drop() -> None:
 local_listener_add(_local_drop)
 
 
-def snapshot_get() -> ServingSnapshot:
+def snapshot_get(generation: int | None = None, *, known: bool = False) -> ServingSnapshot:
     """The serving snapshot: in process for LOCAL_SECONDS while the Redis generation holds,
-    else from Redis, else from PostgreSQL (then stored in both)."""
-    generation = generation_get()
+    else from Redis, else from PostgreSQL (then stored in both). Pass `known=True` with a
+    generation already read from Redis."""
+    if not known:
+        generation = generation_and_get([])[0]
     now = time.monotonic()
     local = _local["snapshot"]
     if (
@@ -237,9 +239,15 @@ def filter_compile(filters: ItemFilters | None) -> Callable[[CatalogEntry], bool
 # --- cached lists --------------------------------------------------------------------------
 
 
-def _customer_list(version_id: int, customer_id: int) -> tuple[list[str], list[float]] | None:
-    key = f"list:{version_id}:{customer_id}"
-    cached = cache_get(key)
+def _list_key(version_id: int, customer_id: int) -> str:
+    return f"list:{version_id}:{customer_id}"
+
+
+def _customer_list(
+    version_id: int, customer_id: int, prefetched: dict[str, Any]
+) -> tuple[list[str], list[float]] | None:
+    key = _list_key(version_id, customer_id)
+    cached = prefetched[key] if key in prefetched else cache_get(key)
     if cached is not None:
         return cached or None  # () caches "no list"
     found = selectors.recommendation_list_get(version_id=version_id, customer_id=customer_id)
@@ -327,12 +335,26 @@ def recommend(
 ) -> Recommendation:
     """Recommendations for one customer; see the module docstring for the order of sources.
     `context` is accepted for later use (placement-specific models) and not used yet."""
-    snapshot = snapshot_get()
     matches = filter_compile(filters)
     customer = selectors.customer_for_serving(external_id=customer_external_id)
     allowed = customer is not None and consent_allows(
         customer_id=customer[0], purpose=ConsentPurpose.PERSONALIZATION
     )
+    # One Redis round trip on the warm path: the generation, and the customer's list under
+    # the version this process serves now (checked against the snapshot below).
+    local = _local["snapshot"]
+    wanted = []
+    serving_now = local.serving if local is not None else None
+    if (
+        customer is not None
+        and allowed
+        and strategy == "default"
+        and serving_now is not None
+        and serving_now.algorithm != Algorithm.POPULARITY
+    ):
+        wanted.append(_list_key(serving_now.id, customer[0]))
+    generation, prefetched = generation_and_get(wanted)
+    snapshot = snapshot_get(generation, known=True)
     excluded: set[str] = set()
     primary: tuple[Sequence[str], Sequence[float], str] | None = None
     version: VersionRef | None = None
@@ -355,7 +377,7 @@ def recommend(
             and snapshot.serving is not None
             and snapshot.serving.algorithm != Algorithm.POPULARITY
         ):
-            found = _customer_list(snapshot.serving.id, customer_id)
+            found = _customer_list(snapshot.serving.id, customer_id, prefetched)
             if found:
                 primary = (found[0], found[1], Source.PERSONALIZED)
                 version, strategy_used = snapshot.serving, Source.PERSONALIZED

@@ -1,34 +1,55 @@
 """Redis for the recommendation hot path: every access goes through here and any Redis error
 is a miss (logged, never raised), so serving degrades to PostgreSQL instead of a 500.
 
-After an error Redis is skipped for `BREAKER_SECONDS`, so a down Redis costs one failed
-connection per process every few seconds instead of one per call.
+It talks to the default cache's Redis (settings.CACHES["default"]["LOCATION"]) with its own
+long-lived redis-py client: Django's cache builds a client object per call, which costs more
+than the round trip on this path; short socket timeouts keep a hung Redis from hanging
+requests. After an error Redis is skipped for `BREAKER_SECONDS`, so a down Redis costs one
+failed connection per process every few seconds instead of one per call.
 
 `serving_cache_invalidate()` bumps a generation counter that every cached snapshot is keyed
 by: activating a model version or changing the catalog makes every process reload.
 """
 
 import logging
+import pickle
 import threading
 import time
 from typing import Any
 
-from django.core.cache import caches
+import redis
+from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
 PREFIX = "rec:"
-GENERATION_KEY = PREFIX + "gen"
+GENERATION_KEY = "gen"
 BREAKER_SECONDS = 2.0
-_MISSING = object()
+SOCKET_TIMEOUT = 0.25
 
 _breaker = {"open_until": 0.0}
+_clients: dict[str, redis.Redis] = {}
 _local_lock = threading.Lock()
 _local_listeners: list = []
 
 
-def _cache():
-    return caches["default"]
+def _client() -> redis.Redis:
+    cache = settings.CACHES["default"]
+    location = cache["LOCATION"]
+    client = _clients.get(location)
+    if client is None:
+        client = redis.Redis.from_url(
+            location,
+            socket_timeout=SOCKET_TIMEOUT,
+            socket_connect_timeout=SOCKET_TIMEOUT,
+            health_check_interval=30,
+        )
+        _clients[location] = client
+    return client
+
+
+def _key(key: str) -> str:
+    return f"{settings.CACHES['default'].get('KEY_PREFIX', '')}:{PREFIX}{key}"
 
 
 def _available() -> bool:
@@ -43,66 +64,82 @@ def _failed(operation: str, exc: Exception) -> None:
     )
 
 
+def _load(raw: bytes | None) -> Any:
+    if raw is None:
+        return None
+    try:
+        return pickle.loads(raw)  # noqa: S301 - our own Redis, written by cache_set below
+    except Exception as exc:  # noqa: BLE001 - a value from an older code version is a miss
+        logger.warning("unreadable cache value", extra={"error": str(exc)[:300]})
+        return None
+
+
 def breaker_reset() -> None:
     """Forget a past failure (tests that bring Redis back, or an operator)."""
     _breaker["open_until"] = 0.0
 
 
 def cache_get(key: str, default: Any = None) -> Any:
-    if not _available():
-        return default
-    try:
-        value = _cache().get(PREFIX + key, _MISSING)
-    except Exception as exc:  # noqa: BLE001 - any Redis failure is a miss
-        _failed("get", exc)
-        return default
-    return default if value is _MISSING else value
+    return cache_get_many([key]).get(key, default)
 
 
 def cache_get_many(keys: list[str]) -> dict[str, Any]:
-    """The keys found (without the prefix); {} when Redis fails."""
+    """The keys found (as given); {} when Redis fails."""
     if not keys or not _available():
         return {}
     try:
-        found = _cache().get_many([PREFIX + k for k in keys])
-    except Exception as exc:  # noqa: BLE001
-        _failed("get_many", exc)
+        values = _client().mget([_key(k) for k in keys])
+    except Exception as exc:  # noqa: BLE001 - any Redis failure is a miss
+        _failed("get", exc)
         return {}
-    return {k[len(PREFIX) :]: v for k, v in found.items()}
+    found = {}
+    for key, raw in zip(keys, values, strict=True):
+        value = _load(raw)
+        if value is not None:
+            found[key] = value
+    return found
 
 
-def cache_set(key: str, value: Any, *, timeout: float | None) -> None:
-    if not _available():
+def cache_set(key: str, value: Any, *, timeout: int) -> None:
+    cache_set_many({key: value}, timeout=timeout)
+
+
+def cache_set_many(values: dict[str, Any], *, timeout: int) -> None:
+    if not values or not _available():
         return
     try:
-        _cache().set(PREFIX + key, value, timeout=timeout)
+        pipe = _client().pipeline(transaction=False)
+        for key, value in values.items():
+            pipe.set(_key(key), pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), ex=timeout)
+        pipe.execute()
     except Exception as exc:  # noqa: BLE001
         _failed("set", exc)
 
 
-def cache_set_many(values: dict[str, Any], *, timeout: float | None) -> None:
-    if not values or not _available():
-        return
+def generation_and_get(keys: list[str]) -> tuple[int | None, dict[str, Any]]:
+    """The cache generation (created on first use) and `keys`, in one round trip; (None, {})
+    when Redis is unavailable."""
+    if not _available():
+        return None, {}
     try:
-        _cache().set_many({PREFIX + k: v for k, v in values.items()}, timeout=timeout)
+        raw = _client().mget([_key(GENERATION_KEY), *(_key(k) for k in keys)])
+        generation = raw[0]
+        if generation is None:
+            _client().set(_key(GENERATION_KEY), time.time_ns(), nx=True)
+            generation = _client().get(_key(GENERATION_KEY))
     except Exception as exc:  # noqa: BLE001
-        _failed("set_many", exc)
+        _failed("generation", exc)
+        return None, {}
+    found = {}
+    for key, value in zip(keys, raw[1:], strict=True):
+        loaded = _load(value)
+        if loaded is not None:
+            found[key] = loaded
+    return (None if generation is None else int(generation)), found
 
 
 def generation_get() -> int | None:
-    """The current cache generation, created on first use; None when Redis is unavailable."""
-    if not _available():
-        return None
-    try:
-        cache = _cache()
-        value = cache.get(GENERATION_KEY)
-        if value is None:
-            cache.add(GENERATION_KEY, time.time_ns(), timeout=None)
-            value = cache.get(GENERATION_KEY)
-    except Exception as exc:  # noqa: BLE001
-        _failed("generation", exc)
-        return None
-    return None if value is None else int(value)
+    return generation_and_get([])[0]
 
 
 def local_listener_add(callback) -> None:
@@ -116,10 +153,7 @@ def serving_cache_invalidate() -> None:
     for callback in list(_local_listeners):
         callback()
     try:
-        cache = _cache()
-        try:
-            cache.incr(GENERATION_KEY)
-        except ValueError:  # the key is missing: a new generation starts from the clock
-            cache.add(GENERATION_KEY, time.time_ns(), timeout=None)
+        if _client().incr(_key(GENERATION_KEY)) == 1:  # the key was gone: restart from the clock
+            _client().set(_key(GENERATION_KEY), time.time_ns())
     except Exception as exc:  # noqa: BLE001
         _failed("invalidate", exc)

@@ -1,0 +1,302 @@
+"""Recommendation API latency at a fixed request rate, next to a bare Django JSON view.
+
+Builds a scratch database (simulated store, popularity trained, a "hybrid" version whose
+per-customer lists are the simulation's true top items, an item-item version with similar
+lists), starts gunicorn (sync workers, DEBUG off, BENCHMARK_VIEWS on) and drives it over
+loopback with an open-loop generator: requests are scheduled at exact intervals and latency
+is measured from the scheduled send time, so a stalled server is not hidden by a waiting
+client (no coordinated omission). The bare view and the API are measured in the same run.
+Prints JSON on its last line; ok = API p99 < 25 ms at >= 295 requests/s.
+
+    .venv/bin/python benchmarks/recommendations_latency.py [--rate 300] [--seconds 30]
+"""
+
+import argparse
+import http.client
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DB = "marketing_bench_serving"
+PG = "postgres://postgres@127.0.0.1:5432"
+LIST_LENGTH = 50
+TARGET_P99_MS = 25.0
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="marketing.settings",
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY="bench-secret",
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        DATABASE_URL=f"{PG}/{DB}",
+        REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8"),
+        API_RATE_LIMIT="1000000/min",
+        BENCHMARK_VIEWS="1",
+        DJANGO_STATICFILES_STORAGE="django.contrib.staticfiles.storage.StaticFilesStorage",
+        LOG_LEVEL="WARNING",
+    )
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _reset_database() -> None:
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {DB}")
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=_env(), check=True
+    )
+
+
+def _django_setup() -> None:
+    os.environ.update(_env())
+    import django
+
+    django.setup()
+
+
+def _prepare(customers: int, items: int, days: int) -> tuple[str, list[str], dict]:
+    """Load the store and the models; returns (API key, customer ids, setup figures)."""
+    from django.core.cache import cache
+
+    from marketing.services import api_key_create
+    from marketing.simulation.load import store_simulate
+    from marketing.simulation.store import StoreConfig, generate_truth
+    from profiles.models import Customer
+    from profiles.services import features_rebuild
+    from recommender.models import Item, ModelStatus, ModelVersion
+    from recommender.services import model_train_popularity
+    from recommender.serving_services import (
+        modelversion_activate,
+        recommendation_lists_store,
+        similar_lists_store,
+    )
+
+    cache.clear()
+    figures: dict = {}
+    started = time.perf_counter()
+    config = StoreConfig(customers=customers, items=items, days=days)
+    store_simulate(config=config)
+    features_rebuild(repair=True)
+    figures["load_s"] = round(time.perf_counter() - started, 1)
+    model_train_popularity()
+
+    truth = generate_truth(config)
+    customer_pks = dict(Customer.objects.values_list("external_id", "pk"))
+    item_pks = dict(Item.objects.values_list("external_id", "pk"))
+    customer_ids = truth.customer_external_ids
+    item_ids = np.array(truth.item_external_ids)
+
+    started = time.perf_counter()
+    hybrid = ModelVersion.objects.create(algorithm="hybrid", status=ModelStatus.READY)
+
+    def hybrid_rows():
+        for lo in range(0, truth.n_customers, 1000):
+            block = truth.true_affinity_block(slice(lo, min(lo + 1000, truth.n_customers)))
+            top = np.argpartition(-block, LIST_LENGTH, axis=1)[:, :LIST_LENGTH]
+            for row, candidates in enumerate(top):
+                scores = block[row, candidates]
+                order = candidates[np.argsort(-scores, kind="stable")]
+                yield (
+                    customer_pks[customer_ids[lo + row]],
+                    item_ids[order].tolist(),
+                    block[row, order].round(4).tolist(),
+                )
+
+    figures["recommendation_lists"] = recommendation_lists_store(version=hybrid, rows=hybrid_rows())
+    modelversion_activate(version=hybrid)
+
+    latent = truth.item_latent / (np.linalg.norm(truth.item_latent, axis=1, keepdims=True) + 1e-9)
+    similarity = latent @ latent.T + 0.5 * (
+        truth.item_category[:, None] == truth.item_category[None, :]
+    )
+    np.fill_diagonal(similarity, -np.inf)
+    item_item = ModelVersion.objects.create(algorithm="item_item", status=ModelStatus.READY)
+
+    def similar_rows():
+        top = np.argsort(-similarity, axis=1, kind="stable")[:, :LIST_LENGTH]
+        for index, order in enumerate(top):
+            yield (
+                item_pks[item_ids[index]],
+                item_ids[order].tolist(),
+                similarity[index, order].round(4).tolist(),
+            )
+
+    figures["similar_lists"] = similar_lists_store(version=item_item, rows=similar_rows())
+    modelversion_activate(version=item_item)
+    figures["lists_s"] = round(time.perf_counter() - started, 1)
+    _, key = api_key_create(name="bench", scopes=["recommendations:read"])
+    return key, customer_ids, figures
+
+
+def _drive(port: int, paths: list[str], *, rate: float, seconds: float, key: str) -> dict:
+    """Send len(paths) requests at `rate`, open loop; latency from each scheduled time."""
+    n = int(rate * seconds)
+    lock = threading.Lock()
+    state = {"next": 0}
+    latencies = np.zeros(n)
+    statuses = np.zeros(n, dtype=np.int32)
+    headers = {"Authorization": f"Api-Key {key}", "Connection": "keep-alive"}
+    start = time.perf_counter() + 0.2
+
+    def worker():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        while True:
+            with lock:
+                index = state["next"]
+                state["next"] += 1
+            if index >= n:
+                break
+            due = start + index / rate
+            if (wait := due - time.perf_counter()) > 0:
+                time.sleep(wait)
+            try:
+                conn.request("GET", paths[index % len(paths)], headers=headers)
+                response = conn.getresponse()
+                response.read()
+                statuses[index] = response.status
+            except (OSError, http.client.HTTPException):
+                statuses[index] = -1
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            latencies[index] = time.perf_counter() - due
+        conn.close()
+
+    pool = [threading.Thread(target=worker, daemon=True) for _ in range(32)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    elapsed = time.perf_counter() - start
+    ms = latencies * 1000
+    return {
+        "requests": n,
+        "non_200": int((statuses != 200).sum()),
+        "achieved_rps": round(n / elapsed, 1),
+        "p50_ms": round(float(np.percentile(ms, 50)), 2),
+        "p90_ms": round(float(np.percentile(ms, 90)), 2),
+        "p99_ms": round(float(np.percentile(ms, 99)), 2),
+        "max_ms": round(float(ms.max()), 2),
+    }
+
+
+def _wait_http(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("gunicorn did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--items", type=int, default=2_000)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--rate", type=float, default=300.0, help="requests per second")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    _reset_database()
+    _django_setup()
+    key, customer_ids, figures = _prepare(args.customers, args.items, args.days)
+
+    rng = random.Random(args.seed)
+    n = int(args.rate * args.seconds)
+    api_paths = [
+        f"/api/v1/customers/{rng.choice(customer_ids)}/recommendations?k=10" for _ in range(n)
+    ]
+    mixed_paths = []
+    for path in api_paths[:n]:
+        roll = rng.random()
+        if roll < 0.2:
+            path += "&strategy=because_you_viewed"
+        elif roll < 0.3:
+            path += "&in_stock=true&exclude=purchased,viewed"
+        mixed_paths.append(path)
+    warm_paths = [
+        f"/api/v1/customers/{rng.choice(customer_ids)}/recommendations?k=10" for _ in range(300)
+    ]
+
+    port = _free_port()
+    web = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "marketing.wsgi",
+            "-w",
+            str(args.workers),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=_env(),
+        start_new_session=True,
+    )
+    try:
+        _wait_http(port)
+        # Warm-up: every worker loads its snapshot and its connections (not measured).
+        _drive(port, warm_paths, rate=100, seconds=3, key=key)
+        _drive(port, ["/bench/bare"], rate=100, seconds=1, key=key)
+        bare = _drive(port, ["/bench/bare"], rate=args.rate, seconds=args.seconds, key=key)
+        api = _drive(port, mixed_paths, rate=args.rate, seconds=args.seconds, key=key)
+    finally:
+        os.killpg(web.pid, signal.SIGTERM)
+        web.wait(timeout=30)
+
+    for name, figures_ in (("bare Django JSON view", bare), ("recommendations API", api)):
+        sys.stdout.write(
+            f"{name:>24}: {figures_['achieved_rps']} req/s, p50 {figures_['p50_ms']} ms, "
+            f"p90 {figures_['p90_ms']} ms, p99 {figures_['p99_ms']} ms, "
+            f"max {figures_['max_ms']} ms, non-200 {figures_['non_200']}\n"
+        )
+    result = {
+        "benchmark": "recommendations_latency",
+        "customers": args.customers,
+        "items": args.items,
+        "days": args.days,
+        "gunicorn_workers": args.workers,
+        "target_rps": args.rate,
+        "seconds": args.seconds,
+        "mix": "70% default, 20% because_you_viewed, 10% in_stock + exclude purchased,viewed",
+        **{f"setup_{k}": v for k, v in figures.items()},
+        "bare": bare,
+        "api": api,
+        "target_p99_ms": TARGET_P99_MS,
+        "ok": api["p99_ms"] < TARGET_P99_MS
+        and api["achieved_rps"] >= args.rate - 5
+        and api["non_200"] == 0,
+    }
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()

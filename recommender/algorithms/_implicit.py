@@ -6,13 +6,12 @@ from contextlib import contextmanager
 
 from threadpoolctl import threadpool_limits
 
-# implicit runs its own thread pool; BLAS threads on top of it oversubscribe the cores and
-# implicit warns about it, so BLAS is held to one thread while it trains.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
 
 @contextmanager
 def single_threaded_blas() -> Iterator[None]:
+    """implicit runs its own thread pool (num_threads); BLAS threads on top of it
+    oversubscribe the cores (implicit warns about it), so BLAS is held to one thread while
+    implicit trains. Progress bars are turned off by each caller (show_progress=False)."""
     with threadpool_limits(limits=1, user_api="blas"):
         yield
 

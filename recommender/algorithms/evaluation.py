@@ -24,7 +24,7 @@ from recommender.algorithms.als import AlsRecommender
 from recommender.algorithms.base import CatalogTooLarge, Recommender
 from recommender.algorithms.bpr import BprRecommender
 from recommender.algorithms.content import ContentRecommender
-from recommender.algorithms.data import InteractionData, Interactions, ItemFeatures
+from recommender.algorithms.data import InteractionData, Interactions, ItemFeatures, time_split
 from recommender.algorithms.ease import EaseRecommender
 from recommender.algorithms.hybrid import HybridRecommender
 from recommender.algorithms.itemknn import ItemKnnRecommender
@@ -227,3 +227,29 @@ def format_table(evaluation: Evaluation) -> str:
     for name, reason in evaluation.skipped.items():
         lines.append(f"{name:<{width}}  skipped: {reason}")
     return "\n".join(lines)
+
+
+def evaluate_time_holdout(
+    interactions: Interactions,
+    *,
+    test_ratio: float = 0.2,
+    k: int = 10,
+    items: ItemFeatures | None = None,
+    specs: list[ModelSpec] | None = None,
+    type_weights: Mapping[str, float] | None = None,
+    half_life_days: float | None = None,
+    hybrid: bool = True,
+) -> Evaluation:
+    """What a production training reports: hold out each user's latest `test_ratio` of
+    events (time_split), train on the rest, score on them."""
+    train, test = time_split(interactions, test_ratio=test_ratio)
+    return evaluate(
+        train=train,
+        test=test,
+        items=items,
+        k=k,
+        specs=specs,
+        type_weights=type_weights,
+        half_life_days=half_life_days,
+        hybrid=hybrid,
+    )

@@ -26,6 +26,7 @@ from recommender.algorithms.data import (
     time_split,
 )
 from recommender.algorithms.ease import EaseRecommender
+from recommender.algorithms.evaluation import ModelSpec, evaluate_time_holdout
 from recommender.algorithms.hybrid import HybridRecommender, model_from_arrays
 from recommender.algorithms.itemknn import ItemKnnRecommender
 from recommender.algorithms.metrics import (
@@ -291,3 +292,18 @@ def test_evaluate_recommender_prints_json_for_every_model_without_the_database(t
         )
         assert 0.0 <= metrics["ndcg@3"] <= 1.0
     assert result["ease"]["precision@3"] > result["popularity"]["precision@3"]
+
+
+def test_time_holdout_evaluation_scores_the_latest_events():
+    result = evaluate_time_holdout(
+        planted(),
+        test_ratio=0.34,
+        k=3,
+        specs=[ModelSpec("ease", lambda: EaseRecommender(l2=10.0))],
+        hybrid=False,
+    )
+    assert result.n_train == N_USERS * 4
+    assert result.n_users == N_USERS
+    assert list(result.results) == ["ease"]
+    # Closed form, so exact; in-group guessing among 6 unseen items with 2 relevant gives 1/3.
+    assert result.results["ease"]["precision@3"] == pytest.approx(7 / 24)

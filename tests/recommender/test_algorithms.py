@@ -26,7 +26,7 @@ from recommender.algorithms.data import (
     time_split,
 )
 from recommender.algorithms.ease import EaseRecommender
-from recommender.algorithms.evaluation import ModelSpec, evaluate_time_holdout
+from recommender.algorithms.evaluation import ModelSpec, evaluate, evaluate_time_holdout
 from recommender.algorithms.hybrid import HybridRecommender, model_from_arrays
 from recommender.algorithms.itemknn import ItemKnnRecommender
 from recommender.algorithms.metrics import (
@@ -307,3 +307,23 @@ def test_time_holdout_evaluation_scores_the_latest_events():
     assert list(result.results) == ["ease"]
     # Closed form, so exact; in-group guessing among 6 unseen items with 2 relevant gives 1/3.
     assert result.results["ease"]["precision@3"] == pytest.approx(7 / 24)
+
+
+def test_users_unknown_to_training_get_the_popularity_ranking_from_every_model():
+    test = Interactions.from_columns(user_ids=["newcomer", "newcomer"], item_ids=["i03", "i77"])
+    result = evaluate(
+        train=planted(),
+        test=test,
+        k=5,
+        specs=[
+            ModelSpec("popularity", PopularityRecommender),
+            ModelSpec("ease", lambda: EaseRecommender(l2=10.0)),
+        ],
+        hybrid=False,
+    )
+    assert result.n_users == 1
+    assert result.results["ease"]["ndcg@5"] == result.results["popularity"]["ndcg@5"]
+    # i03 is third in the popularity ranking; i77 is outside the catalog but still relevant.
+    assert result.results["ease"]["precision@5"] == pytest.approx(1 / 5)
+    assert result.results["ease"]["recall@5"] == pytest.approx(1 / 2)
+    assert result.results["ease"]["map@5"] == pytest.approx((1 / 3) / 2)

@@ -8,6 +8,11 @@ as in recommender.algorithms.metrics (MAP divides by min(|test|, k), Recommender
 Hyper-parameters are chosen on a validation split carved from the training part only
 (stratified 75/25 inside it, seed 7); the grid is printed first, then the test table.
 Run: .venv/bin/python benchmarks/recommender_movielens.py   (JSON on the last line)
+
+Last run (2 cores, ~36 s), NDCG@10 on the stratified split: hybrid (EASE 0.6 + ALS 0.4 +
+content 0.1) 0.487, EASE (l2 500) 0.477, tuned ALS 0.445, item-kNN 0.396, implicit ALS default
+0.327, BPR 0.300, popularity 0.246; anchors BiVAE 0.475, BPR 0.442, LightGCN 0.420, SAR 0.382.
+Best / ALS default = 1.49, best / popularity = 1.98. u1 split: hybrid 0.573, EASE 0.565.
 """
 
 import json

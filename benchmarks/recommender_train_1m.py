@@ -13,9 +13,9 @@ limit) train in under 60 s on 2 cores.
 Run: .venv/bin/python benchmarks/recommender_train_1m.py   (JSON on the last line)
 
 Last runs (2 shared cores, so +-30%): every model under 20 s (BPR 14-19 s, ALS default 3.7 s,
-EASE 2.9 s, tuned ALS 1.9-3.9 s, item-kNN 1.7-1.9 s); hybrid 4.8-6.9 s. NDCG@10 vs truth: ALS 0.25, hybrid 0.23, ALS default
-0.17, EASE 0.16, item-kNN 0.15, popularity 0.07, BPR 0.04 (implicit's BPR defaults do not
-suit this data), content 0.03.
+EASE 2.9 s, tuned ALS 1.9-3.9 s, item-kNN 1.7-1.9 s); hybrid 4.8-6.9 s.
+NDCG@10 vs truth: ALS 0.25, hybrid 0.23, ALS default 0.17, EASE 0.16, item-kNN 0.15,
+popularity 0.07, BPR 0.04 (implicit's BPR defaults do not suit this data), content 0.03.
 """
 
 import json

@@ -11,7 +11,6 @@ from recommender.models import (
     ModelStatus,
     ModelVersion,
     Offer,
-    RecommendationList,
     SimilarItemList,
 )
 
@@ -195,21 +194,28 @@ def customer_for_serving(*, external_id: str) -> tuple[int, list[str], list[str]
     return row[0], _json_list(row[1]), _json_list(row[2])
 
 
+def _json_value(value):
+    return json.loads(value) if isinstance(value, str) else value  # jsonb as text: decode
+
+
 def _json_list(value) -> list[str]:
-    if isinstance(value, str):  # a driver that hands jsonb back as text
-        value = json.loads(value)
+    value = _json_value(value)
     return [str(v) for v in value] if isinstance(value, list) else []
 
 
 def recommendation_list_get(
     *, version_id: int, customer_id: int
 ) -> tuple[list[str], list[float]] | None:
-    row = (
-        RecommendationList.objects.filter(model_version_id=version_id, customer_id=customer_id)
-        .values_list("item_ids", "scores")
-        .first()
-    )
-    return None if row is None else (list(row[0]), list(row[1]))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT item_ids, scores FROM recommender_recommendationlist"
+            " WHERE model_version_id = %s AND customer_id = %s",
+            [version_id, customer_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return _json_list(row[0]), [float(s) for s in _json_value(row[1])]
 
 
 def similar_lists_get(
@@ -219,3 +225,48 @@ def similar_lists_get(
         model_version_id=version_id, item__external_id__in=list(item_external_ids)
     ).values_list("item__external_id", "item_ids", "scores")
     return {external_id: (list(ids), list(scores)) for external_id, ids, scores in rows}
+
+
+CHART_METRICS = ("ndcg@10", "precision@10", "recall@10", "map@10", "coverage")
+
+
+def modelversion_metrics_chart(*, limit: int = 60) -> list[dict]:
+    """Plotly traces: holdout NDCG@10 of the ready versions over time, one line per
+    algorithm (the other metrics are in the hover text)."""
+    versions = (
+        ModelVersion.objects.filter(status="ready")
+        .exclude(metrics={})
+        .order_by("-trained_at")
+        .values("pk", "algorithm", "trained_at", "metrics", "is_active")[:limit]
+    )
+    traces: dict[str, dict] = {}
+    for v in reversed(list(versions)):
+        trace = traces.setdefault(
+            v["algorithm"],
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": v["algorithm"],
+                "x": [],
+                "y": [],
+                "text": [],
+            },
+        )
+        trace["x"].append(v["trained_at"].isoformat())
+        trace["y"].append(v["metrics"].get("ndcg@10"))
+        trace["text"].append(
+            f"#{v['pk']}{' (served)' if v['is_active'] else ''}<br>"
+            + "<br>".join(f"{m}: {v['metrics'][m]}" for m in CHART_METRICS if m in v["metrics"])
+        )
+    return list(traces.values())
+
+
+def modelversion_served() -> list[ModelVersion]:
+    """The active version of each algorithm (with `ndcg`, its holdout NDCG@10), for the
+    rollback controls."""
+    versions = list(
+        ModelVersion.objects.defer("artifact").filter(is_active=True).order_by("algorithm")
+    )
+    for version in versions:
+        version.ndcg = version.metrics.get("ndcg@10")  # type: ignore[attr-defined]
+    return versions

@@ -481,3 +481,17 @@ def test_redis_down_still_answers_from_postgresql(catalog, storefront_client):
         ["i7", "i1"],
     )
     assert again.json() == body
+
+
+def test_catalog_page_filters_on_active_and_greys_inactive_items(marketer_client):
+    ItemFactory(external_id="on", title="Shown")
+    ItemFactory(external_id="off", title="Retired", is_active=False)
+
+    everything = marketer_client.get("/catalog/").content.decode()
+    inactive = marketer_client.get("/catalog/", {"is_active": "false"}).content.decode()
+    active = marketer_client.get("/catalog/", {"is_active": "true"}).content.decode()
+
+    assert ("Shown" in everything, "Retired" in everything) == (True, True)
+    assert everything.count('class="inactive muted"') == 1
+    assert ("Shown" in inactive, "Retired" in inactive) == (False, True)
+    assert ("Shown" in active, "Retired" in active) == (True, False)

@@ -56,6 +56,11 @@ app.conf.beat_schedule = {
         "task": "profiles.features_update",
         "schedule": crontab(minute="*"),
     },
+    # every 10 minutes: retrain when RECOMMENDER_RETRAIN_AFTER_EVENTS new events arrived
+    "recommender-retrain-on-new-events": {
+        "task": "recommender.retrain_if_needed",
+        "schedule": crontab(minute="*/10"),
+    },
     # every night at 02:30 UTC: recompute profile features from scratch, report any drift
     "profiles-features-rebuild-nightly": {
         "task": "profiles.features_rebuild",

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from django.core.cache import cache
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from marketing.celery import app as celery_app
@@ -114,6 +115,7 @@ def job_progress(*, job_id: int, done: int, message: str = "") -> None:
 def job_finish(*, job_id: int, result: dict | None = None, message: str = "") -> None:
     Job.objects.filter(pk=job_id).update(
         status=JobStatus.DONE,
+        done=F("total"),
         finished_at=timezone.now(),
         result=result or {},
         message=message,

@@ -203,6 +203,11 @@ RECOMMENDER_SERVING_ALGORITHMS = env.list(
 # Adds /bench/bare (a bare JSON view) as the baseline of benchmarks/recommendations_latency.py.
 BENCHMARK_VIEWS = env.bool("BENCHMARK_VIEWS", default=False)
 
+# --- Recommender training ---------------------------------------------------------------------
+RECOMMENDER_TRAINING_WINDOW_DAYS = env.int("RECOMMENDER_TRAINING_WINDOW_DAYS", default=180)
+# Retrain once this many events arrived since the last training (checked every 10 minutes).
+RECOMMENDER_RETRAIN_AFTER_EVENTS = env.int("RECOMMENDER_RETRAIN_AFTER_EVENTS", default=50_000)
+
 # --- Providers (used from the campaigns app) ---------------------------------------------------
 SENDGRID_API_KEY = env("SENDGRID_API_KEY", default="")
 SENDGRID_API_HOST = env("SENDGRID_API_HOST", default="https://api.sendgrid.com")

@@ -9,3 +9,9 @@ class ModelVersionNotReadyError(ApplicationError):
 class NoPreviousVersionError(ApplicationError):
     code = "no_previous_model_version"
     http_status = 409
+
+
+class TrainingDataError(ApplicationError):
+    """Too little data to train on."""
+
+    code = "training_data_missing"

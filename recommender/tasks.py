@@ -1,6 +1,7 @@
 import logging
 
 from celery import shared_task
+from django.conf import settings
 
 from marketing.celery import Queue
 
@@ -8,15 +9,45 @@ logger = logging.getLogger(__name__)
 
 
 @shared_task(
+    name="recommender.model_train",
+    queue=Queue.RECOMMENDER.value,
+    soft_time_limit=1800,
+    time_limit=2400,
+    autoretry_for=(),
+)
+def model_train_task(*, algorithm: str, job_id: int) -> int | None:
+    """Train one algorithm for a marketer's request; the Job row shows the progress. Not
+    retried: a failed training is recorded on the job and the version."""
+    from recommender.training import model_train_job
+
+    version = model_train_job(algorithm=algorithm, job_id=job_id)
+    return None if version is None else version.pk
+
+
+@shared_task(
     name="recommender.model_train_all",
     queue=Queue.RECOMMENDER.value,
     soft_time_limit=1800,
     time_limit=2400,
+    autoretry_for=(),
 )
 def model_train_all_task() -> list[int]:
-    from recommender.services import model_train_all
+    from recommender.training import model_train_all
 
     versions = model_train_all()
     ids = [v.pk for v in versions]
     logger.info("retrained models", extra={"versions": ids})
     return ids
+
+
+@shared_task(name="recommender.retrain_if_needed", queue=Queue.RECOMMENDER.value)
+def retrain_if_needed_task() -> bool:
+    """Every 10 minutes: retrain once enough new events have arrived since the last one."""
+    from recommender.training import events_since_last_training
+
+    new = events_since_last_training()
+    if new < settings.RECOMMENDER_RETRAIN_AFTER_EVENTS:
+        return False
+    logger.info("retraining on new events", extra={"new_events": new})
+    model_train_all_task.delay()
+    return True

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from recommender import views
+from recommender import views, views_models
 
 app_name = "recommender"
 
@@ -8,4 +8,15 @@ urlpatterns = [
     path("catalog/", views.item_list_view, name="item-list"),
     path("recommendations/", views.modelversion_list_view, name="modelversion-list"),
     path("offers/", views.offer_list_view, name="offer-list"),
+    path("recommendations/train/", views_models.modelversion_train_view, name="modelversion-train"),
+    path(
+        "recommendations/<int:pk>/activate/",
+        views_models.modelversion_activate_view,
+        name="modelversion-activate",
+    ),
+    path(
+        "recommendations/rollback/",
+        views_models.modelversion_rollback_view,
+        name="modelversion-rollback",
+    ),
 ]

@@ -1,3 +1,5 @@
+import json
+
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import render
@@ -5,8 +7,9 @@ from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
 from marketing.common.htmx import HtmxHttpRequest
-from recommender import selectors
+from recommender import selectors, selectors_models
 from recommender.forms import ItemFilterForm, ModelVersionFilterForm, OfferFilterForm
+from recommender.forms_models import TrainForm
 from recommender.models import Algorithm
 
 PAGE_SIZE = 50
@@ -55,6 +58,9 @@ def modelversion_list_view(request: HtmxHttpRequest) -> HttpResponse:
         context["top_items"] = selectors.modelversion_top_items(
             algorithm=Algorithm.POPULARITY, limit=TOP_ITEMS
         )
+        context["chart_json"] = json.dumps(selectors_models.modelversion_metrics_chart())
+        context["train_form"] = TrainForm()
+        context["served"] = selectors_models.modelversion_served()
     return render(request, template, context)
 
 

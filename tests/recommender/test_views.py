@@ -229,6 +229,7 @@ def test_recommendations_query_count_is_constant(marketer_client, django_assert_
     ItemFactory(external_id="sku-a")
     ModelVersionFactory(is_active=True, artifact={"item_ids": ["sku-a"], "scores": [1.0]})
     ModelVersionFactory.create_batch(n - 1, algorithm="als")
-    # session, user, count, page, top-items head, item titles, can_edit groups
-    with django_assert_num_queries(7):
+    # session, user, count, page, top-items head, item titles, metrics chart, served
+    # versions, can_edit groups
+    with django_assert_num_queries(9):
         marketer_client.get(reverse("recommender:modelversion-list"))

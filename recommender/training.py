@@ -1,0 +1,395 @@
+"""Training recommendation models on the stored events (the Django side of the algorithms).
+
+One training: load the event window and the catalog, measure the model on a time-based
+holdout (each customer's latest 20% of events), fit it on everything, precompute every
+customer's top-100 (and, for item-to-item and content models, every item's top-20 related
+items), store them for serving, and record a ModelVersion with parameters, data window,
+training time and metrics. The new version is served when it is at least as good as the one
+it would replace (or when nothing is served yet); a marketer can activate or roll back any
+version on the Recommendations page.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import orjson
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from marketing.services import job_finish, job_mark_failed, job_progress, job_start
+from recommender.algorithms.base import CatalogTooLarge, Recommender
+from recommender.algorithms.data import (
+    DEFAULT_TYPE_WEIGHTS,
+    InteractionData,
+    Interactions,
+    ItemFeatures,
+    item_text,
+)
+from recommender.algorithms.evaluation import (
+    CONTENT_WEIGHT_IN_HYBRID,
+    HYBRID_WEIGHTS,
+    HYBRID_WEIGHTS_LARGE_CATALOG,
+    default_specs,
+    evaluate_time_holdout,
+)
+from recommender.algorithms.hybrid import HybridRecommender
+from recommender.errors import TrainingDataError
+from recommender.models import Algorithm, ModelStatus, ModelVersion
+from recommender.selectors import modelversion_get_active
+from recommender.serving_services import (
+    modelversion_activate,
+    recommendation_lists_store,
+    similar_lists_store,
+)
+
+logger = logging.getLogger(__name__)
+
+LIST_LENGTH = 100
+SIMILAR_LENGTH = 20
+HOLDOUT_RATIO = 0.2
+# An algorithm's models, by the names the evaluation uses.
+COMPONENTS: dict[str, list[str]] = {
+    Algorithm.ALS: ["als"],
+    Algorithm.BPR: ["bpr"],
+    Algorithm.ITEM_ITEM: ["itemknn"],
+    Algorithm.CONTENT: ["content"],
+    Algorithm.EASE: ["ease"],
+    Algorithm.HYBRID: ["ease", "als", "itemknn", "content"],
+}
+WITH_SIMILAR_ITEMS = {Algorithm.ITEM_ITEM, Algorithm.CONTENT}
+
+Progress = Callable[[int, str], None]
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    interactions: Interactions
+    items: ItemFeatures
+    item_pks: dict[str, int]
+    window_from: float
+    window_to: float
+    last_event_pk: int
+
+
+def training_data_load(*, window_days: int) -> TrainingData:
+    """Events of the last `window_days` (counted back from the newest event) on active
+    catalog items, and the active catalog's text for the content model."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH last AS (SELECT max(occurred_at) AS t FROM profiles_event)
+            SELECT e.customer_id::text, e.item_external_id, e.type, e.value::float8,
+                   extract(epoch FROM e.occurred_at)::float8
+            FROM profiles_event e
+            JOIN recommender_item i ON i.external_id = e.item_external_id AND i.is_active
+            CROSS JOIN last
+            WHERE e.item_external_id <> ''
+              AND e.occurred_at > last.t - make_interval(days => %s)
+            """,
+            [window_days],
+        )
+        rows = cursor.fetchall()
+        cursor.execute("SELECT coalesce(max(id), 0) FROM profiles_event")
+        last_event_pk = int(cursor.fetchone()[0])
+        cursor.execute(
+            "SELECT id, external_id, title, category, brand, description, attributes::text "
+            "FROM recommender_item WHERE is_active"
+        )
+        catalog = cursor.fetchall()
+    if not rows:
+        raise TrainingDataError("No events on active catalog items in the training window.")
+    columns = list(zip(*rows, strict=True))
+    values = np.array([np.nan if v is None else v for v in columns[3]], dtype=np.float64)
+    interactions = Interactions.from_columns(
+        user_ids=columns[0],
+        item_ids=columns[1],
+        event_types=columns[2],
+        values=values,
+        timestamps=columns[4],
+    )
+    texts = [
+        item_text(
+            {
+                "TITLE": title,
+                "CATEGORY": category,
+                "BRAND": brand,
+                "DESCRIPTION": description,
+                **_flat_attributes(attributes),
+            }
+        )
+        for _, _, title, category, brand, description, attributes in catalog
+    ]
+    items = ItemFeatures(item_ids=np.array([row[1] for row in catalog], dtype=object), texts=texts)
+    stamps = interactions.timestamps
+    return TrainingData(
+        interactions=interactions,
+        items=items,
+        item_pks={row[1]: row[0] for row in catalog},
+        window_from=float(stamps.min()),
+        window_to=float(stamps.max()),
+        last_event_pk=last_event_pk,
+    )
+
+
+def _flat_attributes(raw: str | None) -> dict[str, str]:
+    attributes = orjson.loads(raw) if raw else {}
+    flat = {}
+    for key, value in attributes.items():
+        if isinstance(value, list):
+            flat[key.upper()] = "|".join(str(v) for v in value)
+        elif isinstance(value, str | int | float):
+            flat[key.upper()] = str(value)
+    return flat
+
+
+def _specs_for(algorithm: str):
+    wanted = set(COMPONENTS[algorithm])
+    return [spec for spec in default_specs() if spec.name in wanted]
+
+
+def _fit(algorithm: str, data: InteractionData, items: ItemFeatures) -> Recommender:
+    """Fit the model on all the data, the same way the holdout evaluation built it."""
+    fitted: dict[str, Recommender] = {}
+    for spec in _specs_for(algorithm):
+        model = spec.build()
+        try:
+            model.fit(data, items)
+        except CatalogTooLarge:
+            continue
+        fitted[spec.name] = model
+    if algorithm != Algorithm.HYBRID:
+        name = COMPONENTS[algorithm][0]
+        if name not in fitted:
+            raise TrainingDataError(f"{algorithm} cannot be trained on this catalog.")
+        return fitted[name]
+    weights = dict(HYBRID_WEIGHTS if "ease" in fitted else HYBRID_WEIGHTS_LARGE_CATALOG)
+    if "content" in fitted:
+        weights["content"] = CONTENT_WEIGHT_IN_HYBRID
+    return HybridRecommender(
+        [(fitted[name], w) for name, w in weights.items() if name in fitted], fitted=True
+    ).fit(data, items)
+
+
+def model_train(
+    *,
+    algorithm: str,
+    job_id: int | None = None,
+    window_days: int | None = None,
+    activate: str = "if_better",
+) -> ModelVersion:
+    """Train one algorithm end to end; see the module docstring. `activate` is "if_better",
+    "always" or "never"."""
+    if algorithm == Algorithm.POPULARITY:
+        return _popularity_train(window_days=window_days)
+    if algorithm not in COMPONENTS:
+        raise TrainingDataError(f"Unknown algorithm '{algorithm}'.")
+    window_days = window_days or settings.RECOMMENDER_TRAINING_WINDOW_DAYS
+    progress = _progress(job_id)
+    started = time.perf_counter()
+    progress(5, "loading events")
+    loaded = training_data_load(window_days=window_days)  # no version when there is no data
+    version = ModelVersion.objects.create(
+        algorithm=algorithm,
+        params={
+            "window_days": window_days,
+            "event_weights": DEFAULT_TYPE_WEIGHTS,
+            "holdout": f"each customer's latest {int(HOLDOUT_RATIO * 100)}% of events",
+            "components": COMPONENTS[algorithm],
+            "list_length": LIST_LENGTH,
+            "last_event_pk": loaded.last_event_pk,
+        },
+    )
+    try:
+        progress(15, f"evaluating on a time-based holdout ({len(loaded.interactions):,} events)")
+        evaluation = evaluate_time_holdout(
+            loaded.interactions,
+            test_ratio=HOLDOUT_RATIO,
+            k=10,
+            items=loaded.items,
+            specs=_specs_for(algorithm),
+            hybrid=algorithm == Algorithm.HYBRID,
+        )
+        name = "hybrid" if algorithm == Algorithm.HYBRID else COMPONENTS[algorithm][0]
+        metrics = {key: round(float(v), 5) for key, v in evaluation.results.get(name, {}).items()}
+        progress(45, "training on all events")
+        data = InteractionData.from_interactions(
+            loaded.interactions, extra_item_ids=loaded.items.item_ids
+        )
+        model = _fit(algorithm, data, loaded.items)
+        progress(70, f"precomputing lists for {data.n_users:,} customers")
+        stored = _store_lists(version, model, data, loaded)
+        if algorithm in WITH_SIMILAR_ITEMS:
+            progress(90, "precomputing related items")
+            stored["similar_lists"] = _store_similar(version, model, data, loaded)
+    except Exception as exc:
+        ModelVersion.objects.filter(pk=version.pk).update(
+            status=ModelStatus.FAILED, error=str(exc)[:5000]
+        )
+        raise
+    version.status = ModelStatus.READY
+    version.metrics = metrics
+    version.params = {
+        **version.params,
+        "data_window": {
+            "from": _iso(loaded.window_from),
+            "to": _iso(loaded.window_to),
+        },
+        **stored,
+    }
+    version.n_users = data.n_users
+    version.n_items = data.n_items
+    version.n_interactions = len(loaded.interactions)
+    version.training_seconds = round(time.perf_counter() - started, 2)
+    version.trained_at = timezone.now()
+    version.save()
+    if _should_activate(version, activate):
+        modelversion_activate(version=version)
+        version.refresh_from_db()
+    logger.info(
+        "model trained",
+        extra={"algorithm": algorithm, "version": version.pk, "metrics": metrics},
+    )
+    return version
+
+
+def _popularity_train(*, window_days: int | None) -> ModelVersion:
+    """The fallback list (recommender.services), plus its holdout metrics so that the
+    personalized models have a baseline to beat on the Recommendations page."""
+    from recommender.services import model_train_popularity
+
+    version = model_train_popularity()
+    try:
+        loaded = training_data_load(
+            window_days=window_days or settings.RECOMMENDER_TRAINING_WINDOW_DAYS
+        )
+    except TrainingDataError:
+        return version
+    evaluation = evaluate_time_holdout(
+        loaded.interactions,
+        test_ratio=HOLDOUT_RATIO,
+        k=10,
+        specs=[spec for spec in default_specs() if spec.name == "popularity"],
+        hybrid=False,
+    )
+    metrics = evaluation.results.get("popularity", {})
+    version.metrics = {key: round(float(v), 5) for key, v in metrics.items()}
+    version.save(update_fields=["metrics", "updated_at"])
+    return version
+
+
+def _store_lists(version, model, data: InteractionData, loaded: TrainingData) -> dict:
+    users = np.arange(data.n_users)
+    idx, scores = model.recommend(users, LIST_LENGTH, exclude=data.matrix)
+    item_ids = data.item_ids
+
+    def rows():
+        for u in range(data.n_users):
+            keep = idx[u] >= 0
+            yield int(data.user_ids[u]), item_ids[idx[u][keep]].tolist(), scores[u][keep].tolist()
+
+    return {"recommendation_lists": recommendation_lists_store(version=version, rows=rows())}
+
+
+def _store_similar(version, model, data: InteractionData, loaded: TrainingData) -> int:
+    items = np.arange(data.n_items)
+    idx, scores = model.similar_items(items, SIMILAR_LENGTH)
+    item_ids = data.item_ids
+
+    def rows():
+        for i in range(data.n_items):
+            pk = loaded.item_pks.get(item_ids[i])
+            if pk is None:
+                continue
+            keep = (idx[i] >= 0) & (idx[i] != i)
+            yield pk, item_ids[idx[i][keep]].tolist(), scores[i][keep].tolist()
+
+    return similar_lists_store(version=version, rows=rows())
+
+
+def _should_activate(version: ModelVersion, policy: str) -> bool:
+    if policy == "always":
+        return True
+    if policy == "never":
+        return False
+    active = modelversion_get_active(algorithm=version.algorithm)
+    if active is None:
+        return True
+    new, old = version.metrics.get("ndcg@10"), active.metrics.get("ndcg@10")
+    if new is None or old is None:
+        return True
+    # Serve the new version unless it is clearly worse on the holdout.
+    return new >= 0.98 * old
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat()
+
+
+def _progress(job_id: int | None) -> Progress:
+    if job_id is None:
+        return lambda percent, message: None
+    job_start(job_id=job_id, total=100, message="starting")
+
+    def report(percent: int, message: str) -> None:
+        job_progress(job_id=job_id, done=percent, message=message)
+
+    return report
+
+
+def model_train_job(*, algorithm: str, job_id: int) -> ModelVersion | None:
+    """The body of the Celery task: training with its Job row kept up to date."""
+    try:
+        version = model_train(algorithm=algorithm, job_id=job_id)
+    except TrainingDataError as exc:
+        job_mark_failed(job_id=job_id, error=str(exc))
+        return None
+    except Exception as exc:
+        job_mark_failed(job_id=job_id, error=f"{type(exc).__name__}: {exc}")
+        raise
+    job_finish(
+        job_id=job_id,
+        result={"version": version.pk, "metrics": version.metrics},
+        message=f"{version.get_algorithm_display()} #{version.pk} ready"
+        + (" and served" if version.is_active else " (not better than the served one)"),
+    )
+    return version
+
+
+NIGHTLY = (Algorithm.POPULARITY, Algorithm.HYBRID, Algorithm.ITEM_ITEM)
+
+
+def model_train_all() -> list[ModelVersion]:
+    """The nightly retraining: popularity (the fallback), the hybrid that serves
+    personalized lists, and item-to-item for related items. One failing does not stop the
+    others."""
+    versions = []
+    for algorithm in NIGHTLY:
+        try:
+            versions.append(model_train(algorithm=algorithm))
+        except TrainingDataError as exc:
+            logger.warning("not trained", extra={"algorithm": algorithm, "reason": str(exc)})
+        except Exception:
+            logger.exception("training failed", extra={"algorithm": algorithm})
+    return versions
+
+
+def events_since_last_training() -> int:
+    """Events stored since the newest ready hybrid version read its data (by event pk)."""
+    last = (
+        ModelVersion.objects.filter(algorithm=Algorithm.HYBRID, status=ModelStatus.READY)
+        .order_by("-pk")
+        .values_list("params", flat=True)
+        .first()
+    )
+    since = int((last or {}).get("last_event_pk", 0))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT coalesce(max(id), 0) FROM profiles_event")
+        newest = int(cursor.fetchone()[0])
+    return max(0, newest - since)

@@ -11,7 +11,6 @@ from recommender.models import (
     ModelStatus,
     ModelVersion,
     Offer,
-    SimilarItemList,
 )
 
 
@@ -221,52 +220,16 @@ def recommendation_list_get(
 def similar_lists_get(
     *, version_id: int, item_external_ids: Sequence[str]
 ) -> dict[str, tuple[list[str], list[float]]]:
-    rows = SimilarItemList.objects.filter(
-        model_version_id=version_id, item__external_id__in=list(item_external_ids)
-    ).values_list("item__external_id", "item_ids", "scores")
-    return {external_id: (list(ids), list(scores)) for external_id, ids, scores in rows}
-
-
-CHART_METRICS = ("ndcg@10", "precision@10", "recall@10", "map@10", "coverage")
-
-
-def modelversion_metrics_chart(*, limit: int = 60) -> list[dict]:
-    """Plotly traces: holdout NDCG@10 of the ready versions over time, one line per
-    algorithm (the other metrics are in the hover text)."""
-    versions = (
-        ModelVersion.objects.filter(status="ready")
-        .exclude(metrics={})
-        .order_by("-trained_at")
-        .values("pk", "algorithm", "trained_at", "metrics", "is_active")[:limit]
-    )
-    traces: dict[str, dict] = {}
-    for v in reversed(list(versions)):
-        trace = traces.setdefault(
-            v["algorithm"],
-            {
-                "type": "scatter",
-                "mode": "lines+markers",
-                "name": v["algorithm"],
-                "x": [],
-                "y": [],
-                "text": [],
-            },
+    """{item external id: (related ids, scores)} of the version's lists for those items."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT i.external_id, s.item_ids, s.scores FROM recommender_similaritemlist s"
+            " JOIN recommender_item i ON i.id = s.item_id"
+            " WHERE s.model_version_id = %s AND i.external_id = ANY(%s)",
+            [version_id, list(item_external_ids)],
         )
-        trace["x"].append(v["trained_at"].isoformat())
-        trace["y"].append(v["metrics"].get("ndcg@10"))
-        trace["text"].append(
-            f"#{v['pk']}{' (served)' if v['is_active'] else ''}<br>"
-            + "<br>".join(f"{m}: {v['metrics'][m]}" for m in CHART_METRICS if m in v["metrics"])
-        )
-    return list(traces.values())
-
-
-def modelversion_served() -> list[ModelVersion]:
-    """The active version of each algorithm (with `ndcg`, its holdout NDCG@10), for the
-    rollback controls."""
-    versions = list(
-        ModelVersion.objects.defer("artifact").filter(is_active=True).order_by("algorithm")
-    )
-    for version in versions:
-        version.ndcg = version.metrics.get("ndcg@10")  # type: ignore[attr-defined]
-    return versions
+        rows = cursor.fetchall()
+    return {
+        external_id: (_json_list(ids), [float(x) for x in _json_value(scores)])
+        for external_id, ids, scores in rows
+    }

@@ -64,8 +64,8 @@ def _failed(operation: str, exc: Exception) -> None:
     )
 
 
-def _load(raw: bytes | None) -> Any:
-    if raw is None:
+def _load(raw: bytes | str | None) -> Any:
+    if not isinstance(raw, bytes):  # missing (None); str never: the client does not decode
         return None
     try:
         return pickle.loads(raw)  # noqa: S301 - our own Redis, written by cache_set below

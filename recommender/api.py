@@ -17,6 +17,7 @@ from recommender.serializers import (
     SimilarItemsOutputSerializer,
     SimilarQuerySerializer,
 )
+from recommender.serving_cache import default_cache_reusing
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,12 @@ class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
 class ServingRateThrottle(ApiKeyRateThrottle):
     """The per-key limit, failing open: the rate counter lives in Redis, and serving must
-    answer while Redis is down."""
+    answer while Redis is down. Same counters as every other endpoint (the default cache's
+    keys), through a client that is not rebuilt per call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cache = default_cache_reusing()
 
     def allow_request(self, request, view):
         try:

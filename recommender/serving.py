@@ -60,8 +60,10 @@ class Source:
     NEWEST = "newest"
 
 
-@dataclass(frozen=True, slots=True)
-class CatalogEntry:
+class CatalogEntry(NamedTuple):
+    """A tuple, not a dataclass: the snapshot of thousands travels through Redis, and tuples
+    unpickle several times faster."""
+
     title: str
     category: str
     brand: str

@@ -495,3 +495,18 @@ def test_catalog_page_filters_on_active_and_greys_inactive_items(marketer_client
     assert everything.count('class="inactive muted"') == 1
     assert ("Shown" in inactive, "Retired" in inactive) == (False, True)
     assert ("Shown" in active, "Retired" in active) == (True, False)
+
+
+def test_api_rate_limit_is_shared_with_the_other_endpoints(catalog, api_client):
+    from marketing.services import api_key_create
+
+    _, raw = api_key_create(name="slow", scopes=["recommendations:read"], rate_limit="2/min")
+    api_client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+
+    statuses = [
+        api_client.get("/api/v1/items").status_code,
+        api_client.get(URL.format("c1")).status_code,
+        api_client.get(URL.format("c1")).status_code,
+    ]
+
+    assert statuses == [200, 200, 429]

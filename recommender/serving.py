@@ -41,7 +41,7 @@ from recommender.serving_cache import (
 logger = logging.getLogger(__name__)
 
 LOCAL_SECONDS = 5.0
-SNAPSHOT_REDIS_SECONDS = 10
+SNAPSHOT_REDIS_SECONDS = 30
 LIST_REDIS_SECONDS = 3600
 POPULAR_HEAD = 1000
 NEWEST_HEAD = 1000
@@ -90,6 +90,7 @@ class ServingSnapshot:
     popular_scores: tuple[float, ...]
     newest_ids: tuple[str, ...]
     catalog: dict[str, CatalogEntry]
+    stamp: int = 0  # when it was read from PostgreSQL (time_ns): tells copies apart
 
 
 class ScoredItem(NamedTuple):
@@ -132,20 +133,41 @@ def _local_drop() -> None:
 local_listener_add(_local_drop)
 
 
-def snapshot_get(generation: int | None = None, *, known: bool = False) -> ServingSnapshot:
+def _stamp_key(generation: int) -> str:
+    return f"stamp:{generation}"
+
+
+def snapshot_stamp_keys() -> list[str]:
+    """Keys to read with the generation so `snapshot_get` can keep an unchanged copy."""
+    local = _local["snapshot"]
+    if local is None or local.generation is None:
+        return []
+    return [_stamp_key(local.generation)]
+
+
+def snapshot_get(
+    generation: int | None = None, *, known: bool = False, prefetched: dict | None = None
+) -> ServingSnapshot:
     """The serving snapshot: in process for LOCAL_SECONDS while the Redis generation holds,
-    else from Redis, else from PostgreSQL (then stored in both). Pass `known=True` with a
-    generation already read from Redis."""
+    else from Redis, else from PostgreSQL (then stored in both, for SNAPSHOT_REDIS_SECONDS).
+
+    A local copy that is still the one in Redis (same stamp) is kept without reloading: each
+    reload makes thousands of long-lived objects, and their churn brings on full garbage
+    collections that stall requests. Pass `known=True` with a generation (and the stamp keys
+    in `prefetched`) already read from Redis.
+    """
     if not known:
-        generation = generation_and_get([])[0]
+        generation, prefetched = generation_and_get(snapshot_stamp_keys())
     now = time.monotonic()
     local = _local["snapshot"]
-    if (
-        local is not None
-        and local.generation == generation
-        and now - _local["loaded_at"] < LOCAL_SECONDS
-    ):
-        return local
+    if local is not None and local.generation == generation:
+        current = (
+            generation is not None and (prefetched or {}).get(_stamp_key(generation)) == local.stamp
+        )
+        if current or now - _local["loaded_at"] < LOCAL_SECONDS:
+            if current:
+                _local["loaded_at"] = now
+            return local
     snapshot = None
     if generation is not None:
         cached = cache_get(f"snapshot:{generation}")
@@ -154,7 +176,10 @@ def snapshot_get(generation: int | None = None, *, known: bool = False) -> Servi
     if snapshot is None:
         snapshot = _snapshot_load(generation)
         if generation is not None:
-            cache_set(f"snapshot:{generation}", snapshot, timeout=SNAPSHOT_REDIS_SECONDS)
+            cache_set_many(
+                {f"snapshot:{generation}": snapshot, _stamp_key(generation): snapshot.stamp},
+                timeout=SNAPSHOT_REDIS_SECONDS,
+            )
     _local["snapshot"] = snapshot
     _local["loaded_at"] = now
     return snapshot
@@ -191,6 +216,7 @@ def _snapshot_load(generation: int | None) -> ServingSnapshot:
         popular_scores=tuple(popular_scores),
         newest_ids=tuple(newest),
         catalog=catalog,
+        stamp=time.time_ns(),
     )
 
 
@@ -345,7 +371,7 @@ def recommend(
     # One Redis round trip on the warm path: the generation, and the customer's list under
     # the version this process serves now (checked against the snapshot below).
     local = _local["snapshot"]
-    wanted = []
+    wanted = snapshot_stamp_keys()
     serving_now = local.serving if local is not None else None
     if (
         customer is not None
@@ -356,7 +382,7 @@ def recommend(
     ):
         wanted.append(_list_key(serving_now.id, customer[0]))
     generation, prefetched = generation_and_get(wanted)
-    snapshot = snapshot_get(generation, known=True)
+    snapshot = snapshot_get(generation, known=True, prefetched=prefetched)
     excluded: set[str] = set()
     primary: tuple[Sequence[str], Sequence[float], str] | None = None
     version: VersionRef | None = None

@@ -11,8 +11,8 @@ def modelversion_metrics_chart(*, limit: int = 60) -> list[dict]:
     versions = (
         ModelVersion.objects.filter(status=ModelStatus.READY)
         .exclude(metrics={})
-        .order_by("-trained_at")
-        .values("pk", "algorithm", "trained_at", "metrics", "is_active")[:limit]
+        .order_by("-created_at")
+        .values("pk", "algorithm", "trained_at", "created_at", "metrics", "is_active")[:limit]
     )
     traces: dict[str, dict] = {}
     for v in reversed(list(versions)):
@@ -27,7 +27,7 @@ def modelversion_metrics_chart(*, limit: int = 60) -> list[dict]:
                 "text": [],
             },
         )
-        trace["x"].append(v["trained_at"].isoformat())
+        trace["x"].append((v["trained_at"] or v["created_at"]).isoformat())
         trace["y"].append(v["metrics"].get("ndcg@10"))
         trace["text"].append(
             f"#{v['pk']}{' (served)' if v['is_active'] else ''}<br>"

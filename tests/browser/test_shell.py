@@ -98,7 +98,7 @@ def test_marketer_walks_through_the_shell(page, live_server, shop_data, screensh
     page.get_by_role("searchbox", name="Search catalog").fill("red")
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("Red running shoe")
-    expect(page).to_have_url(f"{base}/catalog/?q=red&category=&in_stock=")
+    expect(page).to_have_url(f"{base}/catalog/?q=red&category=&in_stock=&is_active=")
     page.get_by_label("Category").select_option("hats")
     expect(page.locator("#item-table")).to_contain_text("No items match these filters.")
     page.get_by_role("searchbox", name="Search catalog").fill("")

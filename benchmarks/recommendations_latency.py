@@ -146,6 +146,10 @@ def _prepare(customers: int, items: int, days: int) -> tuple[str, list[str], dic
     modelversion_activate(version=item_item)
     figures["lists_s"] = round(time.perf_counter() - started, 1)
     _, key = api_key_create(name="bench", scopes=["recommendations:read"])
+    # Settle the database so autovacuum and checkpoints do not run during the measurement.
+    with psycopg.connect(f"{PG}/{DB}", autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+        conn.execute("CHECKPOINT")
     return key, customer_ids, figures
 
 
@@ -277,7 +281,7 @@ def main() -> None:
             path += "&in_stock=true&exclude=purchased,viewed"
         mixed_paths.append(path)
     warm_paths = [
-        f"/api/v1/customers/{rng.choice(customer_ids)}/recommendations?k=10" for _ in range(300)
+        f"/api/v1/customers/{rng.choice(customer_ids)}/recommendations?k=10" for _ in range(1500)
     ]
 
     port = _free_port()
@@ -301,7 +305,7 @@ def main() -> None:
     try:
         _wait_http(port)
         # Warm-up: every worker loads its snapshot and its connections (not measured).
-        _drive(port, warm_paths, rate=100, seconds=3, key=key)
+        _drive(port, warm_paths, rate=args.rate, seconds=5, key=key)
         _drive(port, ["/bench/bare"], rate=100, seconds=1, key=key)
         bare = _measure(port, ["/bench/bare"], rate=args.rate, seconds=args.seconds, key=key)
         api = _measure(port, mixed_paths, rate=args.rate, seconds=args.seconds, key=key)

@@ -5,78 +5,126 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('profiles', '0005_consent_privacy'),
-        ('recommender', '0001_initial'),
+        ("profiles", "0005_consent_privacy"),
+        ("recommender", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='RecommendationList',
+            name="RecommendationList",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('item_ids', models.JSONField(default=list)),
-                ('scores', models.JSONField(default=list)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("item_ids", models.JSONField(default=list)),
+                ("scores", models.JSONField(default=list)),
             ],
         ),
         migrations.CreateModel(
-            name='SimilarItemList',
+            name="SimilarItemList",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('item_ids', models.JSONField(default=list)),
-                ('scores', models.JSONField(default=list)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("item_ids", models.JSONField(default=list)),
+                ("scores", models.JSONField(default=list)),
             ],
         ),
         migrations.RemoveConstraint(
-            model_name='modelversion',
-            name='modelversion_algorithm_valid',
+            model_name="modelversion",
+            name="modelversion_algorithm_valid",
         ),
         migrations.AddField(
-            model_name='item',
-            name='description',
-            field=models.TextField(blank=True, db_default='', default=''),
+            model_name="item",
+            name="description",
+            field=models.TextField(blank=True, db_default="", default=""),
         ),
         migrations.AddField(
-            model_name='item',
-            name='is_active',
+            model_name="item",
+            name="is_active",
             field=models.BooleanField(db_default=True, db_index=True, default=True),
         ),
         migrations.AlterField(
-            model_name='modelversion',
-            name='algorithm',
-            field=models.CharField(choices=[('popularity', 'Popularity'), ('als', 'Implicit ALS'), ('bpr', 'Implicit BPR'), ('item_item', 'Item-item'), ('content', 'Content-based'), ('ease', 'EASE'), ('hybrid', 'Hybrid')], max_length=32),
+            model_name="modelversion",
+            name="algorithm",
+            field=models.CharField(
+                choices=[
+                    ("popularity", "Popularity"),
+                    ("als", "Implicit ALS"),
+                    ("bpr", "Implicit BPR"),
+                    ("item_item", "Item-item"),
+                    ("content", "Content-based"),
+                    ("ease", "EASE"),
+                    ("hybrid", "Hybrid"),
+                ],
+                max_length=32,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='modelversion',
-            constraint=models.CheckConstraint(condition=models.Q(('algorithm__in', ['popularity', 'als', 'bpr', 'item_item', 'content', 'ease', 'hybrid'])), name='modelversion_algorithm_valid'),
+            model_name="modelversion",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "algorithm__in",
+                        ["popularity", "als", "bpr", "item_item", "content", "ease", "hybrid"],
+                    )
+                ),
+                name="modelversion_algorithm_valid",
+            ),
         ),
         migrations.AddField(
-            model_name='recommendationlist',
-            name='customer',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='recommendation_lists', to='profiles.customer'),
+            model_name="recommendationlist",
+            name="customer",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="recommendation_lists",
+                to="profiles.customer",
+            ),
         ),
         migrations.AddField(
-            model_name='recommendationlist',
-            name='model_version',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='recommendation_lists', to='recommender.modelversion'),
+            model_name="recommendationlist",
+            name="model_version",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="recommendation_lists",
+                to="recommender.modelversion",
+            ),
         ),
         migrations.AddField(
-            model_name='similaritemlist',
-            name='item',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='similar_lists', to='recommender.item'),
+            model_name="similaritemlist",
+            name="item",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="similar_lists",
+                to="recommender.item",
+            ),
         ),
         migrations.AddField(
-            model_name='similaritemlist',
-            name='model_version',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='similar_lists', to='recommender.modelversion'),
+            model_name="similaritemlist",
+            name="model_version",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="similar_lists",
+                to="recommender.modelversion",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='recommendationlist',
-            constraint=models.UniqueConstraint(fields=('model_version', 'customer'), name='recommendationlist_one_per_customer'),
+            model_name="recommendationlist",
+            constraint=models.UniqueConstraint(
+                fields=("model_version", "customer"), name="recommendationlist_one_per_customer"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='similaritemlist',
-            constraint=models.UniqueConstraint(fields=('model_version', 'item'), name='similaritemlist_one_per_item'),
+            model_name="similaritemlist",
+            constraint=models.UniqueConstraint(
+                fields=("model_version", "item"), name="similaritemlist_one_per_item"
+            ),
         ),
     ]

@@ -180,7 +180,7 @@ def test_recommendations_page_lists_model_versions_and_top_items(request, client
         RankedItem(rank=2, external_id="sku-a", title="Alpha", score=4.25),
         RankedItem(rank=3, external_id="sku-gone", title="", score=1.0),
     ]
-    assert "Top 3 popular items" in content
+    assert "Most popular items" in content
     assert f'<b>Popularity</b> <span class="muted">#{active.pk}</span>' in content
     assert '<span class="badge good">active</span>' in content
     assert "12,345" in content

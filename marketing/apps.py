@@ -6,10 +6,15 @@ class MarketingConfig(AppConfig):
     verbose_name = "Platform"
 
     def ready(self) -> None:
-        from django.db.models.signals import post_migrate
+        from django.db.models.signals import post_delete, post_migrate, post_save
+
+        from marketing.authentication import api_key_cache_clear
+        from marketing.models import ApiKey
 
         # Permissions exist only after migrate has run, so the groups are synced then.
         post_migrate.connect(roles_sync_handler, dispatch_uid="roles_sync")
+        post_save.connect(api_key_cache_clear, sender=ApiKey, dispatch_uid="api_key_cache_save")
+        post_delete.connect(api_key_cache_clear, sender=ApiKey, dispatch_uid="api_key_cache_del")
 
 
 def roles_sync_handler(sender, **kwargs) -> None:

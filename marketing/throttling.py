@@ -1,6 +1,10 @@
+import logging
+
 from rest_framework.throttling import SimpleRateThrottle
 
 from marketing.models import ApiKey
+
+logger = logging.getLogger(__name__)
 
 
 class ApiKeyRateThrottle(SimpleRateThrottle):
@@ -17,7 +21,13 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         if key is not None and key.rate_limit:
             self.rate = key.rate_limit
             self.num_requests, self.duration = self.parse_rate(self.rate)
-        return super().allow_request(request, view)
+        try:
+            return super().allow_request(request, view)
+        except Exception as exc:  # noqa: BLE001 - the limiter must not take the API down
+            logger.warning(
+                "rate limit unavailable, request let through", extra={"error": str(exc)[:300]}
+            )
+            return True
 
     def get_cache_key(self, request, view):
         if isinstance(request.auth, ApiKey):

@@ -135,3 +135,31 @@ def test_schema_and_docs_are_served(client, marketer):
     docs = client.get(reverse("swagger-ui"))
     assert docs.status_code == 200
     assert b"swagger-ui" in docs.content
+
+
+def test_revoking_a_key_in_the_admin_clears_the_verified_key_cache(api_client, items):
+    key, raw = api_key_create(name="soon-revoked", scopes=["recommendations:read"])
+    api_client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+    assert api_client.get("/api/v1/items").status_code == 200
+    key.revoked = True
+    key.save()
+    assert api_client.get("/api/v1/items").status_code == 401
+
+
+def test_rate_limit_lets_requests_through_when_redis_is_down(api_client, items):
+    from django.core.cache import caches
+    from django.test import override_settings
+
+    _, raw = api_key_create(name="k", scopes=["recommendations:read"], rate_limit="1/min")
+    down = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+        }
+    }
+    api_client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+    with override_settings(CACHES=down):
+        with pytest.raises(Exception, match="Connection refused|Error"):
+            caches["default"].get("probe")  # Redis really is unreachable
+        codes = [api_client.get("/api/v1/items").status_code for _ in range(3)]
+    assert codes == [200, 200, 200]

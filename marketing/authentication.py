@@ -2,6 +2,7 @@
 
 import hashlib
 import time
+from typing import cast
 from dataclasses import dataclass
 
 from django.utils import timezone
@@ -66,7 +67,7 @@ def _verified_key(raw: str) -> ApiKey:
     if hit is not None and hit[0] > now:
         return hit[1]
     try:
-        key = ApiKey.objects.get_from_key(raw)
+        key = cast(ApiKey, ApiKey.objects.get_from_key(raw))
     except ApiKey.DoesNotExist as exc:
         raise exceptions.AuthenticationFailed("Invalid API key.") from exc
     if key.has_expired or key.revoked:

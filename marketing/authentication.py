@@ -2,8 +2,8 @@
 
 import hashlib
 import time
-from typing import cast
 from dataclasses import dataclass
+from typing import cast
 
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension

@@ -56,6 +56,11 @@ app.conf.beat_schedule = {
         "task": "profiles.features_update",
         "schedule": crontab(minute="*"),
     },
+    # every 5 minutes: refresh the related items of the items new events touched
+    "recommender-similar-items-refresh": {
+        "task": "recommender.similar_items_refresh",
+        "schedule": crontab(minute="*/5"),
+    },
     # every 10 minutes: retrain when RECOMMENDER_RETRAIN_AFTER_EVENTS new events arrived
     "recommender-retrain-on-new-events": {
         "task": "recommender.retrain_if_needed",

@@ -30,6 +30,7 @@ from profiles.models import ConsentPurpose
 from recommender import selectors
 from recommender.models import Algorithm, Item
 from recommender.serving_cache import (
+    cache_delete_many,
     cache_get,
     cache_get_many,
     cache_set,
@@ -281,6 +282,11 @@ def _customer_list(
     found = selectors.recommendation_list_get(version_id=version_id, customer_id=customer_id)
     cache_set(key, found or (), timeout=LIST_REDIS_SECONDS)
     return found
+
+
+def similar_cache_drop(*, version_id: int, item_ids: Sequence[str]) -> None:
+    """Forget cached related-item lists after they were rewritten in place."""
+    cache_delete_many([f"sim:{version_id}:{item_id}" for item_id in item_ids])
 
 
 def _similar_lists(

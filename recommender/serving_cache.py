@@ -118,6 +118,15 @@ def cache_set_many(values: dict[str, Any], *, timeout: int) -> None:
         _failed("set", exc)
 
 
+def cache_delete_many(keys: list[str]) -> None:
+    if not keys or not _available():
+        return
+    try:
+        _client().delete(*[_key(k) for k in keys])
+    except Exception as exc:  # noqa: BLE001
+        _failed("delete", exc)
+
+
 def generation_and_get(keys: list[str]) -> tuple[int | None, dict[str, Any]]:
     """The cache generation (created on first use) and `keys`, in one round trip; (None, {})
     when Redis is unavailable."""

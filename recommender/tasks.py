@@ -51,3 +51,11 @@ def retrain_if_needed_task() -> bool:
     logger.info("retraining on new events", extra={"new_events": new})
     model_train_all_task.delay()
     return True
+
+
+@shared_task(name="recommender.similar_items_refresh", queue=Queue.RECOMMENDER.value)
+def similar_items_refresh_task() -> int:
+    """Every 5 minutes: refresh the related-item lists of items touched by new events."""
+    from recommender.training import similar_items_refresh
+
+    return similar_items_refresh().touched_items

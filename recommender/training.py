@@ -40,9 +40,11 @@ from recommender.algorithms.evaluation import (
     evaluate_time_holdout,
 )
 from recommender.algorithms.hybrid import HybridRecommender
+from recommender.algorithms.itemknn import similar_for_items
 from recommender.errors import TrainingDataError
 from recommender.models import Algorithm, ModelStatus, ModelVersion
 from recommender.selectors import modelversion_get_active
+from recommender.serving import similar_cache_drop
 from recommender.serving_services import (
     modelversion_activate,
     recommendation_lists_store,
@@ -393,3 +395,65 @@ def events_since_last_training() -> int:
         cursor.execute("SELECT coalesce(max(id), 0) FROM profiles_event")
         newest = int(cursor.fetchone()[0])
     return max(0, newest - since)
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    version_id: int | None
+    touched_items: int
+    refreshed_through_pk: int
+
+
+def similar_items_refresh(*, window_days: int | None = None) -> RefreshResult:
+    """Refresh the served item-to-item lists of the items that new events touched, between
+    full retrainings (the CleverTap design): the same cosine as the full model, computed
+    only for those items, written into the served version in place. The version remembers
+    the event pk it has seen through, so a second run without new events does nothing."""
+    version = modelversion_get_active(algorithm=Algorithm.ITEM_ITEM)
+    if version is None:
+        return RefreshResult(version_id=None, touched_items=0, refreshed_through_pk=0)
+    seen = int(version.params.get("refreshed_through_pk", version.params.get("last_event_pk", 0)))
+    weighted = [t for t, w in DEFAULT_TYPE_WEIGHTS.items() if w > 0]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(max(id), %s) FROM profiles_event WHERE id > %s", [seen, seen]
+        )
+        through = int(cursor.fetchone()[0])
+        cursor.execute(
+            "SELECT DISTINCT item_external_id FROM profiles_event "
+            "WHERE id > %s AND id <= %s AND item_external_id <> '' AND type = ANY(%s)",
+            [seen, through, weighted],
+        )
+        touched_ids = [row[0] for row in cursor.fetchall()]
+    stored = 0
+    if touched_ids:
+        loaded = training_data_load(
+            window_days=window_days or settings.RECOMMENDER_TRAINING_WINDOW_DAYS
+        )
+        data = InteractionData.from_interactions(
+            loaded.interactions, extra_item_ids=loaded.items.item_ids
+        )
+        touched = data.encode_items(touched_ids)
+        touched = touched[touched >= 0]
+        if len(touched):
+            idx, scores = similar_for_items(data.binary(), touched, SIMILAR_LENGTH)
+            item_ids = data.item_ids
+
+            def rows():
+                for row, i in enumerate(touched):
+                    pk = loaded.item_pks.get(item_ids[i])
+                    if pk is not None:
+                        keep = idx[row] >= 0
+                        yield pk, item_ids[idx[row][keep]].tolist(), scores[row][keep].tolist()
+
+            stored = similar_lists_store(version=version, rows=rows())
+            similar_cache_drop(version_id=version.pk, item_ids=[item_ids[i] for i in touched])
+    params = dict(version.params)
+    params["refreshed_through_pk"] = through
+    params["incremental_refreshes"] = int(params.get("incremental_refreshes", 0)) + (
+        1 if stored else 0
+    )
+    ModelVersion.objects.filter(pk=version.pk).update(params=params)
+    if stored:
+        logger.info("related items refreshed", extra={"version": version.pk, "items": stored})
+    return RefreshResult(version_id=version.pk, touched_items=stored, refreshed_through_pk=through)

@@ -78,3 +78,18 @@ def prune_rows(matrix: sp.csr_matrix, n: int) -> sp.csr_matrix:
     if not blocks:
         return sp.csr_matrix(matrix.shape, dtype=np.float32)
     return sp.vstack(blocks).tocsr().astype(np.float32)
+
+
+def similar_for_items(x: sp.csr_matrix, items: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The same cosine as `ItemKnnRecommender.fit`, computed only for the rows of `items`:
+    what an incremental refresh needs when new events touched a few items. `x` is the
+    binary users x items matrix; returns top-k indexes (-1 where no neighbour) and scores."""
+    x = x.astype(np.float32).tocsc()
+    counts = np.asarray(x.sum(axis=0)).ravel()
+    inv = 1.0 / np.sqrt(np.maximum(counts, 1.0))
+    items = np.asarray(items, dtype=np.int64)
+    co = (x[:, items].T @ x).tocsr()
+    cos = (sp.diags(inv[items]) @ co @ sp.diags(inv)).toarray()
+    cos[np.arange(len(items)), items] = 0.0
+    idx, vals = top_k(cos, min(k, x.shape[1]))
+    return np.where(vals > 0, idx, -1), vals

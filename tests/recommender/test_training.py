@@ -18,6 +18,7 @@ from recommender.training import (
     model_train,
     model_train_all,
     model_train_job,
+    similar_items_refresh,
 )
 
 METRICS = {"precision@10", "recall@10", "map@10", "ndcg@10", "coverage"}
@@ -135,3 +136,57 @@ def test_activate_and_roll_back_from_the_page(marketer_client, store):
     page = marketer_client.get(reverse("recommender:modelversion-list")).content.decode()
     assert "metrics-chart" in page
     assert "Roll back" in page
+
+
+def test_similar_for_items_matches_the_full_item_knn():
+    import numpy as np
+    import scipy.sparse as sp
+
+    from recommender.algorithms.data import InteractionData, Interactions
+    from recommender.algorithms.itemknn import ItemKnnRecommender, similar_for_items
+
+    rng = np.random.default_rng(4)
+    users = rng.integers(0, 80, 1500).astype(str)
+    items = rng.integers(0, 40, 1500).astype(str)
+    data = InteractionData.from_interactions(
+        Interactions.from_columns(user_ids=users, item_ids=items)
+    )
+    full = ItemKnnRecommender(neighbours=20).fit(data)
+    all_items = np.arange(data.n_items)
+    _, expected = full.similar_items(all_items, 20)
+    _, got = similar_for_items(sp.csr_matrix(data.binary()), all_items, 20)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_related_items_refresh_incrementally_from_new_events(store):
+    from django.utils import timezone
+
+    from profiles.models import Event
+
+    version = model_train(algorithm=Algorithm.ITEM_ITEM)
+    lists = {
+        row.item.external_id: row.item_ids
+        for row in SimilarItemList.objects.filter(model_version=version).select_related("item")
+    }
+    anchor = next(iter(lists))
+    stranger = next(
+        item_id for item_id in sorted(lists) if item_id != anchor and item_id not in lists[anchor]
+    )
+    untouched = next(i for i in sorted(lists) if i not in (anchor, stranger))
+    now = timezone.now()
+    shoppers = list(Customer.objects.order_by("pk")[:120])
+    Event.objects.bulk_create(
+        Event(customer=c, type="view", item_external_id=item, occurred_at=now)
+        for c in shoppers
+        for item in (anchor, stranger)
+    )
+    result = similar_items_refresh()
+    assert result.touched_items == 2
+    fresh = SimilarItemList.objects.get(model_version=version, item__external_id=anchor)
+    assert fresh.item_ids[0] == stranger
+    same = SimilarItemList.objects.get(model_version=version, item__external_id=untouched)
+    assert same.item_ids == lists[untouched]
+    assert similar_items_refresh().touched_items == 0
+    version.refresh_from_db()
+    assert version.params["incremental_refreshes"] == 1
+    assert version.params["refreshed_through_pk"] == Event.objects.order_by("-pk").first().pk

@@ -399,14 +399,7 @@ def recommend(
             excluded.update(purchases)
         if "viewed" in exclude:
             excluded.update(views)
-        if strategy == "because_you_viewed" and views and snapshot.similar is not None:
-            viewed = views[:VIEWED_SOURCES]
-            ids, scores = _merge_by_recency(viewed, _similar_lists(snapshot.similar.id, viewed))
-            if ids:
-                excluded.update(viewed)
-                primary = (ids, scores, Source.BECAUSE_YOU_VIEWED)
-                version, strategy_used = snapshot.similar, Source.BECAUSE_YOU_VIEWED
-        elif (
+        if (
             strategy == "default"
             and snapshot.serving is not None
             and snapshot.serving.algorithm != Algorithm.POPULARITY
@@ -415,6 +408,20 @@ def recommend(
             if found:
                 primary = (found[0], found[1], Source.PERSONALIZED)
                 version, strategy_used = snapshot.serving, Source.PERSONALIZED
+        # Asked for, or the default for a customer active only since the last training (no
+        # list yet): related items of what they viewed last, fresher than popularity.
+        if (
+            primary is None
+            and strategy in ("because_you_viewed", "default")
+            and views
+            and snapshot.similar is not None
+        ):
+            viewed = views[:VIEWED_SOURCES]
+            ids, scores = _merge_by_recency(viewed, _similar_lists(snapshot.similar.id, viewed))
+            if ids:
+                excluded.update(viewed)
+                primary = (ids, scores, Source.BECAUSE_YOU_VIEWED)
+                version, strategy_used = snapshot.similar, Source.BECAUSE_YOU_VIEWED
     sources = _popular_sources(snapshot)
     if primary is not None:
         sources.insert(0, primary)

@@ -236,6 +236,24 @@ def test_because_you_viewed_merges_similar_lists_by_recency(catalog):
     assert result.personalized is True
 
 
+def test_customer_without_a_list_gets_related_items_of_recent_views(catalog):
+    """A customer active only since the last training has no list yet: the default
+    strategy uses what they viewed rather than the popular list."""
+    items, _ = catalog
+    _customer(views=["i1"])
+    _hybrid(CustomerFactory(), ["i2"])  # the hybrid is served, but has no list for c1
+    item_item = ModelVersionFactory(algorithm="item_item", is_active=True)
+    similar_lists_store(version=item_item, rows=[(items["i1"].pk, ["i6", "i3"], [0.9, 0.8])])
+
+    result = recommend(customer_external_id="c1", k=2)
+
+    assert [(i.item_id, i.source) for i in result.items] == [
+        ("i6", "because_you_viewed"),
+        ("i3", "because_you_viewed"),
+    ]
+    assert (result.model_version_id, result.personalized) == (item_item.pk, True)
+
+
 def test_because_you_viewed_without_views_is_popular(catalog):
     _customer(views=[])
     ModelVersionFactory(algorithm="item_item", is_active=True)

@@ -205,6 +205,10 @@ BENCHMARK_VIEWS = env.bool("BENCHMARK_VIEWS", default=False)
 
 # --- Recommender training ---------------------------------------------------------------------
 RECOMMENDER_TRAINING_WINDOW_DAYS = env.int("RECOMMENDER_TRAINING_WINDOW_DAYS", default=180)
+# Event type weights (JSON, merged over the defaults view 1, click 1, add_to_cart 3,
+# purchase 5, offer_shown 0) and the recency half-life in days (0: no decay).
+RECOMMENDER_EVENT_WEIGHTS = env.json("RECOMMENDER_EVENT_WEIGHTS", default={})
+RECOMMENDER_RECENCY_HALF_LIFE_DAYS = env.float("RECOMMENDER_RECENCY_HALF_LIFE_DAYS", default=60.0)
 # Retrain once this many events arrived since the last training (checked every 10 minutes).
 RECOMMENDER_RETRAIN_AFTER_EVENTS = env.int("RECOMMENDER_RETRAIN_AFTER_EVENTS", default=50_000)
 

@@ -151,6 +151,14 @@ def _flat_attributes(raw: str | None) -> dict[str, str]:
     return flat
 
 
+def _type_weights() -> dict[str, float]:
+    return {**DEFAULT_TYPE_WEIGHTS, **settings.RECOMMENDER_EVENT_WEIGHTS}
+
+
+def _half_life() -> float | None:
+    return settings.RECOMMENDER_RECENCY_HALF_LIFE_DAYS or None
+
+
 def _specs_for(algorithm: str):
     wanted = set(COMPONENTS[algorithm])
     return [spec for spec in default_specs() if spec.name in wanted]
@@ -201,7 +209,8 @@ def model_train(
         algorithm=algorithm,
         params={
             "window_days": window_days,
-            "event_weights": DEFAULT_TYPE_WEIGHTS,
+            "event_weights": _type_weights(),
+            "recency_half_life_days": _half_life(),
             "holdout": f"each customer's latest {int(HOLDOUT_RATIO * 100)}% of events",
             "components": COMPONENTS[algorithm],
             "list_length": LIST_LENGTH,
@@ -217,12 +226,17 @@ def model_train(
             items=loaded.items,
             specs=_specs_for(algorithm),
             hybrid=algorithm == Algorithm.HYBRID,
+            type_weights=_type_weights(),
+            half_life_days=_half_life(),
         )
         name = "hybrid" if algorithm == Algorithm.HYBRID else COMPONENTS[algorithm][0]
         metrics = {key: round(float(v), 5) for key, v in evaluation.results.get(name, {}).items()}
         progress(45, "training on all events")
         data = InteractionData.from_interactions(
-            loaded.interactions, extra_item_ids=loaded.items.item_ids
+            loaded.interactions,
+            extra_item_ids=loaded.items.item_ids,
+            type_weights=_type_weights(),
+            half_life_days=_half_life(),
         )
         model = _fit(algorithm, data, loaded.items)
         progress(70, f"precomputing lists for {data.n_users:,} customers")
@@ -413,7 +427,7 @@ def similar_items_refresh(*, window_days: int | None = None) -> RefreshResult:
     if version is None:
         return RefreshResult(version_id=None, touched_items=0, refreshed_through_pk=0)
     seen = int(version.params.get("refreshed_through_pk", version.params.get("last_event_pk", 0)))
-    weighted = [t for t, w in DEFAULT_TYPE_WEIGHTS.items() if w > 0]
+    weighted = [t for t, w in _type_weights().items() if w > 0]
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT coalesce(max(id), %s) FROM profiles_event WHERE id > %s", [seen, seen]
@@ -431,7 +445,7 @@ def similar_items_refresh(*, window_days: int | None = None) -> RefreshResult:
             window_days=window_days or settings.RECOMMENDER_TRAINING_WINDOW_DAYS
         )
         data = InteractionData.from_interactions(
-            loaded.interactions, extra_item_ids=loaded.items.item_ids
+            loaded.interactions, extra_item_ids=loaded.items.item_ids, type_weights=_type_weights()
         )
         touched = data.encode_items(touched_ids)
         touched = touched[touched >= 0]

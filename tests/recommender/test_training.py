@@ -190,3 +190,13 @@ def test_related_items_refresh_incrementally_from_new_events(store):
     version.refresh_from_db()
     assert version.params["incremental_refreshes"] == 1
     assert version.params["refreshed_through_pk"] == Event.objects.order_by("-pk").first().pk
+
+
+def test_event_weights_and_recency_come_from_settings(store, settings):
+    settings.RECOMMENDER_EVENT_WEIGHTS = {"view": 0.5, "email_click": 2}
+    settings.RECOMMENDER_RECENCY_HALF_LIFE_DAYS = 7.0
+    version = model_train(algorithm=Algorithm.ALS)
+    weights = version.params["event_weights"]
+    assert (weights["view"], weights["email_click"], weights["purchase"]) == (0.5, 2, 5.0)
+    assert version.params["recency_half_life_days"] == 7.0
+    assert version.status == ModelStatus.READY

@@ -13,61 +13,20 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psycopg
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _scratch import PG, ROOT, bench_env, database_reset, django_setup, free_port, wait_listening
 
 DB = "marketing_bench_events"
-PG = "postgres://postgres@127.0.0.1:5432"
+_ENV = bench_env(DB, redis_db=9)
+
 EVENT_TYPES = ["view"] * 6 + ["click"] * 2 + ["add_to_cart", "purchase", "offer_shown"]
-
-
-def _env() -> dict:
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="marketing.settings",
-        DJANGO_DEBUG="0",
-        DJANGO_SECRET_KEY="bench-secret",
-        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-        DATABASE_URL=f"{PG}/{DB}",
-        REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9"),
-        API_RATE_LIMIT="1000000/min",
-        DJANGO_STATICFILES_STORAGE="django.contrib.staticfiles.storage.StaticFilesStorage",
-        LOG_LEVEL="WARNING",
-    )
-    return env
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _reset_database() -> None:
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB}")
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=_env(), check=True
-    )
-
-
-def _django_setup() -> None:
-    os.environ.update(_env())
-    import django
-
-    django.setup()
 
 
 def _batches(n_events: int, customers: int, items: int, seed: int) -> list[list[dict]]:
@@ -132,17 +91,6 @@ def _post_all(
     return time.perf_counter() - started, totals["accepted"], totals["errors"]
 
 
-def _wait_http(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("gunicorn did not start")
-
-
 def _copy_baseline(batches: list[list[dict]], customer_pks: dict[str, int]) -> float:
     """The same rows by a raw COPY into a table shaped like profiles_event."""
     with psycopg.connect(f"{PG}/{DB}") as conn:
@@ -197,8 +145,8 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    _reset_database()
-    _django_setup()
+    database_reset(DB, _ENV)
+    django_setup(_ENV)
     from django.core.cache import cache
 
     from marketing.services import api_key_create
@@ -214,8 +162,8 @@ def main() -> None:
     batches = _batches(args.events, args.customers, args.items, args.seed)
     bodies = [json.dumps(b).encode() for b in batches]
 
-    port = _free_port()
-    env = _env()
+    port = free_port()
+    env = _ENV
     web = subprocess.Popen(
         [
             sys.executable,
@@ -255,7 +203,7 @@ def main() -> None:
         start_new_session=True,
     )
     try:
-        _wait_http(port)
+        wait_listening(port)
         time.sleep(2)
         seconds, accepted, errors = _post_all(port, key, bodies, args.threads, args.rate)
         last_response = time.perf_counter()

@@ -17,7 +17,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,12 +26,11 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _scratch import PG, ROOT, bench_env, database_reset, django_setup, free_port, wait_listening
 
 DB = "marketing_bench_serving"
-PG = "postgres://postgres@127.0.0.1:5432"
+_ENV = bench_env(DB, redis_db=8, BENCHMARK_VIEWS="1")
+
 LIST_LENGTH = 50
 TARGET_P99_MS = 25.0
 # With --gc-freeze each worker moves everything loaded at start-up out of the collector's
@@ -46,45 +44,6 @@ def post_worker_init(worker):
     gc.collect()
     gc.freeze()
 """
-
-
-def _env() -> dict:
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="marketing.settings",
-        DJANGO_DEBUG="0",
-        DJANGO_SECRET_KEY="bench-secret",
-        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-        DATABASE_URL=f"{PG}/{DB}",
-        REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8"),
-        API_RATE_LIMIT="1000000/min",
-        BENCHMARK_VIEWS="1",
-        DJANGO_STATICFILES_STORAGE="django.contrib.staticfiles.storage.StaticFilesStorage",
-        LOG_LEVEL="WARNING",
-    )
-    return env
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _reset_database() -> None:
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB}")
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=_env(), check=True
-    )
-
-
-def _django_setup() -> None:
-    os.environ.update(_env())
-    import django
-
-    django.setup()
 
 
 def _prepare(customers: int, items: int, days: int) -> tuple[str, list[str], dict]:
@@ -252,17 +211,6 @@ def _measure(port: int, paths: list[str], *, rate: float, seconds: float, key: s
     return figures
 
 
-def _wait_http(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("gunicorn did not start")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=int, default=20_000)
@@ -276,8 +224,8 @@ def main() -> None:
     args = parser.parse_args()
     load = os.getloadavg()[0]
 
-    _reset_database()
-    _django_setup()
+    database_reset(DB, _ENV)
+    django_setup(_ENV)
     key, customer_ids, figures = _prepare(args.customers, args.items, args.days)
 
     rng = random.Random(args.seed)
@@ -297,7 +245,7 @@ def main() -> None:
         f"/api/v1/customers/{rng.choice(customer_ids)}/recommendations?k=10" for _ in range(1500)
     ]
 
-    port = _free_port()
+    port = free_port()
     extra = []
     if args.gc_freeze:
         config = Path(tempfile.mkdtemp()) / "gunicorn_gc_freeze.py"
@@ -318,11 +266,11 @@ def main() -> None:
             *extra,
         ],
         cwd=ROOT,
-        env=_env(),
+        env=_ENV,
         start_new_session=True,
     )
     try:
-        _wait_http(port)
+        wait_listening(port)
         # Warm-up: every worker loads its snapshot and its connections (not measured).
         _drive(port, warm_paths, rate=args.rate, seconds=5, key=key)
         _drive(port, ["/bench/bare"], rate=100, seconds=1, key=key)

@@ -21,7 +21,16 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-from _scratch import PG, ROOT, bench_env, database_reset, django_setup, free_port, wait_listening
+from _scratch import (
+    PG,
+    ROOT,
+    bench_env,
+    database_reset,
+    django_setup,
+    free_port,
+    gunicorn_start,
+    wait_listening,
+)
 
 DB = "marketing_bench_events"
 _ENV = bench_env(DB, redis_db=9)
@@ -164,23 +173,7 @@ def main() -> None:
 
     port = free_port()
     env = _ENV
-    web = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "marketing.wsgi",
-            "-w",
-            str(args.workers),
-            "-b",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
-    )
+    web = gunicorn_start(port=port, workers=args.workers, env=env)
     worker = subprocess.Popen(
         [
             sys.executable,

@@ -17,7 +17,6 @@ import json
 import os
 import random
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -26,7 +25,15 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
-from _scratch import PG, ROOT, bench_env, database_reset, django_setup, free_port, wait_listening
+from _scratch import (
+    PG,
+    bench_env,
+    database_reset,
+    django_setup,
+    free_port,
+    gunicorn_start,
+    wait_listening,
+)
 
 DB = "marketing_bench_serving"
 _ENV = bench_env(DB, redis_db=8, BENCHMARK_VIEWS="1")
@@ -251,24 +258,7 @@ def main() -> None:
         config = Path(tempfile.mkdtemp()) / "gunicorn_gc_freeze.py"
         config.write_text(GC_FREEZE_CONFIG)
         extra = ["-c", str(config)]
-    web = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "marketing.wsgi",
-            "-w",
-            str(args.workers),
-            "-b",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-            *extra,
-        ],
-        cwd=ROOT,
-        env=_ENV,
-        start_new_session=True,
-    )
+    web = gunicorn_start(port=port, workers=args.workers, env=_ENV, extra=extra)
     try:
         wait_listening(port)
         # Warm-up: every worker loads its snapshot and its connections (not measured).

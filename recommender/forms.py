@@ -2,6 +2,7 @@ from typing import cast
 
 from django import forms
 
+from marketing.common.listing import choice_filter
 from recommender.models import Algorithm, ModelStatus
 
 SEARCH_ATTRS = {"type": "search", "autocomplete": "off"}
@@ -61,13 +62,5 @@ class OfferFilterForm(forms.Form):
 
 
 class ModelVersionFilterForm(forms.Form):
-    algorithm = forms.ChoiceField(
-        required=False,
-        choices=[("", "All algorithms"), *Algorithm.choices],
-        widget=forms.Select(attrs={"aria-label": "Algorithm"}),
-    )
-    status = forms.ChoiceField(
-        required=False,
-        choices=[("", "Any status"), *ModelStatus.choices],
-        widget=forms.Select(attrs={"aria-label": "Status"}),
-    )
+    algorithm = choice_filter(choices=Algorithm.choices, empty="All algorithms", label="Algorithm")
+    status = choice_filter(choices=ModelStatus.choices, empty="Any status", label="Status")

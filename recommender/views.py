@@ -7,18 +7,13 @@ from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
 from marketing.common.htmx import HtmxHttpRequest
+from marketing.common.listing import PAGE_SIZE, render_list, wants_fragment
 from recommender import selectors, selectors_models
 from recommender.forms import ItemFilterForm, ModelVersionFilterForm, OfferFilterForm
 from recommender.forms_models import TrainForm
 from recommender.models import Algorithm
 
-PAGE_SIZE = 50
 TOP_ITEMS = 10
-
-
-def _wants_fragment(request: HtmxHttpRequest) -> bool:
-    """htmx swaps in the table only; a history restore after a cache miss needs the page."""
-    return bool(request.htmx) and not request.htmx.history_restore_request
 
 
 def _metric_text(value) -> str:
@@ -32,12 +27,13 @@ def _metric_text(value) -> str:
 def item_list_view(request: HtmxHttpRequest) -> HttpResponse:
     form = ItemFilterForm(request.GET, categories=selectors.item_category_list())
     form.is_valid()
-    items = selectors.item_list(filters=form.cleaned_data)
-    page_obj = Paginator(items, PAGE_SIZE).get_page(request.GET.get("page"))
-    template = "recommender/item_list.html"
-    if _wants_fragment(request):
-        template += "#item-table"
-    return render(request, template, {"form": form, "page_obj": page_obj})
+    return render_list(
+        request,
+        template="recommender/item_list.html",
+        fragment="item-table",
+        form=form,
+        queryset=selectors.item_list(filters=form.cleaned_data),
+    )
 
 
 @require_GET
@@ -52,7 +48,7 @@ def modelversion_list_view(request: HtmxHttpRequest) -> HttpResponse:
         version.metric_pairs = pairs  # type: ignore[attr-defined]
     context = {"form": form, "page_obj": page_obj}
     template = "recommender/modelversion_list.html"
-    if _wants_fragment(request):
+    if wants_fragment(request):
         template += "#modelversion-table"
     else:
         context["top_items"] = selectors.modelversion_top_items(
@@ -69,9 +65,10 @@ def modelversion_list_view(request: HtmxHttpRequest) -> HttpResponse:
 def offer_list_view(request: HtmxHttpRequest) -> HttpResponse:
     form = OfferFilterForm(request.GET)
     form.is_valid()
-    offers = selectors.offer_list(filters=form.cleaned_data)
-    page_obj = Paginator(offers, PAGE_SIZE).get_page(request.GET.get("page"))
-    template = "recommender/offer_list.html"
-    if _wants_fragment(request):
-        template += "#offer-table"
-    return render(request, template, {"form": form, "page_obj": page_obj})
+    return render_list(
+        request,
+        template="recommender/offer_list.html",
+        fragment="offer-table",
+        form=form,
+        queryset=selectors.offer_list(filters=form.cleaned_data),
+    )

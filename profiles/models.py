@@ -1,8 +1,11 @@
 import uuid
 
+from django.conf import settings
 from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
-from django.db.models import Q
+from django.db.models import Func, Q
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast
 
 from marketing.common.models import TimeStampedModel
 
@@ -135,12 +138,24 @@ class SegmentKind(models.TextChoices):
 
 
 class Segment(TimeStampedModel):
+    """Who a campaign or experiment reaches.
+
+    A rule segment (`rules`, see profiles/segments/rules.py) is evaluated by one SQL query and
+    its membership materialized by a Celery task; imported and machine-learned segments are a
+    fixed list of members, with `definition` saying how the list was made.
+    """
+
     name = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)
     kind = models.CharField(max_length=16, choices=SegmentKind.choices, default=SegmentKind.RULES)
     rules = models.JSONField(default=dict, blank=True)
+    definition = models.JSONField(default=dict, blank=True)
     member_count = models.PositiveIntegerField(default=0)
+    # When the membership was last materialized (rule segments) or set (the others).
     counted_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
 
     class Meta:
         ordering = ["name"]
@@ -152,6 +167,45 @@ class Segment(TimeStampedModel):
 
     def __str__(self) -> str:
         return self.name
+
+
+class SegmentMembership(models.Model):
+    """The materialized members of a segment; written only by the segment services."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="memberships")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="segment_memberships"
+    )
+    # A model score (affinity, distance to the cluster centre) where the segment has one.
+    score = models.FloatField(null=True, blank=True)
+    added_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["segment", "customer"], name="segment_member_unique"),
+        ]
+        indexes = [models.Index(fields=["customer"], name="segment_member_customer")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} in {self.segment_id}"
+
+
+class SegmentSnapshot(models.Model):
+    """The size of a segment each time its membership was refreshed (the history chart)."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="snapshots")
+    taken_at = models.DateTimeField()
+    size = models.PositiveIntegerField()
+    entered = models.PositiveIntegerField(default=0)
+    left = models.PositiveIntegerField(default=0)
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-taken_at"]
+        indexes = [models.Index(fields=["segment", "taken_at"], name="segment_snapshot_time")]
+
+    def __str__(self) -> str:
+        return f"{self.segment_id}: {self.size} at {self.taken_at:%Y-%m-%d %H:%M}"
 
 
 class CustomerAlias(models.Model):
@@ -168,6 +222,14 @@ class CustomerAlias(models.Model):
         return f"{self.alias} → {self.customer_id}"
 
 
+def _epoch_to_time(value) -> Func:
+    return Func(
+        Cast(value, models.FloatField()),
+        function="to_timestamp",
+        output_field=models.DateTimeField(),
+    )
+
+
 class CustomerFeatures(models.Model):
     """The incrementally maintained features of one customer (see profiles/features.py)."""
 
@@ -177,6 +239,38 @@ class CustomerFeatures(models.Model):
     state = models.JSONField(default=dict)
     events_applied = models.PositiveBigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
+    # Typed copies of the values segments filter on, computed by PostgreSQL from `state` on
+    # every write, so whichever service writes the state they cannot drift from it.
+    orders = models.GeneratedField(
+        expression=Cast(KT("state__orders"), models.IntegerField()),
+        output_field=models.IntegerField(null=True),
+        db_persist=True,
+    )
+    revenue = models.GeneratedField(
+        expression=Cast(KT("state__revenue"), models.FloatField()),
+        output_field=models.FloatField(null=True),
+        db_persist=True,
+    )
+    sessions = models.GeneratedField(
+        expression=Cast(KT("state__sessions"), models.IntegerField()),
+        output_field=models.IntegerField(null=True),
+        db_persist=True,
+    )
+    first_seen = models.GeneratedField(
+        expression=_epoch_to_time(KT("state__first_seen")),
+        output_field=models.DateTimeField(null=True),
+        db_persist=True,
+    )
+    last_seen = models.GeneratedField(
+        expression=_epoch_to_time(KT("state__last_seen")),
+        output_field=models.DateTimeField(null=True),
+        db_persist=True,
+    )
+    last_purchase = models.GeneratedField(
+        expression=_epoch_to_time(KT("state__last_at__purchase")),
+        output_field=models.DateTimeField(null=True),
+        db_persist=True,
+    )
 
     def __str__(self) -> str:
         return f"features of {self.customer_id}"

@@ -24,6 +24,7 @@ from profiles.models import (
     Erasure,
     Event,
     FeatureBacklog,
+    SegmentMembership,
 )
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,11 @@ def privacy_export(*, customer: Customer) -> dict:
         "consents": _rows(customer.consents.order_by("purpose")),
         "consent_history": _rows(customer.consent_changes.order_by("changed_at", "pk")),
         "features": features.state if features else {},
+        "segments": sorted(
+            SegmentMembership.objects.filter(customer=customer).values_list(
+                "segment__name", flat=True
+            )
+        ),
         "events": [
             {**e, "event_id": str(e["event_id"])}
             for e in customer.events.order_by("occurred_at", "pk").values(
@@ -106,6 +112,7 @@ def customer_erase(*, customer: Customer, source: str, actor: str = "") -> Erasu
             "endpoints": ChannelEndpoint.objects.filter(customer=locked).delete()[0],
             "aliases": CustomerAlias.objects.filter(customer=locked).delete()[0],
             "consents": Consent.objects.filter(customer=locked).delete()[0],
+            "segment_memberships": SegmentMembership.objects.filter(customer=locked).delete()[0],
         }
         # The consent audit trail stays: it names no one once the customer is a pseudonym.
         FeatureBacklog.objects.filter(

@@ -1,0 +1,148 @@
+"""Every state change of segments: create, update, and the membership they materialize."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from profiles.models import Segment, SegmentKind, SegmentSnapshot
+from profiles.segments.errors import SegmentKindError, SegmentNameTakenError
+from profiles.services._db import bulk_cursor
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MembershipChange:
+    size: int
+    entered: int
+    left: int
+    duration_ms: int
+
+
+def segment_create_static(
+    *,
+    name: str,
+    kind: str,
+    customer_ids: Iterable[int],
+    scores: Mapping[int, float] | None = None,
+    description: str = "",
+    definition: dict | None = None,
+    user=None,
+) -> Segment:
+    """A segment whose members are a fixed list (an imported file, a cluster, an affinity
+    model's top customers). Unknown or erased customer ids are dropped."""
+    if kind == SegmentKind.RULES:
+        raise SegmentKindError("A rule segment is made from rules, not from a list of members.")
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                segment = Segment.objects.create(
+                    name=name,
+                    kind=kind,
+                    description=description,
+                    definition=definition or {},
+                    created_by=user,
+                )
+        except IntegrityError as exc:
+            raise SegmentNameTakenError(
+                f"A segment named {name!r} already exists.", extra={"errors": {"name": name}}
+            ) from exc
+        segment_members_set(segment=segment, customer_ids=customer_ids, scores=scores)
+    segment.refresh_from_db()
+    return segment
+
+
+def segment_members_set(
+    *,
+    segment: Segment,
+    customer_ids: Iterable[int],
+    scores: Mapping[int, float] | None = None,
+) -> MembershipChange:
+    """Make the segment's members exactly `customer_ids` (set-based: COPY into a stage table,
+    then one DELETE and one INSERT), record the change as a snapshot."""
+    started = time.monotonic()
+    scores = scores or {}
+    with transaction.atomic(), bulk_cursor() as cursor:
+        _stage_create(cursor)
+        with cursor.copy("COPY profiles_segment_stage (customer_id, score) FROM STDIN") as copy:
+            for pk in dict.fromkeys(customer_ids):
+                copy.write_row((pk, scores.get(pk)))
+        return _members_apply(cursor, segment=segment, started=started)
+
+
+def segment_members_set_from_sql(*, segment: Segment, sql: str, params) -> MembershipChange:
+    """Like `segment_members_set`, with the members given by a query returning customer ids
+    (and optionally a score): rule segments never bring their members into Python."""
+    started = time.monotonic()
+    with transaction.atomic(), bulk_cursor() as cursor:
+        _stage_create(cursor)
+        cursor.execute(f"INSERT INTO profiles_segment_stage (customer_id) {sql}", params)  # noqa: S608
+        return _members_apply(cursor, segment=segment, started=started)
+
+
+def _stage_create(cursor) -> None:
+    cursor.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS profiles_segment_stage "
+        "(customer_id bigint PRIMARY KEY, score float8) ON COMMIT DELETE ROWS"
+    )
+    cursor.execute("TRUNCATE profiles_segment_stage")
+
+
+def _members_apply(cursor, *, segment: Segment, started: float) -> MembershipChange:
+    # One refresh of a segment at a time: the row lock orders concurrent refreshes.
+    cursor.execute("SELECT id FROM profiles_segment WHERE id = %s FOR NO KEY UPDATE", [segment.pk])
+    now = timezone.now()
+    cursor.execute("ANALYZE profiles_segment_stage")
+    cursor.execute(
+        """
+        DELETE FROM profiles_segmentmembership m WHERE m.segment_id = %s AND NOT EXISTS (
+            SELECT 1 FROM profiles_segment_stage s
+            JOIN profiles_customer c ON c.id = s.customer_id AND c.erased_at IS NULL
+            WHERE s.customer_id = m.customer_id)
+        """,
+        [segment.pk],
+    )
+    left = cursor.rowcount
+    cursor.execute(
+        """
+        UPDATE profiles_segmentmembership m SET score = s.score FROM profiles_segment_stage s
+        WHERE m.segment_id = %s AND m.customer_id = s.customer_id
+          AND m.score IS DISTINCT FROM s.score
+        """,
+        [segment.pk],
+    )
+    cursor.execute(
+        """
+        INSERT INTO profiles_segmentmembership (segment_id, customer_id, score, added_at)
+        SELECT %s, s.customer_id, s.score, %s FROM profiles_segment_stage s
+        JOIN profiles_customer c ON c.id = s.customer_id AND c.erased_at IS NULL
+        ON CONFLICT (segment_id, customer_id) DO NOTHING
+        """,
+        [segment.pk, now],
+    )
+    entered = cursor.rowcount
+    cursor.execute(
+        "SELECT count(*) FROM profiles_segmentmembership WHERE segment_id = %s", [segment.pk]
+    )
+    size = cursor.fetchone()[0]
+    duration_ms = int((time.monotonic() - started) * 1000)
+    Segment.objects.filter(pk=segment.pk).update(member_count=size, counted_at=now)
+    SegmentSnapshot.objects.create(
+        segment=segment,
+        taken_at=now,
+        size=size,
+        entered=entered,
+        left=left,
+        duration_ms=duration_ms,
+    )
+    logger.info(
+        "segment members set",
+        extra={"segment": segment.pk, "size": size, "entered": entered, "left": left},
+    )
+    return MembershipChange(size=size, entered=entered, left=left, duration_ms=duration_ms)

@@ -124,8 +124,11 @@ def header_parse(row: list[str], *, required: Iterable[str]) -> CsvHeader:
     return CsvHeader(names=names, keys=keys)
 
 
-def header_check(stream: IO[bytes], *, kind: str) -> CsvHeader:
-    """Read and check the header of an upload without reading the rest of it."""
+def header_check(
+    stream: IO[bytes], *, kind: str | None = None, required: Iterable[str] = ()
+) -> CsvHeader:
+    """Read and check the header of an upload without reading the rest of it: the columns
+    of a registered `kind`, or the `required` ones."""
     first = stream.readline(1024 * 1024)
     if not first.strip():
         raise CsvHeaderError("The file is empty.")
@@ -134,7 +137,7 @@ def header_check(stream: IO[bytes], *, kind: str) -> CsvHeader:
     except UnicodeDecodeError as exc:
         raise CsvHeaderError("The file must be UTF-8 encoded CSV.") from exc
     row = next(csv.reader([text]), [])
-    return header_parse(row, required=KINDS[kind].required)
+    return header_parse(row, required=KINDS[kind].required if kind else required)
 
 
 # --- rows ---------------------------------------------------------------------------------

@@ -14,3 +14,10 @@ class SegmentNameTakenError(ConflictError):
 
 class SegmentKindError(ApplicationError):
     code = "segment_wrong_kind"
+
+
+class SegmentImportError(ApplicationError):
+    """An uploaded segment file cannot be imported at all (empty, not CSV, no customer id
+    or email column); nothing was stored."""
+
+    code = "segment_import_invalid"

@@ -59,3 +59,27 @@ def similar_items_refresh_task() -> int:
     from recommender.training import similar_items_refresh
 
     return similar_items_refresh().touched_items
+
+
+@shared_task(
+    name="recommender.affinity_segment_build",
+    queue=Queue.RECOMMENDER.value,
+    soft_time_limit=1800,
+    time_limit=2400,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(),
+)
+def affinity_segment_build_task(
+    *, job_id: int, request: dict, user_id: int | None = None
+) -> int | None:
+    """Score every customer for an item or an attribute expression and save the top ones
+    as a segment; idempotent (a redelivered job finishes with the segment it made)."""
+    from django.contrib.auth import get_user_model
+
+    from recommender.segment_affinity import AffinityRequest, affinity_segment_build
+
+    user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
+    segment = affinity_segment_build(job_id=job_id, request=AffinityRequest(**request), user=user)
+    logger.info("affinity segment task", extra={"job": job_id, "segment": segment and segment.pk})
+    return None if segment is None else segment.pk

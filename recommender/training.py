@@ -42,6 +42,7 @@ from recommender.algorithms.evaluation import (
 from recommender.algorithms.hybrid import HybridRecommender
 from recommender.algorithms.itemknn import similar_for_items
 from recommender.errors import TrainingDataError
+from recommender.model_files import model_file_save
 from recommender.models import Algorithm, ModelStatus, ModelVersion
 from recommender.selectors import modelversion_get_active
 from recommender.serving import similar_cache_drop
@@ -241,6 +242,8 @@ def model_train(
         model = _fit(algorithm, data, loaded.items)
         progress(70, f"precomputing lists for {data.n_users:,} customers")
         stored = _store_lists(version, model, data, loaded)
+        # Kept for scoring after training (affinity segments, recommender.model_files).
+        stored["model_file"] = model_file_save(version_id=version.pk, model=model, data=data)
         if algorithm in WITH_SIMILAR_ITEMS:
             progress(90, "precomputing related items")
             stored["similar_lists"] = _store_similar(version, model, data, loaded)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from profiles import views, views_imports, views_privacy
+from profiles import views, views_imports, views_privacy, views_segment_imports
 
 app_name = "profiles"
 
@@ -22,4 +22,15 @@ urlpatterns = [
     path("customers/<int:pk>/erase/", views_privacy.customer_erase_view, name="customer-erase"),
     path("u/<str:token>/", views_privacy.unsubscribe_view, name="unsubscribe"),
     path("segments/", views.segment_list_view, name="segment-list"),
+    path("segments/import/", views_segment_imports.segment_import_view, name="segment-import"),
+    path(
+        "segments/import/jobs/<int:pk>/",
+        views_segment_imports.segment_import_job_view,
+        name="segment-import-job",
+    ),
+    path(
+        "segments/<int:pk>/import/",
+        views_segment_imports.segment_import_replace_view,
+        name="segment-import-replace",
+    ),
 ]

@@ -334,7 +334,7 @@ def segment_import_start(
     description: str = "",
     segment: Segment | None = None,
     user=None,
-    sync_max_rows: int = SYNC_MAX_ROWS,
+    sync_max_rows: int | None = None,
 ) -> SegmentImportOutcome:
     """Import an uploaded file: at once when it is small, else in Celery (the outcome
     carries the Job). A bad header or a taken name is refused before anything is stored."""
@@ -346,7 +346,7 @@ def segment_import_start(
     file_name = Path(upload.name or "upload.csv").name[:255]
     stored = default_storage.save(f"{UPLOAD_DIR}/{uuid.uuid4().hex}.csv", upload)
     path = Path(default_storage.path(stored))
-    if rows_estimate(path) <= sync_max_rows:
+    if rows_estimate(path) <= (SYNC_MAX_ROWS if sync_max_rows is None else sync_max_rows):
         try:
             saved, report = segment_import_file(
                 path=path,
@@ -439,3 +439,19 @@ def segment_import_mark_failed(*, job_id: int, stored: str, error: str) -> None:
         status=JobStatus.FAILED, finished_at=timezone.now(), error=error[:10000]
     )
     default_storage.delete(stored)
+
+
+# --- reading back -------------------------------------------------------------------------
+
+
+def imported_segment_get(*, pk: int) -> Segment | None:
+    return Segment.objects.filter(pk=pk, kind=SegmentKind.IMPORTED).first()
+
+
+def segment_import_job_get(*, pk: int) -> tuple[Job, Segment | None] | None:
+    """A segment import's Job and, once it is done, the segment it made."""
+    job = Job.objects.filter(pk=pk, kind=JOB_KIND).first()
+    if job is None:
+        return None
+    segment_id = job.result.get("segment") if job.status == JobStatus.DONE else None
+    return job, Segment.objects.filter(pk=segment_id).first() if segment_id else None

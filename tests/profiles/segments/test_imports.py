@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
 
 from marketing.models import Job, JobStatus
 from profiles.models import (
@@ -295,3 +296,138 @@ def _stored_name() -> str:
     files = list((Path(settings.MEDIA_ROOT) / imports.UPLOAD_DIR).glob("*.csv"))
     assert len(files) == 1
     return f"{imports.UPLOAD_DIR}/{files[0].name}"
+
+
+# --- pages --------------------------------------------------------------------------------
+
+
+def _post(client, url=None, data: bytes = b"customer_id\nc1\nnope\nc2\n", **fields):
+    payload = {"name": "Imported VIPs", "description": "From the CRM", **fields}
+    payload["file"] = SimpleUploadedFile("crm.csv", data, "text/csv")
+    return client.post(url or reverse("profiles:segment-import"), payload, HTTP_HX_REQUEST="true")
+
+
+def test_segment_list_offers_the_import_to_editors_only(marketer_client, client, analyst):
+    SegmentFactory(name="Listed", kind=SegmentKind.IMPORTED)
+    html = marketer_client.get(reverse("profiles:segment-list")).content.decode()
+    assert reverse("profiles:segment-import") in html
+    assert "Replace members" in html
+
+    client.force_login(analyst)
+    html = client.get(reverse("profiles:segment-list")).content.decode()
+    assert reverse("profiles:segment-import") not in html
+    assert "Replace members" not in html
+
+
+def test_import_page_shows_the_form(marketer_client):
+    response = marketer_client.get(reverse("profiles:segment-import"))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Upload a list of customers" in html
+    assert 'name="name"' in html
+    assert 'name="file"' in html
+
+
+def test_upload_creates_the_segment_and_shows_the_report(marketer_client, marketer, customers):
+    response = _post(marketer_client)
+
+    assert response.status_code == 200
+    segment = Segment.objects.get()
+    assert (segment.name, segment.description, segment.kind, segment.created_by) == (
+        "Imported VIPs",
+        "From the CRM",
+        "imported",
+        marketer,
+    )
+    assert _members(segment) == {customers[0].pk, customers[1].pk}
+    html = response.content.decode()
+    assert "<html" not in html  # the panel only
+    assert f'href="/segments/{segment.pk}/"' in html
+    assert "Imported crm.csv into" in html
+    assert '<td class="num">3</td><td class="mono">nope</td>' in html
+    assert "<b>2</b> matched" in html
+    assert "<b>1</b> unknown" in html
+
+
+def test_upload_with_a_bad_header_rerenders_the_form_and_creates_nothing(marketer_client):
+    response = _post(marketer_client, data=b"phone\n123\n")
+
+    assert response.status_code == 200
+    assert "The header must name a customer_id (or external_id) or an email column; it has " in (
+        response.content.decode()
+    )
+    _nothing_created()
+
+
+def test_upload_with_a_taken_name_shows_the_error_and_creates_nothing(marketer_client, customers):
+    SegmentFactory(name="Imported VIPs")
+
+    response = _post(marketer_client)
+
+    assert response.status_code == 200
+    assert "A segment named &#x27;Imported VIPs&#x27; already exists." in response.content.decode()
+    assert Segment.objects.count() == 1
+    assert SegmentMembership.objects.count() == 0
+
+
+def test_analyst_cannot_upload(analyst_client, customers):
+    html = analyst_client.get(reverse("profiles:segment-import")).content.decode()
+    assert "Upload a list of customers" not in html
+
+    response = _post(analyst_client)
+
+    assert response.status_code == 403
+    _nothing_created()
+
+
+def test_replace_members_page_keeps_the_name(marketer_client, customers):
+    segment = SegmentFactory(name="Old list", kind=SegmentKind.IMPORTED)
+    url = reverse("profiles:segment-import-replace", args=[segment.pk])
+
+    response = _post(marketer_client, url, data=b"email\ncy@example.com\n", name="Ignored")
+
+    assert response.status_code == 200
+    segment.refresh_from_db()
+    assert segment.name == "Old list"
+    assert _members(segment) == {customers[2].pk}
+    assert segment.definition["file_name"] == "crm.csv"
+    assert Segment.objects.count() == 1
+
+
+def test_replace_members_is_only_for_imported_segments(marketer_client):
+    segment = SegmentFactory(kind=SegmentKind.RULES)
+
+    response = marketer_client.get(reverse("profiles:segment-import-replace", args=[segment.pk]))
+
+    assert response.status_code == 404
+
+
+def test_big_upload_shows_a_progress_bar_then_the_report(
+    marketer_client, customers, monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(imports, "SYNC_MAX_ROWS", 1)
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = _post(marketer_client)
+
+    job = Job.objects.get()
+    assert len(callbacks) == 1
+    assert Segment.objects.count() == 0
+    html = response.content.decode()
+    job_url = reverse("profiles:segment-import-job", args=[job.pk])
+    assert f'hx-get="{job_url}"' in html
+    assert "Importing the list" in html
+
+    segment_import_task(
+        job_id=job.pk,
+        stored=_stored_name(),
+        file_name="crm.csv",
+        name="Imported VIPs",
+        user_id=None,
+    )
+
+    html = marketer_client.get(job_url).content.decode()
+    segment = Segment.objects.get()
+    assert "hx-trigger" not in html  # polling stops
+    assert f'href="/segments/{segment.pk}/"' in html
+    assert '<td class="num">3</td><td class="mono">nope</td>' in html

@@ -362,3 +362,6 @@ class Erasure(models.Model):
 
     def __str__(self) -> str:
         return f"erasure of {self.pseudonym}"
+
+
+from profiles.models_clusters import ClusterAssignment, ClusterRun  # noqa: E402, F401

@@ -12,6 +12,7 @@ from marketing.authentication import HasScope
 from marketing.models import ApiKey
 from profiles.api import CustomerViewSet, EventIngestView
 from recommender.api import CustomerRecommendationView, ItemViewSet, SimilarItemsView
+from recommender.api_affinity import AffinitySegmentCreateView
 
 
 class OptionalSlashRouter(SimpleRouter):
@@ -70,6 +71,9 @@ def whoami_view(request):
 api_v1 = [
     path("me", whoami_view, name="whoami"),
     re_path(r"^events/?$", EventIngestView.as_view(), name="events"),
+    re_path(
+        r"^segments/affinity/?$", AffinitySegmentCreateView.as_view(), name="segment-affinity"
+    ),
     # Before the router: its customers/{id} and items/{id} routes would not match these, but
     # keeping them first makes the order explicit.
     re_path(

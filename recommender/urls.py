@@ -1,6 +1,6 @@
 from django.urls import path
 
-from recommender import views, views_models
+from recommender import views, views_affinity, views_models
 
 app_name = "recommender"
 
@@ -18,5 +18,15 @@ urlpatterns = [
         "recommendations/rollback/",
         views_models.modelversion_rollback_view,
         name="modelversion-rollback",
+    ),
+    path(
+        "recommender/affinity-segments/",
+        views_affinity.affinity_segment_create_view,
+        name="affinity-segment-create",
+    ),
+    path(
+        "recommender/affinity-segments/jobs/<int:pk>/",
+        views_affinity.affinity_segment_job_view,
+        name="affinity-segment-job",
     ),
 ]

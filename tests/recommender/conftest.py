@@ -1,8 +1,26 @@
 import pytest
 
+from marketing.simulation.load import store_simulate
+from marketing.simulation.store import StoreConfig
+from recommender.models import Algorithm
+from recommender.training import model_train
+
+SMALL_STORE = StoreConfig(customers=300, items=60, days=30, seed=11)
+
 
 @pytest.fixture(autouse=True)
 def _media_root(settings, tmp_path):
     """Trained models are written under MEDIA_ROOT (recommender.model_files): keep each
     test's files in its own directory."""
     settings.MEDIA_ROOT = str(tmp_path / "media")
+
+
+@pytest.fixture
+def small_store(db):
+    store_simulate(config=SMALL_STORE, reset=True)
+
+
+@pytest.fixture
+def hybrid(small_store):
+    """A served hybrid model trained on the small simulated store."""
+    return model_train(algorithm=Algorithm.HYBRID)

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from marketing.models import Job, JobStatus
-from marketing.simulation.load import store_simulate
-from marketing.simulation.store import CATEGORIES, StoreConfig, generate_truth
+from marketing.simulation.store import CATEGORIES, generate_truth
 from profiles.models import Customer, Segment, SegmentKind
 from profiles.segments.errors import SegmentNameTakenError
 from recommender.model_files import SUBDIR, model_for_version
@@ -22,19 +21,10 @@ from recommender.segment_affinity import (
 )
 from recommender.tasks import affinity_segment_build_task
 from recommender.training import model_train
+from tests.recommender.conftest import SMALL_STORE
 from tests.recommender.factories import ModelVersionFactory
 
-CONFIG = StoreConfig(customers=300, items=60, days=30, seed=11)
-
-
-@pytest.fixture
-def store(db):
-    store_simulate(config=CONFIG, reset=True)
-
-
-@pytest.fixture
-def hybrid(store):
-    return model_train(algorithm=Algorithm.HYBRID)
+CONFIG = SMALL_STORE
 
 
 def _create_and_build(django_capture_on_commit_callbacks, **request):
@@ -198,7 +188,7 @@ def test_taken_name_is_refused(hybrid, django_capture_on_commit_callbacks):
     assert Job.objects.count() == jobs
 
 
-def test_popularity_alone_cannot_rank_customers(store):
+def test_popularity_alone_cannot_rank_customers(small_store):
     model_train(algorithm=Algorithm.POPULARITY)
     with pytest.raises(NoAffinityModelError):
         affinity_segment_create(name="Nope", expression="price > 0", top_n=3)

@@ -11,6 +11,7 @@ from rest_framework.routers import SimpleRouter
 from marketing.authentication import HasScope
 from marketing.models import ApiKey
 from profiles.api import CustomerViewSet, EventIngestView
+from profiles.api_segment_imports import SegmentImportReplaceView, SegmentImportView
 from recommender.api import CustomerRecommendationView, ItemViewSet, SimilarItemsView
 from recommender.api_affinity import AffinitySegmentCreateView
 
@@ -71,6 +72,12 @@ def whoami_view(request):
 api_v1 = [
     path("me", whoami_view, name="whoami"),
     re_path(r"^events/?$", EventIngestView.as_view(), name="events"),
+    re_path(r"^segments/import/?$", SegmentImportView.as_view(), name="segment-import"),
+    re_path(
+        r"^segments/(?P<id>[0-9]+)/import/?$",
+        SegmentImportReplaceView.as_view(),
+        name="segment-import-replace",
+    ),
     re_path(
         r"^segments/affinity/?$", AffinitySegmentCreateView.as_view(), name="segment-affinity"
     ),

@@ -56,13 +56,7 @@ def _post(request: HtmxHttpRequest, segment: Segment | None) -> HttpResponse:
     if not form.is_valid():
         return _render(request, form, segment=segment)
     try:
-        outcome = segment_import_start(
-            upload=form.cleaned_data["file"],
-            name=form.cleaned_data.get("name", ""),
-            description=form.cleaned_data.get("description", ""),
-            segment=segment,
-            user=request.user,
-        )
+        outcome = segment_import_start(**form.cleaned_data, segment=segment, user=request.user)
     except ApplicationError as exc:
         form.add_error("name" if isinstance(exc, SegmentNameTakenError) else "file", exc.message)
         return _render(request, form, segment=segment)

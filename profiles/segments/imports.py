@@ -329,7 +329,7 @@ def _name_check(name: str) -> None:
 
 def segment_import_start(
     *,
-    upload: UploadedFile,
+    file: UploadedFile,
     name: str = "",
     description: str = "",
     segment: Segment | None = None,
@@ -338,13 +338,13 @@ def segment_import_start(
 ) -> SegmentImportOutcome:
     """Import an uploaded file: at once when it is small, else in Celery (the outcome
     carries the Job). A bad header or a taken name is refused before anything is stored."""
-    segment_import_header_check(upload)
+    segment_import_header_check(file)
     if segment is None:
         _name_check(name)
     elif segment.kind != SegmentKind.IMPORTED:
         raise SegmentKindError("Only an imported segment can have its members replaced.")
-    file_name = Path(upload.name or "upload.csv").name[:255]
-    stored = default_storage.save(f"{UPLOAD_DIR}/{uuid.uuid4().hex}.csv", upload)
+    file_name = Path(file.name or "upload.csv").name[:255]
+    stored = default_storage.save(f"{UPLOAD_DIR}/{uuid.uuid4().hex}.csv", file)
     path = Path(default_storage.path(stored))
     if rows_estimate(path) <= (SYNC_MAX_ROWS if sync_max_rows is None else sync_max_rows):
         try:

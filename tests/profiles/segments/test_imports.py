@@ -208,7 +208,7 @@ def test_name_taken_creates_nothing(tmp_path, customers):
     upload = SimpleUploadedFile("x.csv", b"customer_id\nc1\n")
 
     with pytest.raises(SegmentNameTakenError):
-        segment_import_start(upload=upload, name="Taken")
+        segment_import_start(file=upload, name="Taken")
 
     assert Segment.objects.count() == 1
     assert SegmentMembership.objects.count() == 0
@@ -243,7 +243,7 @@ def test_replace_is_refused_for_a_rule_segment(tmp_path, customers):
 
     with pytest.raises(SegmentKindError):
         segment_import_start(
-            upload=SimpleUploadedFile("x.csv", b"customer_id\nc1\n"), segment=segment
+            file=SimpleUploadedFile("x.csv", b"customer_id\nc1\n"), segment=segment
         )
 
     assert SegmentMembership.objects.count() == 0
@@ -255,7 +255,7 @@ def test_big_file_runs_in_the_task_with_a_job(
     upload = SimpleUploadedFile("big.csv", b"customer_id\nc1\nc2\nnope\nc1\n")
 
     with django_capture_on_commit_callbacks() as callbacks:
-        outcome = segment_import_start(upload=upload, name="Big", user=marketer, sync_max_rows=2)
+        outcome = segment_import_start(file=upload, name="Big", user=marketer, sync_max_rows=2)
 
     assert outcome.segment is None
     assert outcome.job is not None
@@ -431,3 +431,129 @@ def test_big_upload_shows_a_progress_bar_then_the_report(
     assert "hx-trigger" not in html  # polling stops
     assert f'href="/segments/{segment.pk}/"' in html
     assert '<td class="num">3</td><td class="mono">nope</td>' in html
+
+
+# --- API ----------------------------------------------------------------------------------
+
+API_URL = "/api/v1/segments/import"
+
+
+def _api_post(api_client, data: bytes = b"customer_id\nc1\nnope\nc2\nc1\n", url=API_URL, **fields):
+    payload = {"name": "API list", "description": "nightly", **fields}
+    payload["file"] = SimpleUploadedFile("nightly.csv", data, "text/csv")
+    return api_client.post(url, payload, format="multipart")
+
+
+def test_api_creates_the_segment_and_answers_the_report(api_client, marketer, customers):
+    api_client.force_login(marketer)
+
+    response = _api_post(api_client)
+
+    assert response.status_code == 201
+    segment = Segment.objects.get()
+    assert response.json() == {
+        "segment_id": segment.pk,
+        "segment_name": "API list",
+        "file_name": "nightly.csv",
+        "column": "external_id",
+        "rows": 4,
+        "matched": 2,
+        "duplicates": 1,
+        "unknown": 1,
+        "members": 2,
+        "blank": 0,
+        "unknown_rows": [{"row": 3, "value": "nope", "reason": "No customer has this value."}],
+        "unknown_rows_truncated": False,
+    }
+    assert (segment.description, segment.kind, segment.created_by) == (
+        "nightly",
+        "imported",
+        marketer,
+    )
+    assert _members(segment) == {customers[0].pk, customers[1].pk}
+
+
+@pytest.mark.parametrize(
+    ("fields", "data", "errors"),
+    [
+        (
+            {},
+            b"phone\n1\n",
+            {
+                "file": [
+                    "The header must name a customer_id (or external_id) or an email column; "
+                    "it has phone. Nothing was imported."
+                ]
+            },
+        ),
+        ({}, b"", {"file": ["The submitted file is empty."]}),
+        (
+            {},
+            b"email\n\n",
+            {"file": ["The file has no rows after the header. Nothing was imported."]},
+        ),
+        ({"name": ""}, b"email\na@b.c\n", {"name": ["This field may not be blank."]}),
+    ],
+)
+def test_api_refuses_bad_input_with_field_errors(api_client, marketer, fields, data, errors):
+    api_client.force_login(marketer)
+
+    response = _api_post(api_client, data, **fields)
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "code": "invalid",
+        "message": "Invalid input.",
+        "extra": {"fields": errors},
+    }
+    _nothing_created()
+
+
+def test_api_answers_409_for_a_taken_name(api_client, marketer, customers):
+    SegmentFactory(name="API list")
+    api_client.force_login(marketer)
+
+    response = _api_post(api_client)
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "segment_name_taken"
+    assert Segment.objects.count() == 1
+    assert SegmentMembership.objects.count() == 0
+
+
+def test_api_refuses_analysts_anonymous_callers_and_storefront_keys(
+    api_client, analyst, storefront_key, customers
+):
+    assert _api_post(api_client).status_code == 403
+    api_client.credentials(HTTP_AUTHORIZATION=f"Api-Key {storefront_key[1]}")
+    assert _api_post(api_client).status_code == 403
+    api_client.credentials()
+    api_client.force_login(analyst)
+    assert _api_post(api_client).status_code == 403
+    _nothing_created()
+
+
+def test_api_replaces_members_of_an_imported_segment(api_client, marketer, customers):
+    segment = SegmentFactory(name="Nightly", kind=SegmentKind.IMPORTED)
+    api_client.force_login(marketer)
+
+    response = _api_post(
+        api_client, b"email\nCY@example.com\n", url=f"/api/v1/segments/{segment.pk}/import"
+    )
+
+    assert response.status_code == 200
+    assert (response.json()["segment_name"], response.json()["members"]) == ("Nightly", 1)
+    assert _members(segment) == {customers[2].pk}
+    rules = SegmentFactory(kind=SegmentKind.RULES)
+    assert _api_post(api_client, url=f"/api/v1/segments/{rules.pk}/import").status_code == 404
+
+
+def test_api_queues_a_big_file(api_client, marketer, customers, monkeypatch):
+    monkeypatch.setattr(imports, "SYNC_MAX_ROWS", 1)
+    api_client.force_login(marketer)
+
+    response = _api_post(api_client)
+
+    assert response.status_code == 202
+    assert response.json() == {"job_id": Job.objects.get().pk, "status": "pending"}
+    assert Segment.objects.count() == 0

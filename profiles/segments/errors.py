@@ -1,4 +1,4 @@
-from marketing.common.errors import ApplicationError, ConflictError
+from marketing.common.errors import ApplicationError, ConflictError, NotFoundError
 
 
 class InvalidSegmentRulesError(ApplicationError):
@@ -21,3 +21,18 @@ class SegmentImportError(ApplicationError):
     or email column); nothing was stored."""
 
     code = "segment_import_invalid"
+
+
+class ClusterRunInvalidError(ApplicationError):
+    """A clustering run asked for an impossible k range, or the customers cannot be
+    clustered as asked (too few of them, all alike)."""
+
+    code = "cluster_run_invalid"
+
+
+class ClusterRunNotReadyError(ConflictError):
+    code = "cluster_run_not_ready"
+
+
+class ClusterNotFoundError(NotFoundError):
+    code = "cluster_not_found"

@@ -37,7 +37,10 @@ class SegmentImportFileForm(forms.Form):
 
 
 class SegmentImportForm(SegmentImportFileForm):
-    name = forms.CharField(max_length=Segment._meta.get_field("name").max_length)
+    name = forms.CharField(
+        max_length=Segment._meta.get_field("name").max_length,
+        widget=forms.TextInput(attrs={"size": 60}),
+    )
     description = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 60})
     )

@@ -14,7 +14,9 @@ class AffinitySegmentForm(forms.Form):
     expression = forms.CharField(
         required=False,
         max_length=2000,
-        widget=forms.TextInput(attrs={"placeholder": 'category = "books" and price < 20'}),
+        widget=forms.TextInput(
+            attrs={"placeholder": 'category = "books" and price < 20', "size": 70}
+        ),
         help_text="Fields: item columns (category, brand, price, in_stock, title, external_id) "
         'and attribute keys; = != < <= > >=, in ("A", "B"), and, or, not, parentheses.',
     )

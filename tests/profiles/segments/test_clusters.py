@@ -5,13 +5,10 @@ import pytest
 from django.db.models import Count
 
 from marketing.models import Job, JobStatus
-from marketing.simulation.load import store_simulate
-from marketing.simulation.store import StoreConfig
 from profiles.models import (
     ClusterAssignment,
     ClusterRun,
     Customer,
-    CustomerFeatures,
     Segment,
     SegmentKind,
     SegmentMembership,
@@ -29,16 +26,13 @@ from profiles.segments.errors import (
     SegmentNameTakenError,
 )
 from profiles.segments.tasks_clusters import cluster_run_task
-from profiles.services import features_rebuild
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def store():
-    store_simulate(config=StoreConfig(customers=300, items=60, days=30, seed=3), reset=True)
-    features_rebuild(repair=True)
-    return CustomerFeatures.objects.filter(last_seen__isnull=False).count()
+def store(cluster_store):
+    return cluster_store
 
 
 def _run(marketer, **params) -> ClusterRun:

@@ -133,9 +133,14 @@ def _column(header: CsvHeader) -> tuple[int, str]:
             index = header.index(key)
             if field_name == kind and index is not None:
                 return index, kind
+    hint = (
+        " Separate the columns with commas."
+        if any(sep in name for name in header.names for sep in ";\t")
+        else ""
+    )
     raise SegmentImportError(
         "The header must name a customer_id (or external_id) or an email column; it has "
-        f"{', '.join(header.names)}. Nothing was imported.",
+        f"{', '.join(header.names)}. Nothing was imported.{hint}",
         extra={"errors": {"file": "no_customer_column"}, "found": list(header.names)},
     )
 

@@ -183,6 +183,7 @@ def test_only_the_first_unknown_rows_are_kept_in_the_report(tmp_path, monkeypatc
         (b"", "The file is empty."),
         (b"\n\n", "The file is empty."),
         (b"phone,name\n123,x\n", "The header must name a customer_id (or external_id) or an "),
+        (b"email;name\na@b.c;x\n", "The header must name a customer_id (or external_id) or an "),
         (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", "The file must be UTF-8 encoded CSV."),
         (b"customer_id\n", "The file has no rows after the header."),
         (b"customer_id\n\n\n", "The file has no rows after the header."),
@@ -193,6 +194,7 @@ def test_a_file_that_cannot_be_imported_creates_nothing(tmp_path, data, message)
         segment_import_file(path=_file(tmp_path, data), file_name="bad.csv", name="Bad")
 
     assert caught.value.message.startswith(message)
+    assert caught.value.message.endswith("Separate the columns with commas.") == (b";" in data)
     _nothing_created()
 
 

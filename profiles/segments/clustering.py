@@ -51,6 +51,15 @@ PHRASES: dict[str, tuple[str | None, str | None]] = {
     **{f"daypart:{name}": (name, None) for name in DAYPARTS},
     **{f"channel:{name}": (name, None) for name in CHANNELS},
 }
+# Features that move together: a description names at most two of a group, so that one
+# difference (buying more) does not crowd out the others (categories, time of day).
+PHRASE_GROUPS = {
+    "orders": "value",
+    "revenue": "value",
+    "average_order_value": "value",
+    "conversion": "value",
+}
+PHRASES_PER_GROUP = 2
 # Counts and money are skewed: they are compared on a log scale.
 LOG_FEATURES = frozenset({"orders", "revenue", "average_order_value", "sessions"})
 EMAIL_ENGAGEMENT_EVENTS = ("email_open", "email_click")
@@ -294,10 +303,14 @@ def cluster_describe(
     """Plain words for a cluster: the phrases of its most distinguishing features, strongest
     first ("high spend, electronics, evening, email"), or "average customers"."""
     words: list[str] = []
+    per_group: dict[str, int] = {}
     for name, z in sorted(zscores.items(), key=lambda kv: (-abs(kv[1]), kv[0])):
         if abs(z) < threshold or len(words) >= terms:
             break
         phrase = feature_phrase(name, high=z > 0)
-        if phrase and phrase not in words:
-            words.append(phrase)
+        group = PHRASE_GROUPS.get(name, name)
+        if not phrase or phrase in words or per_group.get(group, 0) >= PHRASES_PER_GROUP:
+            continue
+        per_group[group] = per_group.get(group, 0) + 1
+        words.append(phrase)
     return ", ".join(words) or "average customers"

@@ -116,6 +116,17 @@ def test_describe_orders_by_strength_skips_small_and_unspoken_deviations():
     assert cluster_describe(zscores, terms=1) == "books"
 
 
+def test_describe_names_at_most_two_of_the_spending_features():
+    zscores = {
+        "revenue": 2.0,
+        "orders": 1.9,
+        "average_order_value": 1.8,
+        "conversion": 1.7,
+        "category:toys": 0.9,
+    }
+    assert cluster_describe(zscores) == "high spend, frequent buyers, toys"
+
+
 def _state(**kw):
     s = features_empty()
     s.update(kw)

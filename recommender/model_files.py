@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 SUBDIR = "recommender-models"
 _PREFIX = "model__"
+KEEP_PER_ALGORITHM = 5  # the newest versions of each algorithm keep their files (rollbacks)
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,29 @@ def model_file_save(*, version_id: int, model: Recommender, data: InteractionDat
     with open(tmp, "wb") as fh:
         np.savez(fh, **arrays)  # type: ignore[arg-type]
     os.replace(tmp, directory / name)
+    model_files_prune()
     return name
+
+
+def model_files_prune(*, keep_per_algorithm: int = KEEP_PER_ALGORITHM) -> int:
+    """Delete the files of versions older than the newest `keep_per_algorithm` of their
+    algorithm (active versions always keep theirs); such versions are fitted again if ever
+    needed. Only files this database's versions name are touched. Returns how many went."""
+    seen: dict[str, int] = {}
+    removed = 0
+    versions = ModelVersion.objects.filter(params__has_key="model_file").order_by("-pk")
+    for pk, algorithm, is_active, params in versions.values_list(
+        "pk", "algorithm", "is_active", "params"
+    ):
+        seen[algorithm] = seen.get(algorithm, 0) + 1
+        if is_active or seen[algorithm] <= keep_per_algorithm:
+            continue
+        path = _directory() / Path(str(params["model_file"])).name
+        if path.exists():
+            path.unlink()
+            removed += 1
+            logger.info("model file pruned", extra={"version": pk, "file": path.name})
+    return removed
 
 
 def model_file_load(name: str) -> LoadedModel | None:

@@ -10,7 +10,7 @@ from marketing.models import Job, JobStatus
 from marketing.simulation.store import CATEGORIES, generate_truth
 from profiles.models import Customer, Segment, SegmentKind
 from profiles.segments.errors import SegmentNameTakenError
-from recommender.model_files import SUBDIR, model_for_version
+from recommender.model_files import SUBDIR, model_files_prune, model_for_version
 from recommender.models import Algorithm, Item
 from recommender.segment_affinity import (
     AffinityRequest,
@@ -193,3 +193,14 @@ def test_popularity_alone_cannot_rank_customers(small_store):
     with pytest.raises(NoAffinityModelError):
         affinity_segment_create(name="Nope", expression="price > 0", top_n=3)
     assert Job.objects.count() == 0
+
+
+def test_old_versions_model_files_are_pruned(small_store, settings):
+    versions = [model_train(algorithm=Algorithm.ALS, activate="never") for _ in range(3)]
+    directory = Path(settings.MEDIA_ROOT) / SUBDIR
+    names = [v.params["model_file"] for v in versions]
+    assert all((directory / n).exists() for n in names)
+    assert model_files_prune(keep_per_algorithm=1) == 2
+    assert [(directory / n).exists() for n in names] == [False, False, True]
+    assert model_for_version(versions[0]).source == "refit"
+    assert model_files_prune(keep_per_algorithm=1) == 0

@@ -4,6 +4,9 @@ import os
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import Group
+
+from marketing.roles import MARKETER, roles_sync
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -65,3 +68,20 @@ def screenshot_dir() -> Path | None:
     """Set BROWSER_SCREENSHOTS=/some/dir to keep screenshots of the pages a test visits."""
     value = os.environ.get("BROWSER_SCREENSHOTS")
     return Path(value) if value else None
+
+
+BROWSER_PASSWORD = "pw-12345-secret"
+
+
+@pytest.fixture
+def marketer_page(page, live_server, django_user_model):
+    """`page` logged in as a Marketer ("mara") on `live_server`."""
+    roles_sync()
+    user = django_user_model.objects.create_user(username="mara", password=BROWSER_PASSWORD)
+    user.groups.add(Group.objects.get(name=MARKETER))
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("Username").fill("mara")
+    page.get_by_label("Password").fill(BROWSER_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{live_server.url}/")
+    return page

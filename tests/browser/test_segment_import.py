@@ -2,28 +2,16 @@
 report with the unknown row's number, follow the link to the new segment."""
 
 import pytest
-from django.contrib.auth.models import Group
 from playwright.sync_api import expect
 
-from marketing.roles import MARKETER, roles_sync
 from profiles.models import Segment, SegmentMembership
 from tests.profiles.factories import CustomerFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-PASSWORD = "pw-12345-secret"
-
-
-@pytest.fixture
-def marketer(django_user_model):
-    roles_sync()
-    user = django_user_model.objects.create_user(username="mara", password=PASSWORD)
-    user.groups.add(Group.objects.get(name=MARKETER))
-    return user
-
 
 def test_upload_a_list_and_read_the_report(
-    page, live_server, marketer, settings, tmp_path, screenshot_dir
+    marketer_page, live_server, settings, tmp_path, screenshot_dir
 ):
     settings.MEDIA_ROOT = str(tmp_path / "media")
     ann = CustomerFactory(external_id="c-ann", email="ann@example.com")
@@ -31,12 +19,8 @@ def test_upload_a_list_and_read_the_report(
     csv_file = tmp_path / "newsletter.csv"
     csv_file.write_text("\ufeffEmail\nANN@example.com\nnobody@example.com\nbob@example.com\n")
 
-    base = live_server.url
-    page.goto(f"{base}/accounts/login/")
-    page.get_by_label("Username").fill("mara")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.goto(f"{base}/segments/")
+    page = marketer_page
+    page.goto(f"{live_server.url}/segments/")
     if screenshot_dir:
         page.screenshot(path=screenshot_dir / "segment_list.png", full_page=True)
     page.get_by_role("link", name="Import a list").click()

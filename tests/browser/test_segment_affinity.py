@@ -2,10 +2,8 @@
 is scored by a real Celery worker and saved as a segment."""
 
 import pytest
-from django.contrib.auth.models import Group
 from playwright.sync_api import expect
 
-from marketing.roles import MARKETER, roles_sync
 from marketing.simulation.load import store_simulate
 from marketing.simulation.store import StoreConfig
 from profiles.models import Segment, SegmentKind
@@ -14,36 +12,23 @@ from recommender.training import model_train
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-PASSWORD = "pw-12345-secret"
-
 
 @pytest.fixture
-def shared_media(settings, tmp_path, monkeypatch):
-    """The worker process reads the model file the test process trained."""
+def served_model(settings, tmp_path, monkeypatch):
+    """A hybrid trained on a small simulated store; the worker process reads the model file
+    the test process wrote, so both use one media directory."""
     media = str(tmp_path / "media")
     settings.MEDIA_ROOT = media
     monkeypatch.setenv("DJANGO_MEDIA_ROOT", media)
-
-
-@pytest.fixture
-def marketer(django_user_model, shared_media):
-    roles_sync()
-    user = django_user_model.objects.create_user(username="mara", password=PASSWORD)
-    user.groups.add(Group.objects.get(name=MARKETER))
     store_simulate(config=StoreConfig(customers=300, items=60, days=30, seed=11), reset=True)
-    model_train(algorithm=Algorithm.HYBRID)
-    return user
+    return model_train(algorithm=Algorithm.HYBRID)
 
 
 def test_find_customers_by_affinity(
-    page, live_server, marketer, celery_worker_process, screenshot_dir
+    marketer_page, live_server, served_model, celery_worker_process, screenshot_dir
 ):
-    base = live_server.url
-    page.goto(f"{base}/accounts/login/")
-    page.get_by_label("Username").fill("mara")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.goto(f"{base}/segments/")
+    page = marketer_page
+    page.goto(f"{live_server.url}/segments/")
     page.get_by_role("link", name="Find customers by affinity").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Find customers by affinity")
 

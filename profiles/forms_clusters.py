@@ -1,6 +1,6 @@
 from django import forms
 
-from profiles.segments.clustering import DEFAULT_K_MAX, DEFAULT_K_MIN, MAX_K
+from profiles.segments.clustering import DEFAULT_K_MAX, DEFAULT_K_MIN, FEATURE_GROUPS, MAX_K
 
 
 class ClusterRunForm(forms.Form):
@@ -18,6 +18,12 @@ class ClusterRunForm(forms.Form):
         max_value=MAX_K,
         required=False,
         help_text="Leave empty to choose k by silhouette within the range.",
+    )
+    groups = forms.MultipleChoiceField(
+        label="Cluster on",
+        choices=list(FEATURE_GROUPS.items()),
+        initial=list(FEATURE_GROUPS),
+        widget=forms.CheckboxSelectMultiple,
     )
 
     def clean(self):

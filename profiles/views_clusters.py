@@ -15,6 +15,7 @@ from marketing.common.errors import ApplicationError
 from marketing.common.htmx import HtmxHttpRequest
 from marketing.roles import user_can_edit
 from profiles.forms_clusters import ClusterRunForm, ClusterSaveForm
+from profiles.segments.clustering import FEATURE_GROUPS
 from profiles.segments.clusters import (
     cluster_run_create,
     cluster_run_get,
@@ -53,6 +54,7 @@ def cluster_list_view(request: HtmxHttpRequest) -> HttpResponse:
                     k_min=form.cleaned_data["k_min"],
                     k_max=form.cleaned_data["k_max"],
                     k=form.cleaned_data["k"],
+                    groups=form.cleaned_data["groups"],
                     user=request.user,
                 )
             except ClusterRunInvalidError as exc:
@@ -92,6 +94,7 @@ def cluster_detail_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "job": run.job,
         "clusters": clusters,
         "key_features": KEY_FEATURES,
+        "groups": [FEATURE_GROUPS[g] for g in run.params.get("groups", FEATURE_GROUPS)],
         "chart_json": json.dumps(cluster_run_silhouette_chart(run=run)),
     }
     return render(request, template, context)

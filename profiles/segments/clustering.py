@@ -65,6 +65,22 @@ LOG_FEATURES = frozenset({"orders", "revenue", "average_order_value", "sessions"
 EMAIL_ENGAGEMENT_EVENTS = ("email_open", "email_click")
 
 
+# The columns a run may use, by group: a marketer can cluster on tastes alone, say.
+FEATURE_GROUPS = {
+    "value": "Recency, frequency and spend",
+    "categories": "Category tastes",
+    "channels": "Channels",
+    "dayparts": "Time of day",
+}
+
+
+def feature_group(name: str) -> str:
+    prefix = name.split(":", 1)[0] if ":" in name else ""
+    return {"category": "categories", "channel": "channels", "daypart": "dayparts"}.get(
+        prefix, "value"
+    )
+
+
 class ClusteringError(ValueError):
     """The data cannot be clustered as asked (too few customers, a bad k range)."""
 
@@ -180,6 +196,14 @@ def feature_matrix_select(matrix: FeatureMatrix, names: Sequence[str]) -> Featur
         raise ClusteringError(f"Unknown features: {', '.join(unknown)}.")
     idx = [matrix.names.index(n) for n in names]
     return FeatureMatrix(names=tuple(names), values=matrix.values[:, idx])
+
+
+def feature_matrix_groups(matrix: FeatureMatrix, groups: Sequence[str]) -> FeatureMatrix:
+    """Only the columns of the given FEATURE_GROUPS."""
+    unknown = [g for g in groups if g not in FEATURE_GROUPS]
+    if unknown or not groups:
+        raise ClusteringError(f"Choose feature groups among {', '.join(FEATURE_GROUPS)}.")
+    return feature_matrix_select(matrix, [n for n in matrix.names if feature_group(n) in groups])
 
 
 def standardize(matrix: FeatureMatrix) -> np.ndarray:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 
 import numpy as np
@@ -24,9 +24,11 @@ from profiles.models import ClusterAssignment, ClusterRun, Segment, SegmentKind
 from profiles.segments.clustering import (
     DEFAULT_K_MAX,
     DEFAULT_K_MIN,
+    FEATURE_GROUPS,
     ClusteringError,
     clusters_fit,
     feature_matrix,
+    feature_matrix_groups,
     k_range_check,
 )
 from profiles.segments.errors import (
@@ -59,16 +61,27 @@ LIMIT %s
 
 
 def cluster_run_create(
-    *, k_min: int = DEFAULT_K_MIN, k_max: int = DEFAULT_K_MAX, k: int | None = None, user=None
+    *,
+    k_min: int = DEFAULT_K_MIN,
+    k_max: int = DEFAULT_K_MAX,
+    k: int | None = None,
+    groups: Sequence[str] | None = None,
+    user=None,
 ) -> ClusterRun:
-    """Record a run and its Job, and start the clustering in Celery once committed."""
+    """Record a run and its Job, and start the clustering in Celery once committed.
+    `groups` are the FEATURE_GROUPS to cluster on (all by default)."""
     from profiles.segments.tasks_clusters import cluster_run_task
 
     try:
         k_range_check(k_min=k_min, k_max=k_max, k=k, n=10**9)
     except ClusteringError as exc:
         raise ClusterRunInvalidError(str(exc), extra={"errors": {"k": str(exc)}}) from exc
-    params = {"k_min": k_min, "k_max": k_max, "k": k}
+    wanted = list(FEATURE_GROUPS) if groups is None else list(groups)
+    groups = [g for g in FEATURE_GROUPS if g in wanted]
+    if not groups or len(groups) < len(set(wanted)):
+        message = f"Choose feature groups among {', '.join(FEATURE_GROUPS)}."
+        raise ClusterRunInvalidError(message, extra={"errors": {"groups": message}})
+    params = {"k_min": k_min, "k_max": k_max, "k": k, "groups": groups}
     with transaction.atomic():
         job = job_create(kind=JOB_KIND, user=user)
         run = ClusterRun.objects.create(created_by=user, job=job, params=params)
@@ -97,6 +110,7 @@ def cluster_run_execute(*, run_id: int, job_id: int) -> ClusterRun | None:
     started = time.perf_counter()
     ids: list[int] = []
     matrix = feature_matrix(_states_load(ids), now=timezone.now().timestamp())
+    matrix = feature_matrix_groups(matrix, params.get("groups") or list(FEATURE_GROUPS))
     timings["load_seconds"] = round(time.perf_counter() - started, 3)
     job_progress(job_id=job_id, done=1, message=f"loaded {len(ids):,} customers")
 

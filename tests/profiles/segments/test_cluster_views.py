@@ -37,14 +37,16 @@ def test_run_starts_a_job_and_opens_the_progress_page(
 ):
     with django_capture_on_commit_callbacks() as callbacks:
         response = marketer_client.post(
-            LIST, {"k_min": "2", "k_max": "4", "k": ""}, HTTP_HX_REQUEST="true"
+            LIST,
+            {"k_min": "2", "k_max": "4", "k": "", "groups": ["categories", "dayparts"]},
+            HTTP_HX_REQUEST="true",
         )
 
     run = ClusterRun.objects.get()
     assert response.status_code == 200
     assert response["HX-Redirect"] == reverse("profiles:cluster-detail", args=[run.pk])
     assert len(callbacks) == 1
-    assert run.params == {"k_min": 2, "k_max": 4, "k": None}
+    assert run.params == {"k_min": 2, "k_max": 4, "k": None, "groups": ["categories", "dayparts"]}
     assert run.created_by == marketer
 
     page = marketer_client.get(response["HX-Redirect"])
@@ -63,9 +65,15 @@ def test_run_starts_a_job_and_opens_the_progress_page(
             "Ensure this value is greater than or equal to 2.",
         ),
         ({"k_min": "2", "k_max": "40", "k": ""}, "Ensure this value is less than or equal to 20."),
+        ({"k_min": "2", "k_max": "8", "k": "", "groups": []}, "This field is required."),
+        (
+            {"k_min": "2", "k_max": "8", "k": "", "groups": ["colour"]},
+            "Select a valid choice. colour is not one of the available choices.",
+        ),
     ],
 )
-def test_run_with_a_bad_k_shows_the_error_and_starts_nothing(marketer_client, data, error):
+def test_run_with_bad_input_shows_the_error_and_starts_nothing(marketer_client, data, error):
+    data = {"groups": ["value"], **data}
     response = marketer_client.post(LIST, data, HTTP_HX_REQUEST="true")
 
     assert response.status_code == 200

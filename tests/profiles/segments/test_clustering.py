@@ -10,6 +10,7 @@ from profiles.segments.clustering import (
     cluster_describe,
     clusters_fit,
     feature_matrix,
+    feature_matrix_groups,
     feature_matrix_select,
 )
 
@@ -227,3 +228,20 @@ def test_unknown_feature_selection_is_an_error():
     matrix = FeatureMatrix(names=("orders",), values=np.ones((2, 1)))
     with pytest.raises(ClusteringError, match="Unknown features: nope."):
         feature_matrix_select(matrix, ["nope"])
+
+
+def test_feature_groups_keep_only_their_columns():
+    matrix = feature_matrix([_state(affinity={"books": 1.0})], now=NOW)
+
+    assert feature_matrix_groups(matrix, ["categories", "dayparts"]).names == (
+        "daypart:night",
+        "daypart:morning",
+        "daypart:afternoon",
+        "daypart:evening",
+        "category:books",
+    )
+    assert feature_matrix_groups(matrix, ["value"]).names == matrix.names[:8]
+    with pytest.raises(ClusteringError, match="Choose feature groups among value, categories"):
+        feature_matrix_groups(matrix, ["colour"])
+    with pytest.raises(ClusteringError, match="Choose feature groups"):
+        feature_matrix_groups(matrix, [])

@@ -49,7 +49,12 @@ def test_create_records_the_run_and_schedules_the_task(
         run = cluster_run_create(k_min=3, k_max=5, user=marketer)
 
     assert len(callbacks) == 1
-    assert run.params == {"k_min": 3, "k_max": 5, "k": None}
+    assert run.params == {
+        "k_min": 3,
+        "k_max": 5,
+        "k": None,
+        "groups": ["value", "categories", "channels", "dayparts"],
+    }
     assert run.created_by == marketer
     assert run.k is None
     assert run.job.kind == "cluster_run"
@@ -65,6 +70,23 @@ def test_create_refuses_a_bad_k_and_stores_nothing(marketer, params):
 
     assert ClusterRun.objects.count() == 0
     assert Job.objects.count() == 0
+
+
+@pytest.mark.parametrize("groups", [[], ["value", "colour"]])
+def test_create_refuses_unknown_or_no_feature_groups(marketer, groups):
+    with pytest.raises(ClusterRunInvalidError, match="Choose feature groups among value"):
+        cluster_run_create(user=marketer, groups=groups)
+
+    assert ClusterRun.objects.count() == 0
+
+
+def test_execute_on_category_tastes_alone(marketer, store):
+    run = _run(marketer, k=4, groups=["categories"])
+
+    assert run.params["groups"] == ["categories"]
+    assert run.params["features"]
+    assert all(name.startswith("category:") for name in run.params["features"])
+    assert all(name.startswith("category:") for name in run.clusters[0]["centroid"])
 
 
 def test_execute_clusters_every_customer_with_events(marketer, store):

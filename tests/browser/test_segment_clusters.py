@@ -37,6 +37,8 @@ def test_find_clusters_and_save_one_as_a_segment(
     page.goto(f"{base}/segments/")
     page.get_by_role("link", name="Find clusters").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Find clusters")
+    if screenshot_dir:
+        page.screenshot(path=screenshot_dir / "cluster_list.png", full_page=True)
 
     page.get_by_label("Fixed k").fill("3")
     page.get_by_role("button", name="Run").click()

@@ -141,3 +141,6 @@ class FeatureBacklogAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+from profiles import admin_clusters  # noqa: E402, F401

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from profiles.models import (
     ChannelEndpoint,
+    ClusterAssignment,
     Consent,
     Customer,
     CustomerAlias,
@@ -82,6 +83,11 @@ def privacy_export(*, customer: Customer) -> dict:
                 "segment__name", flat=True
             )
         ),
+        "clusters": list(
+            ClusterAssignment.objects.filter(customer=customer)
+            .order_by("run_id")
+            .values("run_id", "cluster", "distance")
+        ),
         "events": [
             {**e, "event_id": str(e["event_id"])}
             for e in customer.events.order_by("occurred_at", "pk").values(
@@ -113,6 +119,7 @@ def customer_erase(*, customer: Customer, source: str, actor: str = "") -> Erasu
             "aliases": CustomerAlias.objects.filter(customer=locked).delete()[0],
             "consents": Consent.objects.filter(customer=locked).delete()[0],
             "segment_memberships": SegmentMembership.objects.filter(customer=locked).delete()[0],
+            "cluster_assignments": ClusterAssignment.objects.filter(customer=locked).delete()[0],
         }
         # The consent audit trail stays: it names no one once the customer is a pseudonym.
         FeatureBacklog.objects.filter(

@@ -13,6 +13,7 @@ from profiles.models import (
     SegmentKind,
     SegmentMembership,
 )
+from profiles.privacy import customer_erase, privacy_export
 from profiles.segments.clusters import (
     cluster_run_create,
     cluster_run_execute,
@@ -198,3 +199,20 @@ def test_silhouette_chart_highlights_the_chosen_k(marketer):
         }
     ]
     assert cluster_run_silhouette_chart(run=ClusterRun()) == []
+
+
+def test_privacy_export_lists_and_erasure_removes_the_assignments(marketer, store):
+    run = _run(marketer, k=2)
+    assignment = ClusterAssignment.objects.filter(run=run).select_related("customer").first()
+    customer = assignment.customer
+    others = ClusterAssignment.objects.count() - 1
+
+    exported = privacy_export(customer=customer)
+    erasure = customer_erase(customer=customer, source="api")
+
+    assert exported["clusters"] == [
+        {"run_id": run.pk, "cluster": assignment.cluster, "distance": assignment.distance}
+    ]
+    assert erasure.removed["cluster_assignments"] == 1
+    assert not ClusterAssignment.objects.filter(customer=customer).exists()
+    assert ClusterAssignment.objects.count() == others

@@ -190,3 +190,16 @@ def test_segment_list_has_find_clusters_for_editors_only(client, marketer, analy
     assert button in client.get(reverse("profiles:segment-list")).content.decode()
     client.force_login(analyst)
     assert button not in client.get(reverse("profiles:segment-list")).content.decode()
+
+
+def test_pages_run_a_fixed_number_of_queries(
+    marketer_client, marketer, cluster_store, django_assert_num_queries
+):
+    runs = [_done_run(marketer, k=2), _done_run(marketer, k=3)]
+    cluster_run_create(k=2, user=marketer)  # still pending
+    marketer_client.get(LIST)  # session and user cached like on any later request
+
+    with django_assert_num_queries(4):
+        marketer_client.get(LIST)
+    with django_assert_num_queries(4):
+        marketer_client.get(reverse("profiles:cluster-detail", args=[runs[1].pk]))

@@ -2,10 +2,8 @@
 simulated store (a real Celery worker), read the clusters, keep one as a segment."""
 
 import pytest
-from django.contrib.auth.models import Group
 from playwright.sync_api import expect
 
-from marketing.roles import MARKETER, roles_sync
 from marketing.simulation.load import store_simulate
 from marketing.simulation.store import StoreConfig
 from profiles.models import ClusterRun, Segment, SegmentKind
@@ -13,27 +11,18 @@ from profiles.services import features_rebuild
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-PASSWORD = "pw-12345-secret"
-
 
 @pytest.fixture
-def marketer(django_user_model):
-    roles_sync()
-    user = django_user_model.objects.create_user(username="mara", password=PASSWORD)
-    user.groups.add(Group.objects.get(name=MARKETER))
+def store():
     store_simulate(config=StoreConfig(customers=300, items=60, days=30, seed=3), reset=True)
     features_rebuild(repair=True)
-    return user
 
 
 def test_find_clusters_and_save_one_as_a_segment(
-    page, live_server, marketer, celery_worker_process, screenshot_dir
+    marketer_page, live_server, store, celery_worker_process, screenshot_dir
 ):
+    page = marketer_page
     base = live_server.url
-    page.goto(f"{base}/accounts/login/")
-    page.get_by_label("Username").fill("mara")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
     page.goto(f"{base}/segments/")
     page.get_by_role("link", name="Find clusters").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Find clusters")

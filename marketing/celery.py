@@ -71,6 +71,11 @@ app.conf.beat_schedule = {
         "task": "profiles.features_rebuild",
         "schedule": crontab(minute=30, hour=2),
     },
+    # every 15 minutes: materialize the members of every rule segment (size history)
+    "profiles-segments-refresh": {
+        "task": "profiles.segments_refresh_all",
+        "schedule": crontab(minute="*/15"),
+    },
     # every minute: beat records a heartbeat that /healthz and the dashboard show
     "marketing-beat-heartbeat": {
         "task": "marketing.beat_heartbeat",

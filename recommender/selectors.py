@@ -114,6 +114,17 @@ def item_categories(external_ids: Sequence[str] | None) -> dict[str, str]:
     return dict(qs.values_list("external_id", "category"))
 
 
+def items_in_category(category: str) -> QuerySet:
+    """The external ids of the items in a category, as a subquery for segment rules."""
+    return Item.objects.filter(category=category).values("external_id")
+
+
+def item_category_names() -> list[str]:
+    return list(
+        Item.objects.exclude(category="").order_by().values_list("category", flat=True).distinct()
+    )
+
+
 def modelversion_qs_for_update() -> QuerySet[ModelVersion]:
     return (
         ModelVersion.objects.defer("artifact")

@@ -36,3 +36,7 @@ class ClusterRunNotReadyError(ConflictError):
 
 class ClusterNotFoundError(NotFoundError):
     code = "cluster_not_found"
+
+
+class SegmentInUseError(ConflictError):
+    code = "segment_in_use"

@@ -8,10 +8,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError
 from django.utils import timezone
 
 from profiles.models import Segment, SegmentKind, SegmentSnapshot
-from profiles.segments.errors import SegmentKindError, SegmentNameTakenError
+from profiles.segments.errors import SegmentInUseError, SegmentKindError, SegmentNameTakenError
+from profiles.segments.rules import rules_segment_refs
+from profiles.segments.selectors import segment_member_ids_sql, segment_rules_clean
 from profiles.services._db import bulk_cursor
 
 logger = logging.getLogger(__name__)
@@ -146,3 +149,104 @@ def _members_apply(cursor, *, segment: Segment, started: float) -> MembershipCha
         extra={"segment": segment.pk, "size": size, "entered": entered, "left": left},
     )
     return MembershipChange(size=size, entered=entered, left=left, duration_ms=duration_ms)
+
+
+def segment_create(
+    *, name: str, rules, description: str = "", user=None, refresh: bool = True
+) -> Segment:
+    """A rule segment. Its membership is materialized by a Celery task after the commit."""
+    clean = segment_rules_clean(rules)
+    try:
+        with transaction.atomic():
+            segment = Segment.objects.create(
+                name=name,
+                kind=SegmentKind.RULES,
+                description=description,
+                rules=clean,
+                created_by=user,
+            )
+    except IntegrityError as exc:
+        raise SegmentNameTakenError(
+            f"A segment named {name!r} already exists.",
+            extra={"errors": {"name": "A segment with this name already exists."}},
+        ) from exc
+    if refresh:
+        segment_refresh_schedule(segment=segment)
+    return segment
+
+
+def segment_update(
+    *,
+    segment: Segment,
+    name: str | None = None,
+    description: str | None = None,
+    rules=None,
+) -> Segment:
+    """Change what was given; rules only on a rule segment. Invalid rules change nothing."""
+    fields: dict = {}
+    if rules is not None:
+        if segment.kind != SegmentKind.RULES:
+            raise SegmentKindError("Only a rule segment has rules; this one is a fixed list.")
+        fields["rules"] = segment_rules_clean(rules, segment_id=segment.pk)
+    if name is not None:
+        fields["name"] = name
+    if description is not None:
+        fields["description"] = description
+    try:
+        with transaction.atomic():
+            locked = Segment.objects.select_for_update(no_key=True).get(pk=segment.pk)
+            for key, value in fields.items():
+                setattr(locked, key, value)
+            locked.save(update_fields=[*fields, "updated_at"])
+    except IntegrityError as exc:
+        raise SegmentNameTakenError(
+            f"A segment named {name!r} already exists.",
+            extra={"errors": {"name": "A segment with this name already exists."}},
+        ) from exc
+    if "rules" in fields:
+        segment_refresh_schedule(segment=locked)
+    return locked
+
+
+def segment_delete(*, segment: Segment) -> None:
+    """Refused while a campaign uses the segment (the foreign key protects it) or another
+    rule segment refers to it."""
+    users = [
+        other.name
+        for other in Segment.objects.filter(kind=SegmentKind.RULES).exclude(pk=segment.pk)
+        if segment.pk in rules_segment_refs(other.rules or {"conditions": []})
+    ]
+    if users:
+        raise SegmentInUseError(
+            f"Segment {segment.name!r} is used by the rules of {', '.join(sorted(users))}."
+        )
+    try:
+        segment.delete()
+    except ProtectedError as exc:
+        raise SegmentInUseError(
+            f"Segment {segment.name!r} is the audience of a campaign or experiment."
+        ) from exc
+
+
+def segment_refresh(*, segment: Segment) -> MembershipChange:
+    """Materialize a rule segment's members now (one INSERT … SELECT of the compiled rules)."""
+    if segment.kind != SegmentKind.RULES:
+        raise SegmentKindError("Only rule segments are refreshed; the others are fixed lists.")
+    sql, params = segment_member_ids_sql(segment=segment)
+    return segment_members_set_from_sql(segment=segment, sql=sql, params=params)
+
+
+def segment_refresh_schedule(*, segment: Segment) -> None:
+    from profiles.segments.tasks import segment_refresh_task
+
+    transaction.on_commit(lambda: segment_refresh_task.delay(segment.pk))
+
+
+def segments_refresh_all() -> int:
+    """The scheduled refresh: every rule segment, one task each."""
+    from profiles.segments.tasks import segment_refresh_task
+
+    ids = list(Segment.objects.filter(kind=SegmentKind.RULES).values_list("pk", flat=True))
+    for pk in ids:
+        segment_refresh_task.delay(pk)
+    return len(ids)

@@ -1,0 +1,135 @@
+"""Reads of segments: the rule catalog, previews, members, history and real-time membership."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from profiles.models import Customer, Segment, SegmentKind, SegmentMembership, SegmentSnapshot
+from profiles.segments.compiler import segment_rules_q, segment_rules_queryset
+from profiles.segments.errors import InvalidSegmentRulesError
+from profiles.segments.rules import RuleCatalog, RulesInvalid, rules_validate
+
+CategoryList = Callable[[], list[str]]
+_category_list: CategoryList | None = None
+PREVIEW_SAMPLE = 10
+
+
+def category_list_register(lookup: CategoryList) -> None:
+    """The catalog (recommender app) lists item categories for validation and the builder."""
+    global _category_list  # noqa: PLW0603 - a registry set once at start-up
+    _category_list = lookup
+
+
+def segment_categories() -> list[str]:
+    return sorted(_category_list()) if _category_list is not None else []
+
+
+def segment_rule_catalog(*, exclude_segment_id: int | None = None) -> RuleCatalog:
+    segments = dict(Segment.objects.order_by("name").values_list("pk", "name"))
+    if exclude_segment_id is not None:
+        segments.pop(exclude_segment_id, None)
+    categories = frozenset(segment_categories()) if _category_list is not None else None
+    return RuleCatalog(categories=categories, segments=segments)
+
+
+def segment_rules_clean(rules, *, segment_id: int | None = None) -> dict:
+    """Validated, normalized rules; InvalidSegmentRulesError names each offending condition.
+
+    A segment cannot refer to itself, directly or through other rule segments."""
+    try:
+        clean = rules_validate(rules, segment_rule_catalog(exclude_segment_id=segment_id))
+        # Compiling resolves referenced segments and finds circles through them.
+        segment_rules_q(clean, visited=frozenset({segment_id}) if segment_id else frozenset())
+    except RulesInvalid as exc:
+        raise InvalidSegmentRulesError(
+            "The rules have errors: " + "; ".join(exc.errors.values()),
+            extra={"errors": exc.errors},
+        ) from exc
+    return clean
+
+
+@dataclass(frozen=True)
+class SegmentPreview:
+    rules: dict
+    count: int
+    sample: list[Customer]
+    elapsed_ms: float
+
+
+def segment_preview(
+    *, rules, segment_id: int | None = None, sample_size: int = PREVIEW_SAMPLE
+) -> SegmentPreview:
+    """The live count and a sample of members of rules being edited (two queries)."""
+    started = time.perf_counter()
+    clean = segment_rules_clean(rules, segment_id=segment_id)
+    qs = segment_rules_queryset(clean)
+    count = qs.count()
+    sample = list(qs.order_by("-pk")[:sample_size]) if count else []
+    return SegmentPreview(
+        rules=clean,
+        count=count,
+        sample=sample,
+        elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
+    )
+
+
+def segment_get(*, pk: int) -> Segment | None:
+    return Segment.objects.select_related("created_by").filter(pk=pk).first()
+
+
+def segment_members(*, segment: Segment) -> QuerySet[Customer]:
+    """The materialized members (for rule segments: as of the last refresh)."""
+    return Customer.objects.filter(
+        Exists(SegmentMembership.objects.filter(segment=segment, customer=OuterRef("pk")))
+    ).order_by("-pk")
+
+
+def segment_member_ids_sql(*, segment: Segment) -> tuple[str, tuple]:
+    """The SQL selecting the current members' customer ids (rules evaluated now)."""
+    qs: QuerySet
+    if segment.kind == SegmentKind.RULES:
+        qs = segment_rules_queryset(segment.rules).values("pk")
+    else:
+        qs = SegmentMembership.objects.filter(segment=segment).values("customer_id")
+    sql, params = qs.query.sql_with_params()
+    return sql, params
+
+
+def segment_history(*, segment: Segment, limit: int = 500) -> list[SegmentSnapshot]:
+    return list(SegmentSnapshot.objects.filter(segment=segment).order_by("-taken_at")[:limit][::-1])
+
+
+def segments_for_customer(
+    *, customer: Customer, now: datetime | None = None
+) -> list[tuple[Segment, bool]]:
+    """Every segment and whether the customer is in it right now, in one query: rule
+    segments evaluated on the spot (per-customer subqueries), the others from membership."""
+    now = now or timezone.now()
+    segments = list(Segment.objects.order_by("name"))
+    if not segments:
+        return []
+    annotations = {}
+    for segment in segments:
+        q: Q | Exists
+        if segment.kind == SegmentKind.RULES:
+            if not segment.rules.get("conditions"):
+                continue
+            q = segment_rules_q(segment.rules, now=now, correlated=True)
+        else:
+            q = Exists(SegmentMembership.objects.filter(segment=segment, customer=OuterRef("pk")))
+        annotations[f"s{segment.pk}"] = ExpressionWrapper(q, output_field=BooleanField())
+    flags = (
+        Customer.objects.filter(pk=customer.pk, erased_at__isnull=True)
+        .annotate(**annotations)
+        .values(*annotations)
+        .first()
+        if annotations
+        else None
+    ) or {}
+    return [(segment, bool(flags.get(f"s{segment.pk}"))) for segment in segments]

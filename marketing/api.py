@@ -12,6 +12,7 @@ from marketing.authentication import HasScope
 from marketing.models import ApiKey
 from profiles.api import CustomerViewSet, EventIngestView
 from profiles.api_segment_imports import SegmentImportReplaceView, SegmentImportView
+from profiles.api_segments import SegmentViewSet
 from recommender.api import CustomerRecommendationView, ItemViewSet, SimilarItemsView
 from recommender.api_affinity import AffinitySegmentCreateView
 
@@ -27,6 +28,7 @@ class OptionalSlashRouter(SimpleRouter):
 router = OptionalSlashRouter()
 router.register("items", ItemViewSet, basename="item")
 router.register("customers", CustomerViewSet, basename="customer")
+router.register("segments", SegmentViewSet, basename="segment")
 
 
 @extend_schema(
@@ -78,9 +80,7 @@ api_v1 = [
         SegmentImportReplaceView.as_view(),
         name="segment-import-replace",
     ),
-    re_path(
-        r"^segments/affinity/?$", AffinitySegmentCreateView.as_view(), name="segment-affinity"
-    ),
+    re_path(r"^segments/affinity/?$", AffinitySegmentCreateView.as_view(), name="segment-affinity"),
     # Before the router: its customers/{id} and items/{id} routes would not match these, but
     # keeping them first makes the order explicit.
     re_path(

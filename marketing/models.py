@@ -14,6 +14,8 @@ class Scope(models.TextChoices):
     OFFERS_READ = "offers:read", "Rank offers"
     OFFERS_WRITE = "offers:write", "Report offer rewards"
     CATALOG_WRITE = "catalog:write", "Change the catalog"
+    SEGMENTS_READ = "segments:read", "Read segments and customers' memberships"
+    SEGMENTS_WRITE = "segments:write", "Create and change segments"
 
 
 class ApiKey(AbstractAPIKey):

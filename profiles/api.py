@@ -11,12 +11,14 @@ from marketing.common.parsers import OrjsonParser
 from marketing.models import ApiKey
 from profiles import consent, privacy, selectors, services
 from profiles.ingest import BatchInvalid, events_validate
+from profiles.segments.selectors import segments_for_customer
 from profiles.serializers import (
     AliasInputSerializer,
     ConsentInputSerializer,
     ConsentOutputSerializer,
     CustomerInputSerializer,
     CustomerOutputSerializer,
+    CustomerSegmentsOutputSerializer,
     ErasureOutputSerializer,
     EventIngestOutputSerializer,
     EventInputSerializer,
@@ -76,6 +78,7 @@ class CustomerViewSet(viewsets.GenericViewSet):
         "consents.GET": "profiles:read",
         "consents.POST": "profiles:write",
         "export": "profiles:read",
+        "segments": "segments:read",
     }
     lookup_url_kwarg = "id"
     lookup_value_regex = "[^/]+"
@@ -159,6 +162,26 @@ class CustomerViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["get"])
     def export(self, request, id=None):
         return Response(privacy.privacy_export(customer=self.get_object()))
+
+    @extend_schema(
+        responses={200: CustomerSegmentsOutputSerializer, 404: ERROR},
+        description="The segments the customer is in right now: rule segments evaluated on "
+        "the spot (not from the last refresh), imported and machine-learned ones from their "
+        "members. For triggers and in-app targeting.",
+    )
+    @action(detail=True, methods=["get"])
+    def segments(self, request, id=None):
+        customer = self.get_object()
+        evaluated_at = timezone.now()
+        rows = segments_for_customer(customer=customer, now=evaluated_at)
+        body = {
+            "customer_id": customer.external_id,
+            "evaluated_at": evaluated_at,
+            "segments": [
+                {"id": s.pk, "name": s.name, "kind": s.kind} for s, member in rows if member
+            ],
+        }
+        return Response(CustomerSegmentsOutputSerializer(body).data)
 
     @extend_schema(
         responses={200: ErasureOutputSerializer, 404: ERROR},

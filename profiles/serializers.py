@@ -131,3 +131,15 @@ class CustomerInputSerializer(serializers.Serializer):
             except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
                 raise serializers.ValidationError(f"Unknown time zone '{value}'.") from exc
         return value
+
+
+class CustomerSegmentSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    kind = serializers.CharField()
+
+
+class CustomerSegmentsOutputSerializer(serializers.Serializer):
+    customer_id = serializers.CharField()
+    evaluated_at = serializers.DateTimeField()
+    segments = CustomerSegmentSerializer(many=True)

@@ -60,5 +60,5 @@ def features_rebuild_task(repair: bool = True) -> dict:
 
 from profiles.import_tasks import *  # noqa: E402, F401, F403
 from profiles.segments.import_tasks import *  # noqa: E402, F401, F403
-from profiles.segments.tasks_clusters import *  # noqa: E402, F401, F403
 from profiles.segments.tasks import *  # noqa: E402, F401, F403
+from profiles.segments.tasks_clusters import *  # noqa: E402, F401, F403

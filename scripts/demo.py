@@ -260,6 +260,7 @@ def setup(env: dict[str, str]) -> str:
         manage(env, "train_models")
     else:
         say("trained models exist already (DEMO_TRAIN=1 trains again)")
+    manage(env, "refresh_segments")
     return os.environ.get("DEMO_ADMIN_PASSWORD", "").strip() or (
         (DATA / "demo-admin.txt").read_text().strip()
     )

@@ -14,6 +14,7 @@ from experiments.models import Experiment, ExperimentKind, ExperimentStatus, Var
 from insights.models import Brand, Post
 from marketing.simulation.store import US_PER_DAY, StoreTruth
 from profiles.models import Segment, SegmentKind
+from profiles.segments.rules import RuleCatalog, rules_validate
 from recommender.models import Item, Offer
 
 DEMO_MARK = "Simulated store demo offer."
@@ -34,28 +35,38 @@ SEGMENTS = (
     (
         "Big spenders",
         "Customers with more than 200 in purchases.",
-        {"all": [{"field": "purchase_total", "op": "gt", "value": 200}]},
+        {"op": "and", "conditions": [
+            {"kind": "feature", "field": "revenue", "op": "gt", "value": 200}]},
     ),
     (
         "Lapsed browsers",
         "Viewed items but bought nothing in 30 days.",
-        {
-            "all": [
-                {"field": "event_count", "event": "view", "days": 30, "op": "gte", "value": 1},
-                {"field": "event_count", "event": "purchase", "days": 30, "op": "eq", "value": 0},
-            ]
-        },
+        {"op": "and", "conditions": [
+            {"kind": "event", "event_type": "view", "within_days": 30, "op": "gte", "value": 1},
+            {"kind": "event", "event_type": "purchase", "within_days": 30, "op": "eq", "value": 0},
+        ]},
     ),
     (
         "Email engaged",
         "Opened an email in the last 30 days.",
-        {
-            "all": [
-                {"field": "event_count", "event": "email_open", "days": 30, "op": "gte", "value": 1}
-            ]
-        },
+        {"op": "and", "conditions": [
+            {"kind": "event", "event_type": "email_open", "within_days": 30, "op": "gte",
+             "value": 1}]},
     ),
-)
+    (
+        "Electronics fans reachable by email",
+        "Bought electronics twice in 60 days, or love the category; email allowed.",
+        {"op": "and", "conditions": [
+            {"op": "or", "conditions": [
+                {"kind": "event", "event_type": "purchase", "category": "electronics",
+                 "within_days": 60, "op": "gte", "value": 2},
+                {"kind": "feature", "field": "affinity", "category": "electronics", "op": "gte",
+                 "value": 10},
+            ]},
+            {"kind": "reachable", "channel": "email", "op": "is"},
+        ]},
+    ),
+)  # fmt: skip
 TEMPLATES = (
     (
         "Weekly picks (email)",
@@ -97,7 +108,12 @@ def demo_objects_create(*, truth: StoreTruth) -> dict[str, int]:
 
     segments = {
         name: Segment.objects.update_or_create(
-            name=name, defaults={"description": text, "kind": SegmentKind.RULES, "rules": rules}
+            name=name,
+            defaults={
+                "description": text,
+                "kind": SegmentKind.RULES,
+                "rules": rules_validate(rules, RuleCatalog()),
+            },
         )[0]
         for name, text, rules in SEGMENTS
     }

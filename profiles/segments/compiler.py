@@ -313,6 +313,7 @@ def _events(c: dict, ctx: _Context) -> QuerySet[Event]:
 
 
 def _event(c: dict, ctx: _Context) -> Q:
+    c = {"aggregate": "count", "op": "gte", "value": 1, **c}
     events = _events(c, ctx)
     op, value = c["op"], c["value"]
     if ctx.correlated:

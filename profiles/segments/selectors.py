@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from profiles.segments.compiler import segment_rules_q, segment_rules_queryset
 from profiles.segments.errors import InvalidSegmentRulesError
 from profiles.segments.rules import RuleCatalog, RulesInvalid, rules_validate
 
+logger = logging.getLogger(__name__)
 CategoryList = Callable[[], list[str]]
 _category_list: CategoryList | None = None
 PREVIEW_SAMPLE = 10
@@ -118,9 +120,12 @@ def segments_for_customer(
     for segment in segments:
         q: Q | Exists
         if segment.kind == SegmentKind.RULES:
-            if not segment.rules.get("conditions"):
+            try:
+                q = segment_rules_q(segment.rules, now=now, correlated=True)
+            except (KeyError, TypeError, IndexError, RulesInvalid):
+                # Rules stored before validation existed (or hand-edited in the admin).
+                logger.warning("segment rules cannot be evaluated", extra={"segment": segment.pk})
                 continue
-            q = segment_rules_q(segment.rules, now=now, correlated=True)
         else:
             q = Exists(SegmentMembership.objects.filter(segment=segment, customer=OuterRef("pk")))
         annotations[f"s{segment.pk}"] = ExpressionWrapper(q, output_field=BooleanField())
@@ -133,3 +138,7 @@ def segments_for_customer(
         else None
     ) or {}
     return [(segment, bool(flags.get(f"s{segment.pk}"))) for segment in segments]
+
+
+def segment_list_for_api() -> QuerySet[Segment]:
+    return Segment.objects.order_by("name")

@@ -250,3 +250,11 @@ def segments_refresh_all() -> int:
     for pk in ids:
         segment_refresh_task.delay(pk)
     return len(ids)
+
+
+def segments_refresh_now() -> list[tuple[str, MembershipChange]]:
+    """Every rule segment, refreshed in this process (the demo and the command use it)."""
+    return [
+        (segment.name, segment_refresh(segment=segment))
+        for segment in Segment.objects.filter(kind=SegmentKind.RULES).order_by("name")
+    ]

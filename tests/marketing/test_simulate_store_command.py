@@ -1,3 +1,4 @@
+
 """`manage.py simulate_store`: the generator's output lands in PostgreSQL, exactly."""
 
 import uuid
@@ -25,6 +26,8 @@ from profiles.models import (
     Event,
     Segment,
 )
+from profiles.segments.compiler import segment_rules_queryset
+from profiles.segments.selectors import segment_rules_clean
 from profiles.services import features_rebuild
 from recommender.models import Item, Offer
 
@@ -117,9 +120,18 @@ def test_demo_objects_make_the_pages_non_empty(expected):
     assert [o.discount_percent for o in offers] == [Decimal(d) for d in (10, 15, 20, 25, 30)]
     assert sorted(Segment.objects.values_list("name", "kind")) == [
         ("Big spenders", "rules"),
+        ("Electronics fans reachable by email", "rules"),
         ("Email engaged", "rules"),
         ("Lapsed browsers", "rules"),
     ]
+    # The demo's rules are valid as stored, and refreshing them finds members.
+    for segment in Segment.objects.all():
+        assert segment_rules_clean(segment.rules) == segment.rules
+    call_command("refresh_segments", stdout=StringIO())
+    sizes = dict(Segment.objects.values_list("name", "member_count"))
+    assert any(sizes.values()), sizes
+    for segment in Segment.objects.all():
+        assert segment.member_count == segment_rules_queryset(segment.rules).count()
     assert MessageTemplate.objects.count() == 2
     assert sorted(Campaign.objects.values_list("name", "status")) == [
         ("Flash sale", "draft"),

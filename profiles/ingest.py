@@ -13,23 +13,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-EVENT_TYPES = frozenset(
-    {
-        "view",
-        "click",
-        "add_to_cart",
-        "purchase",
-        "offer_shown",
-        "offer_click",
-        "email_open",
-        "email_click",
-        "sms_click",
-        "push_open",
-        "unsubscribe",
-        "custom",
-    }
+# In the order pages list them; the sets below are what validation looks up.
+EVENT_TYPE_NAMES = (
+    "view",
+    "click",
+    "add_to_cart",
+    "purchase",
+    "offer_shown",
+    "offer_click",
+    "email_open",
+    "email_click",
+    "sms_click",
+    "push_open",
+    "unsubscribe",
+    "custom",
 )
-EVENT_CHANNELS = frozenset({"web", "app", "email", "sms", "push", "pos"})
+EVENT_CHANNEL_NAMES = ("web", "app", "email", "sms", "push", "pos")
+EVENT_TYPES = frozenset(EVENT_TYPE_NAMES)
+EVENT_CHANNELS = frozenset(EVENT_CHANNEL_NAMES)
 FIELDS = frozenset(
     {
         "event_id",

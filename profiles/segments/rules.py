@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from profiles.ingest import EVENT_CHANNEL_NAMES, EVENT_TYPE_NAMES
+
 MAX_DEPTH = 5
 MAX_CONDITIONS = 50
 MAX_DAYS = 3650
@@ -134,21 +136,8 @@ FEATURE_FIELDS: dict[str, tuple[str, str]] = {
     "affinity": ("number", "Category affinity"),
 }
 
-EVENT_TYPES = (
-    "view",
-    "click",
-    "add_to_cart",
-    "purchase",
-    "offer_shown",
-    "offer_click",
-    "email_open",
-    "email_click",
-    "sms_click",
-    "push_open",
-    "unsubscribe",
-    "custom",
-)
-EVENT_CHANNELS = ("web", "app", "email", "sms", "push", "pos")
+EVENT_TYPES = EVENT_TYPE_NAMES
+EVENT_CHANNELS = EVENT_CHANNEL_NAMES
 CONSENT_PURPOSES = ("marketing_email", "sms", "push", "personalization")
 REACHABLE_CHANNELS = ("email", "sms", "push")
 

@@ -22,6 +22,7 @@ import urllib.error
 import urllib.request
 import warnings
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -238,6 +239,7 @@ def setup(env: dict[str, str]) -> str:
     empty = not query_bool(database_url, "SELECT EXISTS (SELECT 1 FROM profiles_customer)")
     if reset or empty:
         say("the store is empty, simulating one" if empty else "DEMO_RESET=1: simulating anew")
+        days = os.environ.get("DEMO_DAYS", "60")
         manage(
             env,
             "simulate_store",
@@ -246,7 +248,10 @@ def setup(env: dict[str, str]) -> str:
             "--items",
             os.environ.get("DEMO_ITEMS", "400"),
             "--days",
-            os.environ.get("DEMO_DAYS", "60"),
+            days,
+            # The history ends today, so "in the last 30 days" means something in the demo.
+            "--start",
+            (datetime.now(UTC) - timedelta(days=int(days))).strftime("%Y-%m-%d"),
             "--seed",
             "42",
             "--reset",

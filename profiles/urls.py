@@ -1,6 +1,13 @@
 from django.urls import path
 
-from profiles import views, views_clusters, views_imports, views_privacy, views_segment_imports
+from profiles import (
+    views,
+    views_clusters,
+    views_imports,
+    views_privacy,
+    views_segment_builder,
+    views_segment_imports,
+)
 
 app_name = "profiles"
 
@@ -22,6 +29,11 @@ urlpatterns = [
     path("customers/<int:pk>/erase/", views_privacy.customer_erase_view, name="customer-erase"),
     path("u/<str:token>/", views_privacy.unsubscribe_view, name="unsubscribe"),
     path("segments/", views.segment_list_view, name="segment-list"),
+    path("segments/new/", views_segment_builder.segment_create_view, name="segment-create"),
+    path("segments/builder/", views_segment_builder.segment_builder_view, name="segment-builder"),
+    path(
+        "segments/<int:pk>/edit/", views_segment_builder.segment_edit_view, name="segment-edit"
+    ),
     path("segments/clusters/", views_clusters.cluster_list_view, name="cluster-list"),
     path("segments/clusters/<int:pk>/", views_clusters.cluster_detail_view, name="cluster-detail"),
     path("segments/clusters/<int:pk>/save/", views_clusters.cluster_save_view, name="cluster-save"),

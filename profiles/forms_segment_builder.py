@@ -1,0 +1,532 @@
+"""The rule segment builder's form: the whole rule tree is one HTML form.
+
+Inputs are named by the node's path in the tree: the root group is "0", its children
+"0.0", "0.1", …, a nested group's children "0.1.0", …; groups have `g-<path>-op` and
+conditions `c-<path>-<part>` (`c-0.2-field`, `c-0.2-op`, `c-0.2-value`, …).
+`fields_to_rules` turns the posted fields back into the rule tree (as typed: validation is
+the rule language's job), `rules_apply_action` applies a button ("add-condition:0.1",
+"add-group:0", "remove:0.1.0"), `rules_to_fields` is the inverse of `fields_to_rules`, and
+`tree_context` prepares a tree for the recursive templates (the widgets that fit each
+condition, its error). No Django here except the small name/description form.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django import forms
+
+from profiles.models import Segment
+from profiles.segments.rules import (
+    ATTRIBUTE_PREFIX,
+    CONSENT_PURPOSES,
+    COUNT_OPS,
+    EVENT_CHANNELS,
+    EVENT_TYPES,
+    FEATURE_FIELDS,
+    MAX_DEPTH,
+    NO_VALUE_OPS,
+    OP_LABELS,
+    OPS_BY_TYPE,
+    PROFILE_FIELDS,
+    REACHABLE_CHANNELS,
+    field_type,
+)
+
+ROOT = "0"
+FIELD_NAME = re.compile(r"^([cg])-(0(?:\.\d{1,3})*)-([a-z_0-9]+)$")
+ATTRIBUTE_CHOICE = "profile:" + ATTRIBUTE_PREFIX
+SIMPLE_KINDS = ("event", "consent", "reachable", "segment")
+CONDITION_PARTS = (
+    "op",
+    "value",
+    "value2",
+    "key",
+    "category",
+    "event_type",
+    "aggregate",
+    "within_days",
+    "channel",
+    "purpose",
+    "segment",
+    "item",
+    "campaign_id",
+)
+
+EVENT_OP_LABELS = {
+    "gte": "at least",
+    "gt": "more than",
+    "eq": "exactly",
+    "lte": "at most",
+    "lt": "fewer than",
+}
+SUM_OPS = ("gte", "gt", "lte", "lt")
+EVENT_LABELS = {
+    "view": "view",
+    "click": "click",
+    "add_to_cart": "add to cart",
+    "purchase": "purchase",
+    "offer_shown": "see an offer",
+    "offer_click": "click an offer",
+    "email_open": "open an email",
+    "email_click": "click an email",
+    "sms_click": "click an SMS",
+    "push_open": "open a push",
+    "unsubscribe": "unsubscribe",
+    "custom": "a custom event",
+}
+
+
+def condition_default() -> dict:
+    """What "+ condition" adds: valid at once, so the count stays visible."""
+    return {"kind": "feature", "field": "orders", "op": "gte", "value": 1}
+
+
+def rules_default() -> dict:
+    return {"op": "and", "conditions": [condition_default()]}
+
+
+STARTERS: dict[str, tuple[str, dict]] = {
+    "bought-twice": (
+        "Bought in a category at least 2 times in 30 days",
+        {
+            "op": "and",
+            "conditions": [
+                {
+                    "kind": "event",
+                    "event_type": "purchase",
+                    "category": "",
+                    "within_days": 30,
+                    "op": "gte",
+                    "value": 2,
+                }
+            ],
+        },
+    ),
+    "no-email-open": (
+        "Did not open an email in 60 days",
+        {
+            "op": "and",
+            "conditions": [
+                {
+                    "kind": "event",
+                    "event_type": "email_open",
+                    "within_days": 60,
+                    "op": "eq",
+                    "value": 0,
+                },
+                {"kind": "reachable", "channel": "email", "op": "is"},
+            ],
+        },
+    ),
+    "lapsed-high-spenders": (
+        "Lapsed high spenders",
+        {
+            "op": "and",
+            "conditions": [
+                {"kind": "feature", "field": "rfm_monetary", "op": "gte", "value": 4},
+                {
+                    "kind": "feature",
+                    "field": "last_purchase",
+                    "op": "not_in_last_days",
+                    "value": 90,
+                },
+            ],
+        },
+    ),
+}
+
+
+def rules_starter(name: str, *, categories: list[str]) -> dict:
+    """A starter rule from the new-segment page's links (the default one if unknown)."""
+    if name not in STARTERS:
+        return rules_default()
+    rules = STARTERS[name][1]
+    if name == "bought-twice":
+        condition = {**rules["conditions"][0]}
+        if categories:
+            condition["category"] = categories[0]
+        else:
+            condition.pop("category")
+        rules = {**rules, "conditions": [condition]}
+    return rules
+
+
+# --- posted fields -> rule tree ----------------------------------------------------------
+
+
+def fields_to_rules(data: Mapping[str, Any]) -> dict:
+    """The rule tree the posted fields describe, children ordered by their index."""
+    groups: dict[str, dict[str, str]] = {ROOT: {}}
+    conditions: dict[str, dict[str, str]] = {}
+    for name in data:
+        match = FIELD_NAME.match(name)
+        if not match:
+            continue
+        sort, path, part = match.groups()
+        value = data.get(name)
+        value = value if isinstance(value, str) else ""
+        (groups if sort == "g" else conditions).setdefault(path, {})[part] = value
+    for path in list(conditions):
+        if "field" not in conditions[path]:
+            del conditions[path]
+    # Every ancestor of a node is a group, even if its op input went missing.
+    for path in [*groups, *conditions]:
+        parts = path.split(".")
+        for end in range(1, len(parts)):
+            parent = ".".join(parts[:end])
+            if parent not in conditions:
+                groups.setdefault(parent, {})
+    return _build_group(ROOT, groups, conditions)
+
+
+def _index(path: str) -> int:
+    return int(path.rsplit(".", 1)[1])
+
+
+def _children_of(path: str, paths) -> list[str]:
+    prefix = path + "."
+    found = [p for p in paths if p.startswith(prefix) and "." not in p[len(prefix) :]]
+    return sorted(found, key=_index)
+
+
+def _build_group(path: str, groups, conditions) -> dict:
+    op = groups[path].get("op", "and")
+    children = _children_of(path, [*groups, *conditions])
+    built = [
+        _build_group(child, groups, conditions)
+        if child in groups
+        else _build_condition(conditions[child])
+        for child in children
+    ]
+    return {"op": op if op in ("and", "or") else "and", "conditions": built}
+
+
+def _build_condition(parts: Mapping[str, str]) -> dict:
+    choice = parts.get("field", "")
+    changed = "prev" in parts and parts["prev"] != choice
+    kind, _, name = choice.partition(":")
+    if kind in ("profile", "feature"):
+        if choice == ATTRIBUTE_CHOICE:
+            name = ATTRIBUTE_PREFIX + parts.get("key", "").strip()
+        condition: dict[str, Any] = {"kind": kind, "field": name}
+        ftype = field_type(kind, name)
+        ops = OPS_BY_TYPE.get(ftype or "text", ())
+        op = parts.get("op", "")
+        if changed or op not in ops:
+            op = ops[0] if ops else op
+        condition["op"] = op
+        if name == "affinity":
+            condition["category"] = parts.get("category", "")
+        if op not in NO_VALUE_OPS:
+            value = "" if changed else parts.get("value", "").strip()
+            condition["value"] = (
+                [value, "" if changed else parts.get("value2", "").strip()]
+                if op == "between"
+                else value
+            )
+        return condition
+    if kind == "event":
+        aggregate = parts.get("aggregate") or "count"
+        op = parts.get("op", "")
+        allowed = COUNT_OPS if aggregate == "count" else SUM_OPS
+        condition = {
+            "kind": "event",
+            "event_type": parts.get("event_type") or "purchase",
+            "aggregate": aggregate,
+            "op": "gte" if changed or op not in allowed else op,
+            "value": "1" if changed else parts.get("value", "").strip(),
+        }
+        for part in ("within_days", "category", "channel", "item", "campaign_id"):
+            text = "" if changed and part == "within_days" else parts.get(part, "").strip()
+            if text:
+                condition[part] = text
+        if changed:
+            condition["within_days"] = "30"
+        return condition
+    op = parts.get("op", "")
+    if kind == "consent":
+        op = op if op in ("granted", "not_granted") else "granted"
+        return {"kind": kind, "purpose": parts.get("purpose") or CONSENT_PURPOSES[0], "op": op}
+    if kind == "reachable":
+        op = op if op in ("is", "is_not") else "is"
+        return {"kind": kind, "channel": parts.get("channel") or REACHABLE_CHANNELS[0], "op": op}
+    if kind == "segment":
+        op = op if op in ("in", "not_in") else "in"
+        return {"kind": kind, "segment": parts.get("segment", ""), "op": op}
+    return {"kind": kind or "", "field": name}
+
+
+# --- rule tree -> posted fields (the inverse, for tests and the benchmark) ---------------
+
+
+def rules_to_fields(rules: Mapping) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    _group_fields(rules, ROOT, fields)
+    return fields
+
+
+def _group_fields(group: Mapping, path: str, fields: dict[str, str]) -> None:
+    fields[f"g-{path}-op"] = str(group.get("op", "and"))
+    for i, child in enumerate(group.get("conditions") or []):
+        child_path = f"{path}.{i}"
+        if isinstance(child, Mapping) and "conditions" in child:
+            _group_fields(child, child_path, fields)
+        elif isinstance(child, Mapping):
+            for part, value in _condition_parts(child).items():
+                fields[f"c-{child_path}-{part}"] = value
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):
+        return ", ".join(_text(v) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _condition_parts(c: Mapping) -> dict[str, str]:
+    """The inputs of one condition, by part; "field" is the field select's value."""
+    kind = str(c.get("kind", ""))
+    parts: dict[str, str] = {}
+    if kind in ("profile", "feature"):
+        name = _text(c.get("field"))
+        if kind == "profile" and name.startswith(ATTRIBUTE_PREFIX):
+            parts["field"] = ATTRIBUTE_CHOICE
+            parts["key"] = name[len(ATTRIBUTE_PREFIX) :]
+        else:
+            parts["field"] = f"{kind}:{name}"
+        parts["op"] = _text(c.get("op"))
+        if "category" in c:
+            parts["category"] = _text(c["category"])
+        value = c.get("value")
+        if c.get("op") == "between" and isinstance(value, list | tuple) and len(value) == 2:
+            parts["value"], parts["value2"] = _text(value[0]), _text(value[1])
+        elif "value" in c:
+            parts["value"] = _text(value)
+    elif kind in SIMPLE_KINDS:
+        parts["field"] = kind
+        for part in CONDITION_PARTS:
+            if part in c:
+                parts[part] = _text(c[part])
+    else:
+        parts["field"] = f"{kind}:{_text(c.get('field'))}"
+    parts["prev"] = parts["field"]
+    return parts
+
+
+# --- actions -----------------------------------------------------------------------------
+
+ACTION = re.compile(r"^(add-condition|add-group|remove):(0(?:\.\d{1,3})*)$")
+
+
+def rules_apply_action(rules: dict, action: str) -> dict:
+    """The tree after a builder button; an unknown action or path changes nothing."""
+    match = ACTION.match(action or "")
+    if not match:
+        return rules
+    verb, path = match.groups()
+    tree = copy.deepcopy(rules)
+    node = _node_at(tree, path)
+    if node is None:
+        return rules
+    if verb == "remove":
+        if path == ROOT:
+            return rules
+        parent = _node_at(tree, path.rsplit(".", 1)[0])
+        assert parent is not None  # noqa: S101 - the node was found under it
+        del parent["conditions"][_index(path)]
+        return tree
+    if "conditions" not in node:
+        return rules
+    if verb == "add-condition":
+        node["conditions"].append(condition_default())
+    elif path.count(".") + 1 < MAX_DEPTH:
+        node["conditions"].append({"op": "or", "conditions": [condition_default()]})
+    return tree
+
+
+def _node_at(tree: dict, path: str) -> dict | None:
+    node: Any = tree
+    for part in path.split(".")[1:]:
+        children = node.get("conditions") if isinstance(node, dict) else None
+        if not isinstance(children, list) or int(part) >= len(children):
+            return None
+        node = children[int(part)]
+    return node if isinstance(node, dict) else None
+
+
+def errors_by_path(errors: Mapping[str, str]) -> dict[str, str]:
+    """The rule language's error paths ("conditions.1.conditions.0", "" for the root) as
+    builder paths ("0.1.0", "0")."""
+    out: dict[str, str] = {}
+    for rule_path, message in errors.items():
+        indexes = [p for p in rule_path.split(".") if p and p != "conditions"]
+        out[".".join([ROOT, *indexes])] = message
+    return out
+
+
+# --- rule tree -> template context -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BuilderChoices:
+    """What the selects offer: item categories and the other segments (id, name)."""
+
+    categories: list[str]
+    segments: list[tuple[int, str]]
+
+
+def field_choices() -> list[tuple[str, list[tuple[str, str]]]]:
+    """The field select, grouped (optgroups)."""
+    return [
+        ("Profile", [(f"profile:{k}", label) for k, (_, label) in PROFILE_FIELDS.items()]),
+        ("Attributes", [(ATTRIBUTE_CHOICE, "Custom attribute…")]),
+        ("Features", [(f"feature:{k}", label) for k, (_, label) in FEATURE_FIELDS.items()]),
+        (
+            "Behaviour, consent, segments",
+            [
+                ("event", "Did an event…"),
+                ("consent", "Consent"),
+                ("reachable", "Reachable by"),
+                ("segment", "Member of segment"),
+            ],
+        ),
+    ]
+
+
+def tree_context(
+    rules: Mapping, *, errors: Mapping[str, str] | None = None, choices: BuilderChoices
+) -> dict:
+    """The root group's context for `_segment_group.html` (recursive)."""
+    return _group_context(rules, ROOT, 1, errors or {}, choices)
+
+
+def _group_context(group: Mapping, path: str, depth: int, errors, choices) -> dict:
+    children = []
+    for i, child in enumerate(group.get("conditions") or []):
+        child_path = f"{path}.{i}"
+        if isinstance(child, Mapping) and "conditions" in child:
+            children.append(_group_context(child, child_path, depth + 1, errors, choices))
+        else:
+            children.append(_condition_context(child, child_path, errors, choices))
+    return {
+        "is_group": True,
+        "path": path,
+        "op": group.get("op", "and"),
+        "children": children,
+        "error": errors.get(path, ""),
+        "depth": depth,
+        "is_root": path == ROOT,
+        "can_nest": depth < MAX_DEPTH,
+    }
+
+
+def _options(values, selected: str, labels: Mapping[str, str] | None = None) -> list[tuple]:
+    """(value, label, selected) triples; a selected value not offered is kept, so that what
+    the user had is never silently replaced."""
+    options = [(str(v), (labels or {}).get(v, str(v)), str(v) == selected) for v in values]
+    if selected and not any(o[2] for o in options):
+        options.insert(0, (selected, selected, True))
+    return options
+
+
+def _condition_context(c: Any, path: str, errors, choices: BuilderChoices) -> dict:
+    c = c if isinstance(c, Mapping) else {}
+    parts = _condition_parts(c)
+    kind = str(c.get("kind", ""))
+    ctx: dict[str, Any] = {
+        "is_group": False,
+        "path": path,
+        "kind": kind,
+        "parts": parts,
+        "field_choice": parts["field"],
+        "error": errors.get(path, ""),
+    }
+    if kind in ("profile", "feature"):
+        name = str(c.get("field", ""))
+        ftype = field_type(kind, name) or "text"
+        op = parts.get("op", "")
+        ctx.update(
+            is_attribute=parts["field"] == ATTRIBUTE_CHOICE,
+            ops=_options(OPS_BY_TYPE[ftype], op, OP_LABELS),
+            needs_value=op not in NO_VALUE_OPS,
+            is_between=op == "between",
+            days=op in ("in_last_days", "not_in_last_days"),
+            input_type=_input_type(ftype, op),
+            is_affinity=name == "affinity",
+        )
+        if name == "affinity":
+            ctx["categories"] = _options(choices.categories, parts.get("category", ""))
+    elif kind == "event":
+        aggregate = parts.get("aggregate", "count")
+        ctx.update(
+            event_types=_options(EVENT_TYPES, parts.get("event_type", ""), EVENT_LABELS),
+            ops=_options(
+                COUNT_OPS if aggregate == "count" else SUM_OPS,
+                parts.get("op", ""),
+                EVENT_OP_LABELS,
+            ),
+            aggregates=_options(("count", "sum"), aggregate, {"count": "times", "sum": "in value"}),
+            categories=[
+                ("", "any category", not parts.get("category")),
+                *_options(choices.categories, parts.get("category", "")),
+            ],
+            channels=[
+                ("", "any channel", not parts.get("channel")),
+                *_options(EVENT_CHANNELS, parts.get("channel", "")),
+            ],
+        )
+    elif kind == "consent":
+        ctx.update(
+            purposes=_options(CONSENT_PURPOSES, parts.get("purpose", "")),
+            ops=_options(
+                ("granted", "not_granted"),
+                parts.get("op", ""),
+                {"granted": "granted", "not_granted": "not granted"},
+            ),
+        )
+    elif kind == "reachable":
+        ctx.update(
+            channels=_options(REACHABLE_CHANNELS, parts.get("channel", "")),
+            ops=_options(("is", "is_not"), parts.get("op", ""), {"is": "is", "is_not": "is not"}),
+        )
+    elif kind == "segment":
+        ctx.update(
+            segments=_options(
+                [str(pk) for pk, _ in choices.segments],
+                parts.get("segment", ""),
+                {str(pk): name for pk, name in choices.segments},
+            ),
+            ops=_options(("in", "not_in"), parts.get("op", ""), {"in": "in", "not_in": "not in"}),
+        )
+    return ctx
+
+
+def _input_type(ftype: str, op: str) -> str:
+    if op in ("in", "not_in", "contains", "not_contains"):
+        return "text"
+    if op in ("in_last_days", "not_in_last_days") or ftype == "number":
+        return "number"
+    if ftype in ("date", "time"):
+        return "date"
+    return "text"
+
+
+# --- name and description ----------------------------------------------------------------
+
+
+class SegmentRulesForm(forms.Form):
+    name = forms.CharField(
+        max_length=Segment._meta.get_field("name").max_length,
+        widget=forms.TextInput(attrs={"size": 50}),
+    )
+    description = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 60})
+    )

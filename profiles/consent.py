@@ -12,6 +12,7 @@ from datetime import datetime
 
 from django.core import signing
 from django.db import transaction
+from django.db.models import Exists, Expression, OuterRef, QuerySet
 from django.utils import timezone
 
 from marketing.common.errors import ApplicationError
@@ -106,10 +107,22 @@ def consent_allows(*, customer_id: int, purpose: str) -> bool:
 def consent_reachable_endpoints(*, customer_ids: Iterable[int], channel: str):
     """The endpoints a message on `channel` may go to: consent granted for the channel's
     purpose and the endpoint itself not opted out."""
+    return consent_reachable_endpoints_for(customers=list(customer_ids), channel=channel)
+
+
+def consent_reachable_endpoints_for(
+    *, customers: QuerySet | Expression | list[int], channel: str
+) -> QuerySet[ChannelEndpoint]:
+    """`consent_reachable_endpoints` for a set of customers given as a subquery of customer
+    ids (a `values("pk")` queryset or a `RawSQL`), so that a whole segment is filtered in
+    one SQL statement instead of through a Python list."""
     purpose = CHANNEL_PURPOSE[channel]
-    allowed = consent_filter(customer_ids=customer_ids, purpose=purpose)
+    # Erasure deletes a customer's consents, so no join on the customer is needed.
+    granted = Consent.objects.filter(
+        customer=OuterRef("customer_id"), purpose=purpose, granted=True
+    )
     return ChannelEndpoint.objects.filter(
-        customer_id__in=allowed, channel=channel, opted_out=False
+        Exists(granted), customer_id__in=customers, channel=channel, opted_out=False
     ).order_by("customer_id", "pk")
 
 

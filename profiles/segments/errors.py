@@ -40,3 +40,9 @@ class ClusterNotFoundError(NotFoundError):
 
 class SegmentInUseError(ConflictError):
     code = "segment_in_use"
+
+
+class SegmentExportChannelError(ApplicationError):
+    """An export asked for a channel that has no addresses to export."""
+
+    code = "segment_export_channel_invalid"

@@ -1,0 +1,89 @@
+"""Reads for the segment detail page: the rule in words, how a fixed list was made, and the
+size history as a plotly figure."""
+
+from __future__ import annotations
+
+from profiles.models import Segment, SegmentKind, SegmentSnapshot
+from profiles.segments.rules import rules_describe, rules_segment_refs
+
+# What the page says about each key of `Segment.definition`, in this order; keys not named
+# here are shown under their own name.
+DEFINITION_LABELS = {
+    "source": "Source",
+    "file_name": "File",
+    "column": "Matched on column",
+    "rows": "Rows read",
+    "matched": "Matched",
+    "unknown": "Unknown",
+    "duplicates": "Duplicates",
+    "members": "Members imported",
+    "imported_at": "Imported at",
+    "description": "Cluster",
+    "run": "Clustering run",
+    "cluster": "Cluster number",
+    "silhouette": "Silhouette",
+    "item": "Affinity for item",
+    "expression": "Affinity for",
+    "model_version": "Model version",
+    "algorithm": "Algorithm",
+    "aggregate": "Aggregate",
+    "customers_scored": "Customers scored",
+    "score": "Score",
+}
+SOURCE_LABELS = {
+    "import": "Imported file",
+    "cluster": "k-means cluster",
+    "item_affinity": "Affinity for an item",
+    "attribute_affinity": "Affinity for items matching an expression",
+}
+# Bookkeeping that means nothing to a reader of the page.
+DEFINITION_HIDDEN = frozenset({"report", "job", "scored_note", "seconds", "model_source"})
+
+
+def segment_rules_in_words(*, segment: Segment) -> str:
+    """The rule of a rule segment in words, with the names of the segments it refers to."""
+    if segment.kind != SegmentKind.RULES or not segment.rules.get("conditions"):
+        return ""
+    refs = rules_segment_refs(segment.rules)
+    names = dict(Segment.objects.filter(pk__in=refs).values_list("pk", "name")) if refs else {}
+    return rules_describe(segment.rules, names)
+
+
+def segment_definition_rows(*, segment: Segment) -> list[tuple[str, object]]:
+    """How an imported or machine-learned segment was made, as (label, value) rows."""
+    definition = segment.definition or {}
+    keys = [k for k in DEFINITION_LABELS if k in definition]
+    keys += sorted(k for k in definition if k not in DEFINITION_LABELS)
+    rows: list[tuple[str, object]] = []
+    for key in keys:
+        if key in DEFINITION_HIDDEN:
+            continue
+        value = definition[key]
+        if key == "source":
+            value = SOURCE_LABELS.get(value, value)
+        elif key == "cluster" and isinstance(value, int):
+            value += 1
+        elif isinstance(value, dict | list):
+            continue
+        rows.append((DEFINITION_LABELS.get(key, key.replace("_", " ").capitalize()), value))
+    return rows
+
+
+def segment_history_chart(*, snapshots: list[SegmentSnapshot]) -> list[dict]:
+    """One plotly line: size at each refresh, with who entered and left in the hover."""
+    if not snapshots:
+        return []
+    return [
+        {
+            "type": "scatter",
+            "mode": "lines",
+            "name": "members",
+            "x": [s.taken_at.isoformat() for s in snapshots],
+            "y": [s.size for s in snapshots],
+            "customdata": [[s.entered, s.left] for s in snapshots],
+            "hovertemplate": (
+                "%{x|%Y-%m-%d %H:%M}<br>%{y:,} members<br>"
+                "%{customdata[0]:,} entered, %{customdata[1]:,} left<extra></extra>"
+            ),
+        }
+    ]

@@ -7,6 +7,7 @@ from profiles import (
     views_privacy,
     views_segment_builder,
     views_segment_imports,
+    views_segments,
 )
 
 app_name = "profiles"
@@ -42,6 +43,22 @@ urlpatterns = [
         "segments/import/jobs/<int:pk>/",
         views_segment_imports.segment_import_job_view,
         name="segment-import-job",
+    ),
+    path("segments/<int:pk>/", views_segments.segment_detail_view, name="segment-detail"),
+    path(
+        "segments/<int:pk>/refresh/", views_segments.segment_refresh_view, name="segment-refresh"
+    ),
+    path("segments/<int:pk>/status/", views_segments.segment_status_view, name="segment-status"),
+    path("segments/<int:pk>/delete/", views_segments.segment_delete_view, name="segment-delete"),
+    path(
+        "segments/<int:pk>/export/",
+        views_segments.segment_export_panel_view,
+        name="segment-export-panel",
+    ),
+    path(
+        "segments/<int:pk>/export.csv",
+        views_segments.segment_export_view,
+        name="segment-export",
     ),
     path(
         "segments/<int:pk>/import/",

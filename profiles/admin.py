@@ -11,8 +11,12 @@ from profiles.models import (
     Event,
     FeatureBacklog,
     Segment,
+    SegmentKind,
+    SegmentMembership,
+    SegmentSnapshot,
 )
 from profiles.privacy import customer_erase
+from profiles.segments.services import segment_refresh_schedule
 
 
 class ChannelEndpointInline(admin.TabularInline):
@@ -80,6 +84,55 @@ class SegmentAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "member_count", "counted_at", "updated_at"]
     list_filter = ["kind"]
     search_fields = ["name", "description"]
+    readonly_fields = ["member_count", "counted_at"]
+    actions = ["refresh_now"]
+
+    @admin.action(description="Refresh now (rule segments)")
+    def refresh_now(self, request, queryset):
+        segments = list(queryset.filter(kind=SegmentKind.RULES))
+        for segment in segments:
+            segment_refresh_schedule(segment=segment)
+        skipped = queryset.count() - len(segments)
+        message = f"Scheduled a refresh of {len(segments)} rule segment(s)."
+        if skipped:
+            message += f" Skipped {skipped} fixed list(s); only rule segments are refreshed."
+        self.message_user(request, message)
+
+
+@admin.register(SegmentMembership)
+class SegmentMembershipAdmin(admin.ModelAdmin):
+    """Written only by the segment services; shown for looking things up."""
+
+    list_display = ["segment", "customer", "score", "added_at"]
+    list_filter = ["segment"]
+    search_fields = ["=customer__external_id"]
+    raw_id_fields = ["segment", "customer"]
+    list_select_related = ["segment", "customer"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SegmentSnapshot)
+class SegmentSnapshotAdmin(admin.ModelAdmin):
+    """The size of a segment at each refresh (the history chart), append-only."""
+
+    list_display = ["segment", "taken_at", "size", "entered", "left", "duration_ms"]
+    list_filter = ["segment"]
+    raw_id_fields = ["segment"]
+    list_select_related = ["segment"]
+    date_hierarchy = "taken_at"
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Consent)

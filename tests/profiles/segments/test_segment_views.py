@@ -351,3 +351,24 @@ def test_list_links_each_segment_to_its_page(marketer_client):
     assert f'<a href="/segments/{segment.pk}/"><b>Germans</b></a>' in html
     assert "1,234" in html
     assert "3\xa0minutes ago" in html
+
+
+def test_admin_refresh_now_schedules_only_rule_segments(
+    admin_client, django_capture_on_commit_callbacks
+):
+    rules = _rule_segment()
+    listed = segment_create_static(name="List", kind=SegmentKind.IMPORTED, customer_ids=[])
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = admin_client.post(
+            reverse("admin:profiles_segment_changelist"),
+            {"action": "refresh_now", "_selected_action": [rules.pk, listed.pk]},
+            follow=True,
+        )
+
+    assert response.status_code == 200
+    assert len(callbacks) == 1
+    assert [str(m) for m in response.context["messages"]] == [
+        "Scheduled a refresh of 1 rule segment(s). Skipped 1 fixed list(s); "
+        "only rule segments are refreshed."
+    ]

@@ -8,6 +8,7 @@ from marketing.common.listing import render_list
 from profiles import selectors
 from profiles.forms import CustomerFilterForm, SegmentFilterForm
 from profiles.forms_privacy import EraseForm
+from profiles.segments.selectors import segments_for_customer
 
 
 @require_GET
@@ -37,6 +38,7 @@ def customer_detail_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         {
             "customer": customer,
             "attributes": sorted(customer.attributes.items()),
+            "segments": [s for s, member in segments_for_customer(customer=customer) if member],
             "events": events,
             "features": features,
             "affinity_max": max(features["category_affinity"].values(), default=0) or 1,

@@ -1,4 +1,5 @@
 import datetime as dt
+import re
 
 import pytest
 from django.urls import reverse
@@ -179,11 +180,17 @@ def test_customer_detail_query_count(marketer_client, django_assert_num_queries)
     for channel in ("email", "sms", "push"):
         ChannelEndpointFactory(customer=customer, channel=channel, address=f"{channel}-address")
     EventFactory.create_batch(5, customer=customer)
-    # session, user, customer, endpoints, events, features, consents, consent trail,
-    # can_edit groups
-    with django_assert_num_queries(9):
+    for i in range(4):
+        SegmentFactory(
+            name=f"Segment {i}",
+            rules={"op": "and", "conditions": [{"kind": "event", "event_type": "view"}]},
+        )
+    # session, user, customer, endpoints, events, features, segments, their evaluation,
+    # consents, consent trail, can_edit groups
+    with django_assert_num_queries(11):
         response = marketer_client.get(reverse("profiles:customer-detail", args=[customer.pk]))
     assert response.status_code == 200
+    assert len(re.findall(r'href="/segments/\d+/"', response.content.decode())) == 4
 
 
 def test_customer_detail_404_for_unknown_customer(marketer_client):

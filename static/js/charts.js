@@ -14,4 +14,6 @@ function renderCharts(root) {
   });
 }
 document.addEventListener("DOMContentLoaded", function () { renderCharts(document); });
-document.addEventListener("htmx:afterSwap", function (evt) { renderCharts(evt.detail.target); });
+// After settling: htmx puts back the attributes of a swapped element that keeps its id only
+// then, which would drop the classes plotly adds while rendering (and its layout with them).
+document.addEventListener("htmx:afterSettle", function (evt) { renderCharts(evt.detail.target); });

@@ -113,5 +113,6 @@ def segment_export_csv(*, segment: Segment, channel: str = "all") -> Iterator[st
 
 
 def segment_export_filename(*, segment: Segment, channel: str) -> str:
-    slug = "".join(ch if ch.isalnum() else "-" for ch in segment.name.lower()).strip("-")
+    slug = "".join(ch if ch.isascii() and ch.isalnum() else "-" for ch in segment.name.lower())
+    slug = "-".join(part for part in slug.split("-") if part)
     return f"segment-{segment.pk}-{slug or 'export'}-{channel}.csv"

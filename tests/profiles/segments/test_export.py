@@ -16,6 +16,7 @@ from profiles.segments.export import (
     EXPORT_COLUMNS,
     segment_export_counts,
     segment_export_csv,
+    segment_export_filename,
     segment_export_rows,
 )
 from profiles.segments.services import segment_create, segment_create_static
@@ -273,3 +274,11 @@ def test_a_customer_marked_erased_is_left_out_even_with_data_left(people):
 
     assert rows == _expected(people, "ann-sms", segment_name="Newsletter")
     assert segment_export_counts(segment=segment) == {"email": 1, "sms": 1, "push": 1}
+
+
+def test_file_name_keeps_only_ascii_letters_and_digits():
+    segment = Segment(pk=7, name="Käufer / München 2026!")
+
+    assert segment_export_filename(segment=segment, channel="all") == (
+        "segment-7-k-ufer-m-nchen-2026-all.csv"
+    )

@@ -245,7 +245,7 @@ def test_status_keeps_polling_until_counted_at_changes_then_triggers_a_reload(ma
         _url("segment-detail", segment), headers={"HX-Request": "true", "HX-Target": "segment-body"}
     )
     html = body.content.decode()
-    assert html.lstrip().startswith('<div id="segment-body"')
+    assert html.lstrip().startswith('<div class="stats">')
     assert '<b id="segment-count">1</b>' in html
     assert [t["y"] for t in _figure(html)] == [[0, 1]]
 
@@ -372,3 +372,16 @@ def test_admin_refresh_now_schedules_only_rule_segments(
         "Scheduled a refresh of 1 rule segment(s). Skipped 1 fixed list(s); "
         "only rule segments are refreshed."
     ]
+
+
+def test_refresh_without_htmx_goes_back_to_the_page(
+    marketer_client, django_capture_on_commit_callbacks
+):
+    segment = _rule_segment()
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = marketer_client.post(_url("segment-refresh", segment))
+
+    assert response.status_code == 302
+    assert response["Location"] == f"/segments/{segment.pk}/"
+    assert len(callbacks) == 1

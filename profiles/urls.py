@@ -32,9 +32,7 @@ urlpatterns = [
     path("segments/", views.segment_list_view, name="segment-list"),
     path("segments/new/", views_segment_builder.segment_create_view, name="segment-create"),
     path("segments/builder/", views_segment_builder.segment_builder_view, name="segment-builder"),
-    path(
-        "segments/<int:pk>/edit/", views_segment_builder.segment_edit_view, name="segment-edit"
-    ),
+    path("segments/<int:pk>/edit/", views_segment_builder.segment_edit_view, name="segment-edit"),
     path("segments/clusters/", views_clusters.cluster_list_view, name="cluster-list"),
     path("segments/clusters/<int:pk>/", views_clusters.cluster_detail_view, name="cluster-detail"),
     path("segments/clusters/<int:pk>/save/", views_clusters.cluster_save_view, name="cluster-save"),
@@ -45,9 +43,7 @@ urlpatterns = [
         name="segment-import-job",
     ),
     path("segments/<int:pk>/", views_segments.segment_detail_view, name="segment-detail"),
-    path(
-        "segments/<int:pk>/refresh/", views_segments.segment_refresh_view, name="segment-refresh"
-    ),
+    path("segments/<int:pk>/refresh/", views_segments.segment_refresh_view, name="segment-refresh"),
     path("segments/<int:pk>/status/", views_segments.segment_status_view, name="segment-status"),
     path("segments/<int:pk>/delete/", views_segments.segment_delete_view, name="segment-delete"),
     path(

@@ -122,6 +122,12 @@ class Event(models.Model):
         indexes = [
             models.Index(fields=["customer", "occurred_at"], name="event_customer_time"),
             BrinIndex(fields=["occurred_at"], name="event_time_brin"),
+            # Segment rules ("did T since X, grouped by customer") read only this index.
+            models.Index(
+                fields=["type", "occurred_at"],
+                include=["customer", "item_external_id", "value"],
+                name="event_type_time",
+            ),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(type__in=EventType.values), name="event_type_valid"),

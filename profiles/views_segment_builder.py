@@ -20,17 +20,15 @@ from marketing.common.htmx import HtmxHttpRequest
 from marketing.roles import user_can_edit
 from profiles.forms_segment_builder import (
     STARTERS,
-    BuilderChoices,
     SegmentRulesForm,
     errors_by_path,
-    field_choices,
     fields_to_rules,
     rules_apply_action,
     rules_default,
     rules_starter,
-    tree_context,
 )
 from profiles.models import Segment, SegmentKind
+from profiles.segment_builder_context import BuilderChoices, field_choices, tree_context
 from profiles.segments.errors import InvalidSegmentRulesError, SegmentNameTakenError
 from profiles.segments.selectors import (
     SegmentPreview,

@@ -14,7 +14,11 @@ from django.utils import timezone
 from profiles.models import Segment, SegmentKind, SegmentSnapshot
 from profiles.segments.errors import SegmentInUseError, SegmentKindError, SegmentNameTakenError
 from profiles.segments.rules import rules_segment_refs
-from profiles.segments.selectors import segment_member_ids_sql, segment_rules_clean
+from profiles.segments.selectors import (
+    SET_BASED_PLANNING,
+    segment_member_ids_sql,
+    segment_rules_clean,
+)
 from profiles.services._db import bulk_cursor
 
 logger = logging.getLogger(__name__)
@@ -85,6 +89,7 @@ def segment_members_set_from_sql(*, segment: Segment, sql: str, params) -> Membe
     started = time.monotonic()
     with transaction.atomic(), bulk_cursor() as cursor:
         _stage_create(cursor)
+        cursor.execute(SET_BASED_PLANNING)
         cursor.execute(f"INSERT INTO profiles_segment_stage (customer_id) {sql}", params)  # noqa: S608
         return _members_apply(cursor, segment=segment, started=started)
 

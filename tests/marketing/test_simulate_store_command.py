@@ -1,4 +1,3 @@
-
 """`manage.py simulate_store`: the generator's output lands in PostgreSQL, exactly."""
 
 import uuid

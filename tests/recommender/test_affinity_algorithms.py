@@ -8,6 +8,9 @@ from recommender.algorithms.affinity import (
     affinity_scores,
     aggregate_scores,
     can_score,
+    mass_share,
+    profile_share,
+    rank_blend,
     select_top,
     user_scores,
 )
@@ -94,9 +97,52 @@ def test_aggregates(aggregate, expected):
     np.testing.assert_allclose(result, expected)
 
 
+def test_mass_share_is_the_share_of_each_users_scores_on_the_targets():
+    scores = np.array([[3.0, 1.0, 0.0], [30.0, 10.0, 60.0], [-1.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    # a heavy user (row 1, ten times the scores) is not preferred for it; negative rows are
+    # shifted to start at 0; a row without mass gets the targets' share of the items
+    np.testing.assert_allclose(mass_share(scores, np.array([0, 1])), [1.0, 0.4, 2 / 3, 2 / 3])
+
+
+def test_share_is_the_default_attribute_aggregate():
+    # raw scores: user 0 [1, .8, 0], user 1 [0, 0, 1], user 2 [.5, .4, .4]
+    scores = affinity_scores(MODEL, np.array([0, 1]), n_users=3)
+    np.testing.assert_allclose(scores, [1.0, 0.0, 0.9 / 1.3])
+    standardised = affinity_scores(MODEL, np.array([0, 1]), n_users=3, aggregate="top_mean")
+    assert not np.allclose(standardised, scores)
+
+
+def test_profile_share_is_smoothed_towards_the_even_share():
+    shares = profile_share(
+        np.array([10.0, 1.0, 0.0, 0.0]),
+        np.array([10.0, 1.0, 0.0, 5.0]),
+        n_categories=10,
+        n_target_categories=2,
+        prior=5.0,
+    )
+    # 10 of 10 events, 1 of 1 event, no events (the even share 2/10), 0 of 5 events
+    np.testing.assert_allclose(shares, [11 / 15, 2 / 6, 0.2, 1 / 10])
+    with pytest.raises(ValueError, match="target categories"):
+        profile_share(np.zeros(1), np.zeros(1), n_categories=3, n_target_categories=4)
+
+
+def test_rank_blend_averages_the_orders_not_the_scales():
+    model = np.array([0.9, 0.5, 0.1, 0.2])
+    profile = np.array([100.0, 0.0, 50.0, 50.0])
+    blended = rank_blend(model, profile, weight_b=0.5)
+    # ranks model [4, 3, 1, 2], profile [4, 1, 2.5, 2.5] -> [4, 2, 1.75, 2.25], scaled to [0, 1]
+    np.testing.assert_allclose(blended, [1.0, 1 / 3, 0.25, 1.25 / 3])
+    np.testing.assert_allclose(rank_blend(model, profile, weight_b=0.0), [1.0, 2 / 3, 0.0, 1 / 3])
+    assert rank_blend(np.array([0.3]), np.array([1.0])).tolist() == [1.0]
+    with pytest.raises(ValueError, match="one value per user"):
+        rank_blend(np.zeros(2), np.zeros(3))
+
+
 def test_unknown_aggregate_and_bad_targets_are_refused():
     with pytest.raises(ValueError, match="unknown aggregate"):
         aggregate_scores(np.ones((1, 2)), aggregate="median")
+    with pytest.raises(ValueError, match="unknown aggregate"):
+        affinity_scores(MODEL, np.array([0]), n_users=3, aggregate="median")
     with pytest.raises(ValueError, match="out of range"):
         affinity_scores(MODEL, np.array([3]), n_users=3)
     with pytest.raises(ValueError, match="no target items"):

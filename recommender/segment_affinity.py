@@ -7,6 +7,13 @@ MODEL segment (Amazon Personalize's item-affinity and item-attribute-affinity re
 customer the model knows in blocks (recommender.algorithms.affinity) with the Job's progress
 kept up to date, and saves the top customers through profiles' segment services.
 
+Scoring: an item by its standardised predicted score; an attribute expression by the share
+of the customer's predicted score mass on the matching items, and when the matching items
+are whole categories (every active item of each category, e.g. `category = "books"`) by the
+rank average of that share and the share of the customer's profile affinity
+(`CustomerFeatures.state["affinity"]`, decayed views, clicks, carts and purchases) on those
+categories. The segment's definition records which (`scoring`).
+
 Model: the first active version of `RECOMMENDER_SERVING_ALGORITHMS` (what serving uses) that
 can rank customers; popularity gives everyone the same scores, so when it is the served
 model the first active personalized version is used instead, and the segment's definition
@@ -32,9 +39,13 @@ from profiles.segments.errors import SegmentNameTakenError
 from profiles.segments.services import segment_create_static
 from recommender.algorithms.affinity import (
     DEFAULT_AGGREGATE,
-    TOP_M,
+    ITEM_AGGREGATE,
+    PROFILE_PRIOR,
+    PROFILE_WEIGHT,
     CannotScoreError,
     affinity_scores,
+    profile_share,
+    rank_blend,
     select_top,
 )
 from recommender.algorithms.item_expression import ExpressionError, evaluate, parse
@@ -54,6 +65,13 @@ PERSONALIZED = (
     Algorithm.BPR,
     Algorithm.ITEM_ITEM,
     Algorithm.CONTENT,
+)
+SCORING_ITEM = "the item's predicted score, standardised over the catalog per customer"
+SCORING_SHARE = "share of the customer's predicted score mass on the matching items"
+SCORING_BLEND = (
+    "rank average of the share of the customer's predicted score mass on the matching items "
+    "({model:.0%}) and the share of the customer's profile category affinity (decayed views, "
+    "clicks, carts, purchases) on {categories} ({profile:.0%})"
 )
 SCORED_NOTE = "Only customers known to the model (with events in its training window) are scored."
 
@@ -133,6 +151,72 @@ def affinity_target_resolve(
     if not matching:
         raise _error("expression", "No active catalog item matches this expression.")
     return AffinityTarget("attribute_affinity", matching, expression.strip())
+
+
+def whole_categories(item_ids: list[str]) -> list[str] | None:
+    """The categories the items make up when they are every active item of each (so the
+    profile affinity kept per category describes the same thing), else None."""
+    matching = set(item_ids)
+    categories = set(
+        Item.objects.filter(external_id__in=matching, is_active=True).values_list(
+            "category", flat=True
+        )
+    )
+    if not categories or "" in categories:
+        return None
+    in_categories = set(
+        Item.objects.filter(is_active=True, category__in=categories).values_list(
+            "external_id", flat=True
+        )
+    )
+    return sorted(categories) if in_categories == matching else None
+
+
+def profile_affinities(customer_ids: list[int], categories: list[str]) -> tuple[np.ndarray, ...]:
+    """(affinity on `categories`, total affinity) per customer from CustomerFeatures.state,
+    0 for customers without features; both decayed to the customer's own last event, which
+    does not change their ratio."""
+    target = np.zeros(len(customer_ids), dtype=np.float64)
+    total = np.zeros(len(customer_ids), dtype=np.float64)
+    position = {c: i for i, c in enumerate(customer_ids)}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT f.customer_id, "
+            "COALESCE(SUM(a.value::float8) FILTER (WHERE a.key = ANY(%s)), 0), "
+            "COALESCE(SUM(a.value::float8), 0) "
+            "FROM profiles_customerfeatures f "
+            "CROSS JOIN LATERAL jsonb_each_text(CASE WHEN jsonb_typeof(f.state->'affinity') "
+            "= 'object' THEN f.state->'affinity' ELSE '{}'::jsonb END) a "
+            "GROUP BY f.customer_id",
+            [categories],
+        )
+        for customer_id, on_target, all_ in cursor.fetchall():
+            i = position.get(customer_id)
+            if i is not None:
+                target[i], total[i] = on_target, all_
+    return target, total
+
+
+def _blend_with_profiles(
+    scores: np.ndarray, user_ids: np.ndarray, categories: list[str]
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Rank-average the model's scores with the profile affinity share on `categories`."""
+    on_target, total = profile_affinities([int(u) for u in user_ids.tolist()], categories)
+    n_categories = (
+        Item.objects.filter(is_active=True).exclude(category="").values("category").distinct()
+    ).count()
+    shares = profile_share(
+        on_target, total, n_categories=n_categories, n_target_categories=len(categories)
+    )
+    return rank_blend(scores, shares), {
+        "scoring": SCORING_BLEND.format(
+            model=1 - PROFILE_WEIGHT, profile=PROFILE_WEIGHT, categories=", ".join(categories)
+        ),
+        "profile_categories": categories,
+        "profile_weight": PROFILE_WEIGHT,
+        "profile_prior_events": PROFILE_PRIOR,
+        "customers_with_profile_affinity": int((total > 0).sum()),
+    }
 
 
 def affinity_model_version() -> tuple[ModelVersion, bool]:
@@ -259,10 +343,22 @@ def _build(*, job_id: int, request: AffinityRequest, user) -> Segment:
             message=f"scored {done:,} of {total:,} customers",
         )
 
+    single = target.source == "item_affinity"
     try:
-        scores = affinity_scores(loaded.model, targets, n_users=n_users, progress=progress)
+        scores = affinity_scores(
+            loaded.model,
+            targets,
+            n_users=n_users,
+            aggregate=ITEM_AGGREGATE if single else DEFAULT_AGGREGATE,
+            progress=progress,
+        )
     except CannotScoreError as exc:
         raise NoAffinityModelError(str(exc)) from exc
+    scoring: dict[str, Any] = {"scoring": SCORING_ITEM if single else SCORING_SHARE}
+    categories = None if single else whole_categories(target.item_ids)
+    if categories:
+        job_progress(job_id=job_id, done=90, message="reading profile affinities")
+        scores, scoring = _blend_with_profiles(scores, loaded.user_ids, categories)
     selection = select_top(scores, top_n=top_n, top_percent=top_percent)
     customer_ids = [int(loaded.user_ids[u]) for u in selection.users]
     job_progress(job_id=job_id, done=92, message="saving the segment")
@@ -279,7 +375,7 @@ def _build(*, job_id: int, request: AffinityRequest, user) -> Segment:
         "algorithm": version.algorithm,
         "model_source": loaded.source,
         "fallback_from_served_model": fallback,
-        "aggregate": "item score" if len(targets) == 1 else f"{DEFAULT_AGGREGATE} (m={TOP_M})",
+        **scoring,
         "customers_scored": selection.scored,
         "scored_note": SCORED_NOTE,
         "seconds": round(time.perf_counter() - started, 2),

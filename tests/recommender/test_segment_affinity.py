@@ -8,8 +8,9 @@ import pytest
 
 from marketing.models import Job, JobStatus
 from marketing.simulation.store import CATEGORIES, generate_truth
-from profiles.models import Customer, Segment, SegmentKind
+from profiles.models import Customer, CustomerFeatures, Segment, SegmentKind
 from profiles.segments.errors import SegmentNameTakenError
+from profiles.services import features_rebuild
 from recommender.model_files import SUBDIR, model_files_prune, model_for_version
 from recommender.models import Algorithm, Item
 from recommender.segment_affinity import (
@@ -18,6 +19,7 @@ from recommender.segment_affinity import (
     NoAffinityModelError,
     affinity_segment_build,
     affinity_segment_create,
+    whole_categories,
 )
 from recommender.tasks import affinity_segment_build_task
 from recommender.training import model_train
@@ -52,6 +54,12 @@ def test_training_keeps_the_model_for_scoring(hybrid, settings):
 def test_category_segment_finds_customers_who_like_the_category(
     hybrid, marketer, django_capture_on_commit_callbacks
 ):
+    features_rebuild(repair=True)
+    with_profiles = CustomerFeatures.objects.filter(
+        customer_id__in=[int(u) for u in model_for_version(hybrid).user_ids.tolist()],
+        state__affinity__has_any_keys=CATEGORIES,
+    ).count()
+    assert with_profiles > 0
     job, segment = _create_and_build(
         django_capture_on_commit_callbacks,
         name="Books fans",
@@ -75,7 +83,13 @@ def test_category_segment_finds_customers_who_like_the_category(
         "algorithm": "hybrid",
         "model_source": "stored",
         "fallback_from_served_model": False,
-        "aggregate": "top_mean (m=5)",
+        "scoring": "rank average of the share of the customer's predicted score mass on the "
+        "matching items (50%) and the share of the customer's profile category affinity "
+        "(decayed views, clicks, carts, purchases) on books (50%)",
+        "profile_categories": ["books"],
+        "profile_weight": 0.5,
+        "profile_prior_events": 5.0,
+        "customers_with_profile_affinity": with_profiles,
         "customers_scored": hybrid.n_users,
         "scored_note": "Only customers known to the model (with events in its training "
         "window) are scored.",
@@ -110,7 +124,39 @@ def test_item_segment_by_percent(hybrid, django_capture_on_commit_callbacks):
     assert segment.definition["source"] == "item_affinity"
     assert segment.definition["item"] == item.external_id
     assert segment.definition["top_percent"] == 10.0
-    assert segment.definition["aggregate"] == "item score"
+    assert segment.definition["scoring"] == (
+        "the item's predicted score, standardised over the catalog per customer"
+    )
+
+
+def test_expression_that_is_not_whole_categories_is_scored_by_the_model_alone(
+    hybrid, django_capture_on_commit_callbacks
+):
+    features_rebuild(repair=True)
+    cheap = 'category = "books" and price < 15'
+    assert whole_categories(
+        list(Item.objects.filter(category="books").values_list("external_id", flat=True))
+    ) == ["books"]
+    _, segment = _create_and_build(
+        django_capture_on_commit_callbacks, name="Cheap books", expression=cheap, top_n=10
+    )
+    assert segment.member_count == 10
+    assert segment.definition["scoring"] == (
+        "share of the customer's predicted score mass on the matching items"
+    )
+    assert "profile_categories" not in segment.definition
+
+
+def test_whole_categories(small_store):
+    books = list(Item.objects.filter(category="books").values_list("external_id", flat=True))
+    other = Item.objects.exclude(category="books").order_by("pk").first().category
+    more = list(Item.objects.filter(category=other).values_list("external_id", flat=True))
+    assert whole_categories(books + more) == sorted(["books", other])
+    assert whole_categories(books[1:]) is None
+    Item.objects.filter(external_id=books[0]).update(is_active=False)
+    assert whole_categories(books[1:]) == ["books"]
+    Item.objects.filter(external_id=books[1]).update(category="")
+    assert whole_categories(books[1:]) is None
 
 
 def test_redelivered_task_makes_one_segment(hybrid, django_capture_on_commit_callbacks):

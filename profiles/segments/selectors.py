@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -79,7 +79,7 @@ def segment_rules_clean(rules, *, segment_id: int | None = None) -> dict:
 class SegmentPreview:
     rules: dict
     count: int
-    sample: list[Customer]
+    sample: Sequence[Customer]
     elapsed_ms: float
 
 

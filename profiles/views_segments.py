@@ -21,6 +21,7 @@ from profiles.segments.detail import (
     segment_definition_rows,
     segment_history_chart,
     segment_rules_in_words,
+    segment_used_by,
 )
 from profiles.segments.errors import SegmentExportChannelError, SegmentInUseError
 from profiles.segments.export import (
@@ -71,7 +72,11 @@ def _context(request: HtmxHttpRequest, segment: Segment, *, members_only: bool =
         "rules_text": segment_rules_in_words(segment=segment),
         "definition_rows": segment_definition_rows(segment=segment),
         "chart_json": json.dumps(segment_history_chart(snapshots=segment_history(segment=segment))),
+        "used_by": segment_used_by(segment=segment),
         "since": _stamp(segment.counted_at),
+        # A rule segment just saved is counted by the worker a moment later: poll until then.
+        "refreshing": segment.kind == SegmentKind.RULES and segment.counted_at is None,
+        "next_poll": 1,
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from profiles.models import Segment, SegmentKind, SegmentSnapshot
 from profiles.segments.rules import rules_describe, rules_segment_refs
+from profiles.segments.selectors import segment_rule_users
 
 # What the page says about each key of `Segment.definition`, in this order; keys not named
 # here are shown under their own name.
@@ -87,3 +88,10 @@ def segment_history_chart(*, snapshots: list[SegmentSnapshot]) -> list[dict]:
             ),
         }
     ]
+
+
+def segment_used_by(*, segment: Segment) -> dict[str, list]:
+    """Where the segment is used: the campaigns that target it and the rule segments that
+    refer to it (either keeps it from being deleted)."""
+    campaigns = list(segment.campaigns.order_by("-created_at", "-pk"))  # type: ignore[attr-defined]
+    return {"campaigns": campaigns, "segments": segment_rule_users(segment=segment)}

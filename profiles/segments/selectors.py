@@ -24,7 +24,7 @@ from django.utils import timezone
 from profiles.models import Customer, Segment, SegmentKind, SegmentMembership, SegmentSnapshot
 from profiles.segments.compiler import segment_rules_q, segment_rules_queryset
 from profiles.segments.errors import InvalidSegmentRulesError
-from profiles.segments.rules import RuleCatalog, RulesInvalid, rules_validate
+from profiles.segments.rules import RuleCatalog, RulesInvalid, rules_segment_refs, rules_validate
 
 logger = logging.getLogger(__name__)
 CategoryList = Callable[[], list[str]]
@@ -130,6 +130,12 @@ def segment_member_ids_sql(*, segment: Segment) -> tuple[str, tuple]:
         qs = SegmentMembership.objects.filter(segment=segment).values("customer_id")
     sql, params = qs.query.sql_with_params()
     return sql, params
+
+
+def segment_rule_users(*, segment: Segment) -> list[Segment]:
+    """The other rule segments whose rules refer to this one, by name."""
+    others = Segment.objects.filter(kind=SegmentKind.RULES).exclude(pk=segment.pk).order_by("name")
+    return [o for o in others if segment.pk in rules_segment_refs(o.rules or {"conditions": []})]
 
 
 def segment_history(*, segment: Segment, limit: int = 500) -> list[SegmentSnapshot]:

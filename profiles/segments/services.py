@@ -13,10 +13,10 @@ from django.utils import timezone
 
 from profiles.models import Segment, SegmentKind, SegmentSnapshot
 from profiles.segments.errors import SegmentInUseError, SegmentKindError, SegmentNameTakenError
-from profiles.segments.rules import rules_segment_refs
 from profiles.segments.selectors import (
     SET_BASED_PLANNING,
     segment_member_ids_sql,
+    segment_rule_users,
     segment_rules_clean,
 )
 from profiles.services._db import bulk_cursor
@@ -216,11 +216,7 @@ def segment_update(
 def segment_delete(*, segment: Segment) -> None:
     """Refused while a campaign uses the segment (the foreign key protects it) or another
     rule segment refers to it."""
-    users = [
-        other.name
-        for other in Segment.objects.filter(kind=SegmentKind.RULES).exclude(pk=segment.pk)
-        if segment.pk in rules_segment_refs(other.rules or {"conditions": []})
-    ]
+    users = [other.name for other in segment_rule_users(segment=segment)]
     if users:
         raise SegmentInUseError(
             f"Segment {segment.name!r} is used by the rules of {', '.join(sorted(users))}."

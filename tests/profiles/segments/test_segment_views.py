@@ -184,8 +184,9 @@ def test_members_are_paged_50_at_a_time_with_pinned_queries(
     )
     by_pk = sorted((c.pk for c in customers), reverse=True)
 
-    # session, user, role, segment, history, member count, member page
-    with django_assert_num_queries(7):
+    # session, user, role, segment, history, campaigns and rule segments using it,
+    # member count, member page
+    with django_assert_num_queries(9):
         response = marketer_client.get(_url("segment-detail", segment))
     assert [c.pk for c in response.context["page_obj"]] == by_pk[:50]
 
@@ -385,3 +386,43 @@ def test_refresh_without_htmx_goes_back_to_the_page(
     assert response.status_code == 302
     assert response["Location"] == f"/segments/{segment.pk}/"
     assert len(callbacks) == 1
+
+
+def test_a_rule_segment_never_counted_says_so_and_polls_until_the_worker_counted_it(
+    marketer_client,
+):
+    CustomerFactory(country="DE")
+    segment = _rule_segment()
+
+    html = marketer_client.get(_url("segment-detail", segment)).content.decode()
+
+    assert '<b id="segment-count">—</b> not counted yet' in html
+    assert "refreshing…" in html
+    assert f"{_url('segment-status', segment)}?since=&amp;polls=1" in html
+
+    segment_refresh(segment=segment)
+    html = marketer_client.get(_url("segment-detail", segment)).content.decode()
+    assert '<b id="segment-count">1</b> member<' in html
+    assert "refreshing…" not in html
+
+
+def test_page_lists_the_campaigns_and_rule_segments_that_use_the_segment(marketer_client):
+    from tests.campaigns.factories import CampaignFactory
+
+    listed = segment_create_static(name="VIPs", kind=SegmentKind.IMPORTED, customer_ids=[])
+    user = _rule_segment(
+        name="VIP Germans",
+        rules={"op": "and", "conditions": [{"kind": "segment", "segment": listed.pk, "op": "in"}]},
+    )
+    CampaignFactory(name="Spring sale", segment=listed, channel="sms", status="scheduled")
+
+    response = marketer_client.get(_url("segment-detail", listed))
+
+    html = response.content.decode()
+    used_by = response.context["used_by"]
+    assert [c.name for c in used_by["campaigns"]] == ["Spring sale"]
+    assert used_by["segments"] == [user]
+    assert f'<a href="{reverse("campaigns:campaign-list")}?q=Spring%20sale">Spring sale</a>' in html
+    assert f'<a href="{_url("segment-detail", user)}">VIP Germans</a>' in html
+    unused = marketer_client.get(_url("segment-detail", user)).content.decode()
+    assert "No campaign targets this segment and no other segment refers to it." in unused

@@ -20,6 +20,7 @@ from profiles.segments.clusters import (
     cluster_run_create,
     cluster_run_get,
     cluster_run_list_recent,
+    cluster_run_saved_segments,
     cluster_run_silhouette_chart,
     cluster_save_as_segment,
 )
@@ -79,9 +80,11 @@ def cluster_detail_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     template = "profiles/cluster_detail.html"
     if request.htmx and not request.htmx.history_restore_request:
         template += "#cluster-body"
+    saved = cluster_run_saved_segments(run=run)
     clusters = [
         {
             **c,
+            "segment": saved.get(c["index"]),
             "key_values": [c["centroid"].get(name) for name, _ in KEY_FEATURES],
             "form": ClusterSaveForm(
                 initial={"cluster": c["index"], "name": _default_name(run.pk, c)}

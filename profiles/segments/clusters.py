@@ -222,6 +222,16 @@ def cluster_run_get(*, pk: int) -> ClusterRun | None:
     return ClusterRun.objects.select_related("job", "created_by").filter(pk=pk).first()
 
 
+def cluster_run_saved_segments(*, run: ClusterRun) -> dict[int, Segment]:
+    """The segments already saved from the run's clusters, by cluster index (the first one
+    when a cluster was saved twice)."""
+    saved = Segment.objects.filter(definition__source="cluster", definition__run=run.pk)
+    by_cluster: dict[int, Segment] = {}
+    for segment in saved.order_by("-pk"):
+        by_cluster[segment.definition.get("cluster")] = segment
+    return by_cluster
+
+
 def cluster_run_list_recent(*, limit: int = 10) -> list[ClusterRun]:
     return list(ClusterRun.objects.select_related("job", "created_by")[:limit])
 

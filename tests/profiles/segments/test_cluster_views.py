@@ -128,6 +128,25 @@ def test_save_as_segment_creates_it_and_links_to_it(marketer_client, marketer, c
     assert segment.definition["cluster"] == 2
 
 
+def test_result_page_links_the_clusters_already_saved(marketer_client, marketer, cluster_store):
+    run = _done_run(marketer, k=3)
+    other = _done_run(marketer, k=3)
+    marketer_client.post(
+        reverse("profiles:cluster-save", args=[run.pk]), {"cluster": "1", "name": "Night owls"}
+    )
+    segment = Segment.objects.get(name="Night owls")
+
+    html = marketer_client.get(reverse("profiles:cluster-detail", args=[run.pk])).content.decode()
+
+    assert f'Saved as <a href="/segments/{segment.pk}/">Night owls</a>' in html
+    assert html.count("Save as segment</button>") == 2
+    other_html = marketer_client.get(
+        reverse("profiles:cluster-detail", args=[other.pk])
+    ).content.decode()
+    assert "Saved as" not in other_html
+    assert other_html.count("Save as segment</button>") == 3
+
+
 def test_save_with_a_taken_name_or_unknown_cluster_shows_the_error(
     marketer_client, marketer, cluster_store
 ):
@@ -201,5 +220,5 @@ def test_pages_run_a_fixed_number_of_queries(
 
     with django_assert_num_queries(4):
         marketer_client.get(LIST)
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(5):  # and the segments saved from the run
         marketer_client.get(reverse("profiles:cluster-detail", args=[runs[1].pk]))

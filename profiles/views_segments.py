@@ -21,6 +21,7 @@ from profiles.segments.detail import (
     segment_definition_rows,
     segment_history_chart,
     segment_rules_in_words,
+    segment_score_label,
     segment_used_by,
 )
 from profiles.segments.errors import SegmentExportChannelError, SegmentInUseError
@@ -31,7 +32,7 @@ from profiles.segments.export import (
     segment_export_csv,
     segment_export_filename,
 )
-from profiles.segments.selectors import segment_get, segment_history, segment_members
+from profiles.segments.selectors import segment_get, segment_history, segment_members_ranked
 from profiles.segments.services import segment_delete, segment_refresh_schedule
 
 TEMPLATE = "profiles/segment_detail.html"
@@ -57,13 +58,14 @@ def _stamp(when: datetime | None) -> str:
 
 
 def _context(request: HtmxHttpRequest, segment: Segment, *, members_only: bool = False) -> dict:
-    members = Paginator(segment_members(segment=segment), PAGE_SIZE).get_page(
+    members = Paginator(segment_members_ranked(segment=segment), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
     context = {
         "segment": segment,
         "is_rules": segment.kind == SegmentKind.RULES,
         "page_obj": members,
+        "score_label": segment_score_label(segment=segment),
     }
     if members_only:
         return context

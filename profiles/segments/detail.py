@@ -90,6 +90,14 @@ def segment_history_chart(*, snapshots: list[SegmentSnapshot]) -> list[dict]:
     ]
 
 
+def segment_score_label(*, segment: Segment) -> str:
+    """The heading of the members' score column ("" when the segment's members have none)."""
+    if segment.kind != SegmentKind.MODEL:
+        return ""
+    nearest_first = (segment.definition or {}).get("source") == "cluster"
+    return "Distance to centre" if nearest_first else "Affinity score"
+
+
 def segment_used_by(*, segment: Segment) -> dict[str, list]:
     """Where the segment is used: the campaigns that target it and the rule segments that
     refer to it (either keeps it from being deleted)."""

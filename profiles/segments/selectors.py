@@ -14,9 +14,11 @@ from django.db.models import (
     Count,
     Exists,
     ExpressionWrapper,
+    F,
     OuterRef,
     Q,
     QuerySet,
+    Subquery,
     Window,
 )
 from django.utils import timezone
@@ -119,6 +121,18 @@ def segment_members(*, segment: Segment) -> QuerySet[Customer]:
     return Customer.objects.filter(
         Exists(SegmentMembership.objects.filter(segment=segment, customer=OuterRef("pk")))
     ).order_by("-pk")
+
+
+def segment_members_ranked(*, segment: Segment) -> QuerySet[Customer]:
+    """The members for the segment's page: a machine-learned segment's with their `score`,
+    best first (nearest to the cluster centre, or the highest affinity); others newest first."""
+    members = segment_members(segment=segment)
+    if segment.kind != SegmentKind.MODEL:
+        return members
+    score = SegmentMembership.objects.filter(segment=segment, customer=OuterRef("pk"))
+    nearest_first = (segment.definition or {}).get("source") == "cluster"
+    best = F("score").asc(nulls_last=True) if nearest_first else F("score").desc(nulls_last=True)
+    return members.annotate(score=Subquery(score.values("score")[:1])).order_by(best, "-pk")
 
 
 def segment_member_ids_sql(*, segment: Segment) -> tuple[str, tuple]:

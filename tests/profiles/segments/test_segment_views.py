@@ -426,3 +426,54 @@ def test_page_lists_the_campaigns_and_rule_segments_that_use_the_segment(markete
     assert f'<a href="{_url("segment-detail", user)}">VIP Germans</a>' in html
     unused = marketer_client.get(_url("segment-detail", user)).content.decode()
     assert "No campaign targets this segment and no other segment refers to it." in unused
+
+
+@pytest.mark.parametrize(
+    ("source", "label", "order"),
+    [
+        ("attribute_affinity", "Affinity score", [1, 2, 0]),
+        ("cluster", "Distance to centre", [0, 2, 1]),
+    ],
+)
+def test_model_segment_members_show_their_score_best_first(marketer_client, source, label, order):
+    customers = CustomerFactory.create_batch(3)
+    scores = {customers[0].pk: 0.25, customers[1].pk: 2.5, customers[2].pk: 1.0}
+    segment = segment_create_static(
+        name="Scored",
+        kind=SegmentKind.MODEL,
+        customer_ids=list(scores),
+        scores=scores,
+        definition={"source": source},
+    )
+
+    response = marketer_client.get(_url("segment-detail", segment))
+
+    html = response.content.decode()
+    assert [c.pk for c in response.context["page_obj"]] == [customers[i].pk for i in order]
+    assert f'<th class="num">{label}</th>' in html
+    assert re.findall(r'<td class="num">([0-9.]+)</td>', html) == [
+        f"{scores[customers[i].pk]:.3f}" for i in order
+    ]
+
+
+def test_rule_and_imported_segment_members_have_no_score_column(marketer_client):
+    customer = CustomerFactory()
+    listed = segment_create_static(
+        name="Listed", kind=SegmentKind.IMPORTED, customer_ids=[customer.pk]
+    )
+
+    response = marketer_client.get(_url("segment-detail", listed))
+
+    assert response.context["score_label"] == ""
+    assert "<th>Country</th></tr>" in response.content.decode()
+
+
+def test_campaign_list_links_each_campaign_to_its_segment(marketer_client):
+    from tests.campaigns.factories import CampaignFactory
+
+    campaign = CampaignFactory(name="Spring sale")
+
+    html = marketer_client.get(reverse("campaigns:campaign-list")).content.decode()
+
+    link = f'<a href="{_url("segment-detail", campaign.segment)}">{campaign.segment.name}</a>'
+    assert link in html

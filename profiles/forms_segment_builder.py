@@ -59,20 +59,6 @@ EVENT_OP_LABELS = {
     "lt": "fewer than",
 }
 SUM_OPS = ("gte", "gt", "lte", "lt")
-EVENT_LABELS = {
-    "view": "view",
-    "click": "click",
-    "add_to_cart": "add to cart",
-    "purchase": "purchase",
-    "offer_shown": "see an offer",
-    "offer_click": "click an offer",
-    "email_open": "open an email",
-    "email_click": "click an email",
-    "sms_click": "click an SMS",
-    "push_open": "open a push",
-    "unsubscribe": "unsubscribe",
-    "custom": "a custom event",
-}
 
 
 def condition_default() -> dict:

@@ -9,7 +9,6 @@ from typing import Any
 
 from profiles.forms_segment_builder import (
     ATTRIBUTE_CHOICE,
-    EVENT_LABELS,
     EVENT_OP_LABELS,
     ROOT,
     SUM_OPS,
@@ -19,6 +18,7 @@ from profiles.segments.rules import (
     CONSENT_PURPOSES,
     COUNT_OPS,
     EVENT_CHANNELS,
+    EVENT_LABELS,
     EVENT_TYPES,
     FEATURE_FIELDS,
     MAX_DEPTH,

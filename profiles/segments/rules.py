@@ -138,6 +138,21 @@ FEATURE_FIELDS: dict[str, tuple[str, str]] = {
 
 EVENT_TYPES = EVENT_TYPE_NAMES
 EVENT_CHANNELS = EVENT_CHANNEL_NAMES
+# What the builder and the rule in words call each event type ("did not open an email").
+EVENT_LABELS = {
+    "view": "view",
+    "click": "click",
+    "add_to_cart": "add to cart",
+    "purchase": "purchase",
+    "offer_shown": "see an offer",
+    "offer_click": "click an offer",
+    "email_open": "open an email",
+    "email_click": "click an email",
+    "sms_click": "click an SMS",
+    "push_open": "open a push",
+    "unsubscribe": "unsubscribe",
+    "custom": "a custom event",
+}
 CONSENT_PURPOSES = ("marketing_email", "sms", "push", "personalization")
 REACHABLE_CHANNELS = ("email", "sms", "push")
 
@@ -434,7 +449,8 @@ def rules_segment_refs(rules: Mapping) -> set[int]:
 
 
 def rules_describe(rules: Mapping, segment_names: Mapping[int, str] | None = None) -> str:
-    """The rule in words, for lists and the API ("purchase of Shoes ≥ 2 in 30 days and …")."""
+    """The rule in words, for pages and the API, in the builder's words ("purchase of Shoes ≥ 2
+    times in the last 30 days and did not open an email in the last 60 days and …")."""
     names = segment_names or {}
     parts = []
     for child in rules.get("conditions", []):
@@ -448,7 +464,8 @@ def rules_describe(rules: Mapping, segment_names: Mapping[int, str] | None = Non
 def _describe_condition(c: Mapping, names: Mapping[int, str]) -> str:
     kind = c["kind"]
     if kind in ("profile", "feature"):
-        label = c["field"] if kind == "profile" else FEATURE_FIELDS[c["field"]][1].lower()
+        fields = PROFILE_FIELDS if kind == "profile" else FEATURE_FIELDS
+        label = fields[c["field"]][1].lower() if c["field"] in fields else c["field"]
         if c["field"] == "affinity":
             label = f"affinity for {c['category']}"
         op = OP_LABELS.get(c["op"], c["op"])
@@ -466,20 +483,23 @@ def _describe_condition(c: Mapping, names: Mapping[int, str]) -> str:
             return f"{label} {word} the last {value} days"
         return f"{label} {op} {value}"
     if kind == "event":
-        what = c["event_type"]
+        what = EVENT_LABELS.get(c["event_type"], c["event_type"])
         if "category" in c:
             what += f" of {c['category']}"
         if "item" in c:
             what += f" of item {c['item']}"
         if "channel" in c:
             what += f" on {c['channel']}"
-        when = f" in {c['within_days']} days" if "within_days" in c else ""
+        when = f" in the last {c['within_days']} days" if "within_days" in c else ""
         if c["aggregate"] == "count" and c["op"] == "eq" and c["value"] == 0:
             return f"did not {what}{when}"
-        measure = "times" if c["aggregate"] == "count" else "in value"
+        measure = (
+            "in value" if c["aggregate"] != "count" else "time" if c["value"] == 1 else "times"
+        )
         return f"{what} {OP_LABELS[c['op']]} {c['value']} {measure}{when}"
     if kind == "consent":
-        return f"consent {c['purpose']} {'granted' if c['op'] == 'granted' else 'not granted'}"
+        purpose = c["purpose"].replace("_", " ")
+        return f"consent to {purpose} {'granted' if c['op'] == 'granted' else 'not granted'}"
     if kind == "reachable":
         return f"{'reachable' if c['op'] == 'is' else 'not reachable'} by {c['channel']}"
     name = names.get(c["segment"], f"segment {c['segment']}")

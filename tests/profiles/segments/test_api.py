@@ -98,7 +98,7 @@ def test_update_and_delete(automation):
     segment = SegmentFactory(name="Germans", rules=GERMANS)
     response = automation.patch(f"/api/v1/segments/{segment.pk}", {"rules": BUYERS}, format="json")
     assert response.status_code == 200
-    assert response.json()["rules_text"] == "purchase ≥ 1 times"
+    assert response.json()["rules_text"] == "purchase ≥ 1 time"
     assert automation.delete(f"/api/v1/segments/{segment.pk}").status_code == 204
     assert not Segment.objects.exists()
 

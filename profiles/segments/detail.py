@@ -62,6 +62,8 @@ def segment_definition_rows(*, segment: Segment) -> list[tuple[str, object]]:
         value = definition[key]
         if key == "source":
             value = SOURCE_LABELS.get(value, value)
+        elif isinstance(value, bool):
+            value = "yes" if value else "no"
         elif key == "cluster" and isinstance(value, int):
             value += 1
         elif isinstance(value, dict | list):

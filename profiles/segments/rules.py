@@ -350,6 +350,8 @@ def _number(value: Any, name: str) -> float | int:
             pass
         else:
             return int(number) if number.is_integer() else number
+        if not value.strip():
+            raise ValueError(f"{name}: enter a number.")
     raise ValueError(f"{name}: {value!r} is not a number.")
 
 

@@ -411,3 +411,16 @@ def test_new_segment_starts_from_a_starter(marketer_client, shop):
     assertContains(
         page, 'href="/segments/new/?starter=lapsed-high-spenders">Lapsed high spenders</a>'
     )
+
+
+@pytest.mark.django_db
+def test_an_empty_number_asks_for_one(marketer_client, shop):
+    rules = {"op": "and", "conditions": [{"kind": "feature", "field": "orders", "op": "gte",
+                                          "value": ""}]}  # fmt: skip
+    response = _post(marketer_client, CREATE, rules, name="Empty")
+    assertContains(
+        response,
+        '<p class="error" role="alert" id="error-0.0">orders: enter a number.</p>',
+        html=False,
+    )
+    assert Segment.objects.count() == 0

@@ -477,3 +477,19 @@ def test_campaign_list_links_each_campaign_to_its_segment(marketer_client):
 
     link = f'<a href="{_url("segment-detail", campaign.segment)}">{campaign.segment.name}</a>'
     assert link in html
+
+
+def test_definition_says_yes_or_no_for_flags(marketer_client):
+    segment = segment_create_static(
+        name="Flags",
+        kind=SegmentKind.MODEL,
+        customer_ids=[],
+        definition={"source": "item_affinity", "fallback_from_served_model": False},
+    )
+
+    response = marketer_client.get(_url("segment-detail", segment))
+
+    assert response.context["definition_rows"] == [
+        ("Source", "Affinity for an item"),
+        ("Fallback from served model", "no"),
+    ]

@@ -8,6 +8,7 @@ to the offending one) and the preview; "Save" posts the same form to the create 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
@@ -113,6 +114,7 @@ def _save(request: HtmxHttpRequest, segment: Segment | None) -> HttpResponse:
     if not form.is_valid():
         return _render(request, form, rules, segment, fragment=fragment)
     data = form.cleaned_data
+    old_rules, old_counted_at = (segment.rules, segment.counted_at) if segment else (None, None)
     try:
         if segment is None:
             saved = segment_create(
@@ -135,6 +137,9 @@ def _save(request: HtmxHttpRequest, segment: Segment | None) -> HttpResponse:
         form.add_error(None, "The rules have errors; see the conditions marked below.")
         return _render(request, form, rules, segment, fragment=fragment)
     url = _detail_url(saved.pk)
+    if segment is not None and saved.rules != old_rules and old_counted_at is not None:
+        # New rules are counted by the worker: the page polls until the count moves on.
+        url += "?" + urlencode({"since": old_counted_at.isoformat()})
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 

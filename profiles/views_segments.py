@@ -76,8 +76,10 @@ def _context(request: HtmxHttpRequest, segment: Segment, *, members_only: bool =
         "chart_json": json.dumps(segment_history_chart(snapshots=segment_history(segment=segment))),
         "used_by": segment_used_by(segment=segment),
         "since": _stamp(segment.counted_at),
-        # A rule segment just saved is counted by the worker a moment later: poll until then.
-        "refreshing": segment.kind == SegmentKind.RULES and segment.counted_at is None,
+        # A rule segment just saved is counted by the worker a moment later: poll until then
+        # (after an edit of its rules, until the count is newer than `since`).
+        "refreshing": segment.kind == SegmentKind.RULES
+        and (segment.counted_at is None or request.GET.get("since") == _stamp(segment.counted_at)),
         "next_poll": 1,
     }
 

@@ -424,3 +424,27 @@ def test_an_empty_number_asks_for_one(marketer_client, shop):
         html=False,
     )
     assert Segment.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_after_new_rules_the_page_polls_until_the_worker_counted_them(marketer_client, shop):
+    from urllib.parse import quote
+
+    from profiles.segments.services import segment_refresh
+
+    segment = segment_create(name="Shoes", rules=DE_OR_SHOES, refresh=False)
+    segment_refresh(segment=segment)
+    segment.refresh_from_db()
+    since = segment.counted_at.isoformat()
+
+    renamed = _post(marketer_client, f"/segments/{segment.pk}/edit/", DE_OR_SHOES, name="Shoes 2")
+    assert renamed["HX-Redirect"] == f"/segments/{segment.pk}/"
+
+    changed = {**DE_OR_SHOES, "op": "and"}
+    response = _post(marketer_client, f"/segments/{segment.pk}/edit/", changed, name="Shoes 2")
+    url = f"/segments/{segment.pk}/?since={quote(since, safe='')}"
+    assert response["HX-Redirect"] == url
+    assertContains(marketer_client.get(url), "refreshing…")
+
+    segment_refresh(segment=segment)
+    assertNotContains(marketer_client.get(url), "refreshing…")

@@ -6,10 +6,17 @@ from profiles.models import Channel, Segment
 
 
 class MessageTemplate(TimeStampedModel):
+    """A message in Jinja2 (see campaigns/templating.py for the parts of each channel):
+    email uses subject, html_body and body (the text alternative, derived from the HTML when
+    blank); SMS uses body; push and in-app use subject (the title), body, url and icon."""
+
     name = models.CharField(max_length=200, unique=True)
     channel = models.CharField(max_length=16, choices=Channel.choices)
     subject = models.CharField(max_length=300, blank=True)
-    body = models.TextField()
+    body = models.TextField(blank=True)
+    html_body = models.TextField(blank=True)
+    url = models.CharField(max_length=1000, blank=True)
+    icon = models.CharField(max_length=1000, blank=True)
 
     class Meta:
         ordering = ["name"]

@@ -15,16 +15,19 @@ class RecommenderConfig(AppConfig):
     name = "recommender"
 
     def ready(self) -> None:
+        from campaigns.personalization import recommendations_lookup_register
         from profiles.segments.compiler import items_in_category_register
         from profiles.segments.selectors import category_list_register
         from profiles.services import item_category_lookup_register
         from recommender import serving_admin  # noqa: F401 - registers the list admins
         from recommender.models import Item, ModelVersion
         from recommender.selectors import item_categories, item_category_names, items_in_category
+        from recommender.serving_batch import items_for_templates, recommendations_for_customers
 
         item_category_lookup_register(item_categories)
         items_in_category_register(items_in_category)
         category_list_register(item_category_names)
+        recommendations_lookup_register(recommendations_for_customers, items_for_templates)
         for model in (Item, ModelVersion):
             post_save.connect(
                 _invalidate_serving_cache, sender=model, dispatch_uid=f"serving-{model.__name__}"

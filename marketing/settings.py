@@ -225,6 +225,21 @@ TWILIO_API_BASE = env("TWILIO_API_BASE", default="")
 VAPID_PRIVATE_KEY = env("VAPID_PRIVATE_KEY", default="")
 VAPID_PUBLIC_KEY = env("VAPID_PUBLIC_KEY", default="")
 VAPID_CLAIMS_EMAIL = env("VAPID_CLAIMS_EMAIL", default="mailto:admin@example.com")
+# Delivery backend per channel (campaigns/providers): the provider's name ("sendgrid",
+# "twilio", "webpush"), "file" (JSON lines in CAMPAIGN_OUTBOX_DIR) or "console" (the log);
+# empty: the provider when its keys are set, else "file".
+CAMPAIGN_EMAIL_BACKEND = env("CAMPAIGN_EMAIL_BACKEND", default="")
+CAMPAIGN_SMS_BACKEND = env("CAMPAIGN_SMS_BACKEND", default="")
+CAMPAIGN_PUSH_BACKEND = env("CAMPAIGN_PUSH_BACKEND", default="")
+CAMPAIGN_OUTBOX_DIR = env("CAMPAIGN_OUTBOX_DIR", default=str(BASE_DIR / ".data" / "outbox"))
+# Connect and read timeout of every provider HTTP call, in seconds.
+PROVIDER_TIMEOUT_SECONDS = env.float("PROVIDER_TIMEOUT_SECONDS", default=10.0)
+# Sends per second across all workers (Redis token bucket; 0: no limit).
+SENDGRID_RATE_PER_SECOND = env.float("SENDGRID_RATE_PER_SECOND", default=500.0)
+TWILIO_RATE_PER_SECOND = env.float("TWILIO_RATE_PER_SECOND", default=10.0)
+WEBPUSH_RATE_PER_SECOND = env.float("WEBPUSH_RATE_PER_SECOND", default=200.0)
+# How long a push service keeps a message for an offline browser.
+WEBPUSH_TTL_SECONDS = env.int("WEBPUSH_TTL_SECONDS", default=86400)
 
 LOGGING = {
     "version": 1,

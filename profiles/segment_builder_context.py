@@ -50,7 +50,7 @@ def field_choices() -> list[tuple[str, list[tuple[str, str]]]]:
             [
                 ("event", "Did an event…"),
                 ("consent", "Consent"),
-                ("reachable", "Reachable by"),
+                ("reachable", "Reachability"),
                 ("segment", "Member of segment"),
             ],
         ),
@@ -141,7 +141,11 @@ def _condition_context(c: Any, path: str, errors, choices: BuilderChoices) -> di
         )
     elif kind == "consent":
         ctx.update(
-            purposes=_options(CONSENT_PURPOSES, parts.get("purpose", "")),
+            purposes=_options(
+                CONSENT_PURPOSES,
+                parts.get("purpose", ""),
+                {p: p.replace("_", " ") for p in CONSENT_PURPOSES},
+            ),
             ops=_options(
                 ("granted", "not_granted"),
                 parts.get("op", ""),

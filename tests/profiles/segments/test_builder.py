@@ -448,3 +448,14 @@ def test_after_new_rules_the_page_polls_until_the_worker_counted_them(marketer_c
 
     segment_refresh(segment=segment)
     assertNotContains(marketer_client.get(url), "refreshing…")
+
+
+@pytest.mark.django_db
+def test_consent_and_reachability_rows_read_as_words(marketer_client, shop):
+    rules = {"op": "and", "conditions": [
+        {"kind": "consent", "purpose": "marketing_email", "op": "granted"},
+        {"kind": "reachable", "channel": "sms", "op": "is"},
+    ]}  # fmt: skip
+    response = _post(marketer_client, "/segments/builder/", rules)
+    assertContains(response, '<option value="marketing_email" selected>marketing email</option>')
+    assertContains(response, '<option value="reachable" selected>Reachability</option>')

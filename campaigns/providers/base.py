@@ -127,7 +127,8 @@ def backoff_delay(
 
 
 def status_is_transient(status: int) -> bool:
-    return status == 429 or status >= 500
+    """429 Too Many Requests, 408 Request Timeout and every 5xx are worth another try."""
+    return status in (408, 429) or status >= 500
 
 
 def url_with_message_id(url: str, message_id: str) -> str:

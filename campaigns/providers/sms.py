@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 # 21211 invalid 'To', 21214 not reachable, 21217 not a valid phone number, 21401 invalid phone
 # number, 21610 recipient replied STOP, 21612 cannot route to it, 21614 not a mobile number.
 TWILIO_UNREACHABLE_CODES = frozenset({21211, 21214, 21217, 21401, 21610, 21612, 21614})
+# TWILIO_FROM_NUMBER may name a Messaging Service (its SID) instead of a number.
+MESSAGING_SERVICE_PREFIX = "MG"
 
 
 class BaseUrlHttpClient(TwilioHttpClient):
@@ -92,7 +94,11 @@ class TwilioSmsProvider:
         """`status_callback` carries `message_id=<our id>` in its query, so the status
         webhook finds the message without a lookup by Twilio's sid."""
         callback = url_with_message_id(message.status_callback_url, message.message_id)
-        kwargs = {"to": message.to, "from_": self.from_number, "body": message.text}
+        kwargs = {"to": message.to, "body": message.text}
+        if self.from_number.startswith(MESSAGING_SERVICE_PREFIX):
+            kwargs["messaging_service_sid"] = self.from_number
+        else:
+            kwargs["from_"] = self.from_number
         if callback:
             kwargs["status_callback"] = callback
         try:

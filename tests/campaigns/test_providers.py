@@ -101,8 +101,8 @@ def test_429_with_retry_after_is_transient_and_the_next_send_goes_through(reques
 
 
 @pytest.mark.parametrize("channel", CHANNELS)
-@pytest.mark.parametrize("status", [500, 503])
-def test_5xx_is_transient_without_retry_after(request, channel, status):
+@pytest.mark.parametrize("status", [408, 500, 503])
+def test_408_and_5xx_are_transient_without_retry_after(request, channel, status):
     stand_in, message = _case(request, channel)
     stand_in.fail_next(1, status)
 
@@ -198,6 +198,17 @@ def test_twilio_send_posts_message_with_status_callback_carrying_message_id(twil
         "Body": ["20% off today: https://shop.example/s"],
         "StatusCallback": ["https://marketing.example/webhooks/twilio/status?v=1&message_id=msg-2"],
     }
+
+
+def test_twilio_from_a_messaging_service_sid_sends_messaging_service_sid(twilio_stand_in, settings):
+    settings.TWILIO_FROM_NUMBER = "MG" + "a" * 32
+
+    provider_for("sms").send(sms())
+
+    [request] = twilio_stand_in.requests
+    form = request.form()
+    assert form["MessagingServiceSid"] == ["MG" + "a" * 32]
+    assert "From" not in form
 
 
 @pytest.mark.parametrize("code", [21211, 21610, 21614])

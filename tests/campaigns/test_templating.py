@@ -302,3 +302,22 @@ def test_context_for_customers_leaves_out_erased_and_unknown(shop):
     shop[1].save(update_fields=["erased_at"])
     assert list(context_for_customers([shop[0].pk, shop[1].pk, 999_999])) == [shop[0].pk]
     assert context_for_customers([]) == {}
+
+
+def test_derived_text_keeps_variables_and_the_unsubscribe_link():
+    compiled = _email(
+        "<p>Hi {{ customer.first_name }}</p>{% for item in recommendations %}"
+        '<p><a href="{{ item.url }}">{{ item.title }}</a></p>{% endfor %}'
+        '<p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>'
+    )
+    assert compiled.derived_text is True
+    message = render(compiled, CONTEXT, links=MessageLinks(unsubscribe_url="https://u/1"))
+    assert message.text == ("Hi Ada\n\nRed <shoe> (https://shop/i1)\n\nUnsubscribe (https://u/1)")
+
+
+def test_text_is_converted_per_message_when_the_derived_template_does_not_parse():
+    compiled = _email(
+        "<head>{% if customer.first_name %}<title>x</title></head>{% endif %}<p>b</p>"
+    )
+    assert (compiled.derived_text, compiled.text_from_html) == (False, True)
+    assert render(compiled, CONTEXT).text == "b"

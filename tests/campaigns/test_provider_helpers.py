@@ -1,6 +1,7 @@
 """Pure helpers of the provider layer and the Redis token bucket."""
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
@@ -164,3 +165,12 @@ def test_rate_limiter_for_reads_the_provider_rate_setting(settings, redis_client
     assert (limiter.name, limiter.rate, limiter.capacity) == ("twilio", 4.0, 4.0)
     assert rate_limiter_for("file").try_take() == 0.0
     assert redis_client.exists(KEY_PREFIX + "file") == 0
+
+
+def test_redis_bucket_hands_out_exactly_its_capacity_to_concurrent_takers(redis_client):
+    bucket = RedisTokenBucket(name="test", rate=0.001, capacity=20, client=redis_client)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        waits = list(pool.map(lambda _: bucket.try_take(), range(60)))
+
+    assert waits.count(0.0) == 20

@@ -3,6 +3,7 @@
 import base64
 import json
 import socket
+from concurrent.futures import ThreadPoolExecutor
 
 import http_ece
 import pytest
@@ -150,6 +151,21 @@ def test_sendgrid_send_posts_v3_mail_with_auth_custom_args_and_unsubscribe_heade
         "headers": UNSUBSCRIBE_HEADERS,
         "categories": ["campaign-7", "variant-a"],
     }
+
+
+def test_sendgrid_provider_is_shared_safely_by_sending_threads(sendgrid_stand_in):
+    provider = provider_for("email")
+    messages = [email(to=f"c{i}@example.com", message_id=f"m-{i}") for i in range(40)]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(provider.send, messages))
+
+    assert len({r.provider_message_id for r in results}) == 40
+    received = sorted(
+        (r.json()["custom_args"]["message_id"], r.json()["personalizations"][0]["to"][0]["email"])
+        for r in sendgrid_stand_in.requests
+    )
+    assert received == sorted((f"m-{i}", f"c{i}@example.com") for i in range(40))
 
 
 def test_sendgrid_invalid_address_is_permanent_and_marks_endpoint_unreachable(sendgrid_stand_in):

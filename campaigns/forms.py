@@ -25,7 +25,7 @@ class MessageTemplateForm(forms.ModelForm):
         labels = {
             "subject": "Subject (email) / title (push, in-app)",
             "html_body": "HTML body",
-            "body": "Text",
+            "body": "Text (email: leave blank to derive it from the HTML)",
             "url": "Link",
             "icon": "Icon URL",
         }

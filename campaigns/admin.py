@@ -1,10 +1,35 @@
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 
 from campaigns.models import Campaign, MessageTemplate
+from campaigns.template_services import TEMPLATE_FIELDS
+from campaigns.templating import template_compile
+
+
+class MessageTemplateAdminForm(forms.ModelForm):
+    """Admin saves check the template syntax like the editor does."""
+
+    class Meta:
+        model = MessageTemplate
+        fields = "__all__"  # noqa: DJ007 - the admin edits every field
+
+    def clean(self) -> dict:
+        cleaned = super().clean() or {}
+        candidate = MessageTemplate(
+            **{name: cleaned.get(name) or "" for name in TEMPLATE_FIELDS if name != "name"}
+        )
+        try:
+            template_compile(candidate)
+        except ValidationError as exc:
+            for name, messages in exc.message_dict.items():
+                self.add_error(name if name in self.fields else None, messages)
+        return cleaned
 
 
 @admin.register(MessageTemplate)
 class MessageTemplateAdmin(admin.ModelAdmin):
+    form = MessageTemplateAdminForm
     list_display = ["name", "channel", "subject", "updated_at"]
     list_filter = ["channel"]
     search_fields = ["name", "subject", "body"]

@@ -168,3 +168,19 @@ def test_preview_syntax_errors_per_field(marketer_client):
     assert 'id="preview-syntax-errors"' in content
     assert "<p>subject: Line 1: " in content
     assert "<p>body: Body is required for push messages.</p>" in content
+
+
+def test_admin_refuses_a_template_that_does_not_compile(admin_client):
+    response = admin_client.post(
+        "/admin/campaigns/messagetemplate/add/",
+        {
+            "name": "Bad",
+            "channel": "sms",
+            "subject": "",
+            "body": "Hi {{ customer.",
+            "html_body": "",
+        },
+    )
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["body"][0].startswith("Line 1: ")
+    assert MessageTemplate.objects.count() == 0

@@ -71,10 +71,25 @@ TEMPLATES = (
     (
         "Weekly picks (email)",
         "email",
-        "{{ first_name }}, your picks of the week",
-        "Hi {{ first_name }},\n\nWe picked these for you:\n{{ recommendations }}\n",
+        "{{ customer.first_name | first_name_or('Hello') }}, your picks of the week",
+        "",  # the text version is derived from the HTML
+        """<p>Hi {{ customer.first_name | first_name_or('there') }},</p>
+<p>We picked these for you:</p>
+<ul>{% for item in recommendations %}
+  <li><a href="{{ item.url }}"><img src="{{ item.image_url }}" alt="" width="80">
+  {{ item.title }}</a> {{ item.price | money }}</li>{% endfor %}
+</ul>
+<p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>""",
     ),
-    ("Flash sale (SMS)", "sms", "", "Flash sale: {{ offer }} today only. {{ link }}"),
+    (
+        "Flash sale (SMS)",
+        "sms",
+        "",
+        "{{ customer.first_name | first_name_or('Hi') }}: {% if recommendations %}"
+        "{{ recommendations.0.title }} is on sale today only {{ recommendations.0.url }}"
+        "{% else %}our flash sale ends tonight{% endif %}",
+        "",
+    ),
 )
 
 
@@ -119,9 +134,10 @@ def demo_objects_create(*, truth: StoreTruth) -> dict[str, int]:
     }
     templates = {
         name: MessageTemplate.objects.update_or_create(
-            name=name, defaults={"channel": channel, "subject": subject, "body": body}
+            name=name,
+            defaults={"channel": channel, "subject": subject, "body": body, "html_body": html},
         )[0]
-        for name, channel, subject, body in TEMPLATES
+        for name, channel, subject, body, html in TEMPLATES
     }
     campaigns = [
         ("Weekly picks", "email", "Weekly picks (email)", "Email engaged", CampaignStatus.SENT),

@@ -11,7 +11,7 @@ class MessageTemplateFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"Template {n}")
     channel = "email"
     subject = "Hello"
-    body = "Hi {{ first_name }}"
+    body = "Hi {{ customer.first_name }}"
 
 
 class CampaignFactory(factory.django.DjangoModelFactory):

@@ -11,6 +11,8 @@ from django.core.management import CommandError, call_command
 from django.db.models import Count, Sum
 
 from campaigns.models import Campaign, MessageTemplate
+from campaigns.personalization import context_for_customers
+from campaigns.templating import render, template_compile
 from experiments.models import Experiment
 from insights.models import Brand, Post
 from marketing.simulation import EVENT_TYPES, EventChunk, StoreConfig, generate_events
@@ -132,6 +134,12 @@ def test_demo_objects_make_the_pages_non_empty(expected):
     for segment in Segment.objects.all():
         assert segment.member_count == segment_rules_queryset(segment.rules).count()
     assert MessageTemplate.objects.count() == 2
+    # The demo's templates render, whole, for a simulated customer.
+    customer = Customer.objects.order_by("pk").first()
+    context = context_for_customers([customer])[customer.pk]
+    for template in MessageTemplate.objects.all():
+        message = render(template_compile(template), context)
+        assert customer.first_name in (message.subject or message.text)
     assert sorted(Campaign.objects.values_list("name", "status")) == [
         ("Flash sale", "draft"),
         ("Weekly picks", "sent"),

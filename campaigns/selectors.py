@@ -13,3 +13,8 @@ def campaign_list(*, filters: dict | None = None) -> QuerySet[Campaign]:
     if channel := filters.get("channel"):
         qs = qs.filter(channel=channel)
     return qs.order_by("-created_at", "-pk")
+
+
+def campaign_qs_for_update() -> QuerySet[Campaign]:
+    """Campaign rows locked for a read-then-write (status transitions)."""
+    return Campaign.objects.select_for_update(of=("self",), no_key=True).order_by("pk")

@@ -232,6 +232,18 @@ CAMPAIGN_EMAIL_BACKEND = env("CAMPAIGN_EMAIL_BACKEND", default="")
 CAMPAIGN_SMS_BACKEND = env("CAMPAIGN_SMS_BACKEND", default="")
 CAMPAIGN_PUSH_BACKEND = env("CAMPAIGN_PUSH_BACKEND", default="")
 CAMPAIGN_OUTBOX_DIR = env("CAMPAIGN_OUTBOX_DIR", default=str(BASE_DIR / ".data" / "outbox"))
+# Dispatch (campaigns/dispatch.py): recipients per batch task, frequency caps (marketing
+# messages per customer per CAMPAIGN_FREQUENCY_DAYS, overall and per channel), the share of
+# customers kept out of every campaign, the timezone for quiet hours when a customer has none,
+# and how long a message may stay "sending" before a retry counts it as lost (at-most-once).
+DISPATCH_BATCH_SIZE = env.int("DISPATCH_BATCH_SIZE", default=500)
+CAMPAIGN_FREQUENCY_CAP = env.int("CAMPAIGN_FREQUENCY_CAP", default=3)
+CAMPAIGN_FREQUENCY_CAP_PER_CHANNEL = env.int("CAMPAIGN_FREQUENCY_CAP_PER_CHANNEL", default=3)
+CAMPAIGN_FREQUENCY_DAYS = env.int("CAMPAIGN_FREQUENCY_DAYS", default=7)
+CAMPAIGN_GLOBAL_CONTROL_PERCENT = env.int("CAMPAIGN_GLOBAL_CONTROL_PERCENT", default=0)
+CAMPAIGN_DEFAULT_TIMEZONE = env("CAMPAIGN_DEFAULT_TIMEZONE", default="UTC")
+MESSAGE_SEND_LEASE_SECONDS = env.int("MESSAGE_SEND_LEASE_SECONDS", default=300)
+PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://localhost:8000")
 # Connect and read timeout of every provider HTTP call, in seconds.
 PROVIDER_TIMEOUT_SECONDS = env.float("PROVIDER_TIMEOUT_SECONDS", default=10.0)
 # Sends per second across all workers (Redis token bucket; 0: no limit).

@@ -1,0 +1,525 @@
+"""Dispatch: a launched campaign's audience, page by page, through the providers, each
+(campaign, variant, customer, channel) message sent at most once.
+
+    campaign_launch(campaign=)            draft/scheduled -> sending, enqueues the first page
+    campaign_dispatch_page(campaign_id=, after_pk=)
+                                          the next DISPATCH_BATCH_SIZE audience pks (by pk) go
+                                          to one batch task; the page task re-enqueues itself
+    messages_send_batch(campaign=, customer_ids=)
+                                          decide, render, record, claim, send
+    message_send(message_id=)             one queued message again (the retry of a transient
+                                          provider error)
+
+The protocol for one message:
+1. Decide: global control group, campaign holdout (deterministic hashes), consent and a
+   reachable endpoint, frequency caps (sent messages in the last CAMPAIGN_FREQUENCY_DAYS, overall
+   and on the channel), quiet hours in the recipient's timezone. A recipient who fails any
+   check gets a `skipped` row with the reason (tracked, never sent). Quiet hours skip; they do
+   not defer (a deferral of hours would outlive the broker's visibility timeout).
+2. Render; a render error is that recipient's `failed` row, nothing is sent.
+3. INSERT the row with its unique idempotency key `campaign:variant:customer:channel`
+   (ON CONFLICT DO NOTHING) and commit: a row that exists already is never decided again.
+4. Claim: `queued` -> `sending` under a row lock (SKIP LOCKED), committed: only one worker
+   ever holds a message, however often the task is redelivered.
+5. Call the provider with the key as its message id, then mark `sent` with the provider's id.
+   Transient errors put the row back to `queued` and enqueue `message_send` with backoff
+   (Retry-After when given) up to MAX_SEND_ATTEMPTS, then `failed`; permanent errors are
+   `failed`, and an unreachable endpoint is flagged bounced.
+
+A worker that dies between 4 and 5 leaves a `sending` row whose fate is unknown: the provider
+may or may not have accepted it, and SendGrid cannot be asked by our id. We choose at-most-once:
+a `sending` row older than MESSAGE_SEND_LEASE_SECONDS is marked `failed` with
+LOST_ERROR ("unknown after crash") and never sent again; the batch result counts them.
+"""
+
+from __future__ import annotations
+
+import logging
+import zoneinfo
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, F, Q
+from django.db.models.expressions import RawSQL
+from django.urls import reverse
+from django.utils import timezone
+
+from campaigns.dispatch_rules import (
+    cap_reached,
+    in_global_control,
+    in_holdout,
+    quiet_at,
+    variant_index,
+)
+from campaigns.errors import CampaignNotLaunchableError, CampaignNotReadyError
+from campaigns.models import (
+    Campaign,
+    CampaignStatus,
+    CampaignVariant,
+    Message,
+    MessageStatus,
+    MessageTemplate,
+    SkipReason,
+)
+from campaigns.personalization import context_for_customers
+from campaigns.providers import (
+    OutboundMessage,
+    ProviderPermanentError,
+    ProviderTransientError,
+    backoff_delay,
+    provider_for,
+    rate_limiter_for,
+)
+from campaigns.selectors import campaign_qs_for_update
+from campaigns.tasks import (
+    campaign_dispatch_page_task,
+    message_send_task,
+    messages_send_batch_task,
+)
+from campaigns.templating import (
+    CompiledTemplate,
+    MessageLinks,
+    RenderedMessage,
+    TemplateRenderError,
+    render,
+    template_compile,
+)
+from profiles.consent import CHANNEL_PURPOSE, consent_filter, unsubscribe_token
+from profiles.models import ChannelEndpoint, Customer
+from profiles.segments.selectors import segment_member_ids_sql
+from profiles.services import endpoints_mark_bounced
+
+logger = logging.getLogger(__name__)
+
+MAX_SEND_ATTEMPTS = 5
+LOST_ERROR = "unknown after crash: the worker died after claiming it; not sent again"
+LAUNCHABLE = (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED)
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    sent: int = 0
+    skipped: int = 0
+    failed: int = 0
+    retrying: int = 0
+    lost: int = 0
+
+
+# --- launch and fan-out ---------------------------------------------------------------------
+
+
+def campaign_launch(*, campaign: Campaign | int) -> Campaign:
+    """draft or scheduled -> sending (row-locked), and the first page after commit."""
+    pk = campaign.pk if isinstance(campaign, Campaign) else campaign
+    with transaction.atomic():
+        locked = campaign_qs_for_update().get(pk=pk)
+        if locked.status not in LAUNCHABLE:
+            raise CampaignNotLaunchableError(
+                f"Campaign {locked.name!r} is {locked.status}; only a draft or scheduled "
+                "campaign can be launched.",
+                extra={"status": locked.status},
+            )
+        if locked.segment_id is None:
+            raise CampaignNotReadyError("Choose an audience (segment) first.")
+        if locked.template_id is None and not locked.variants.exists():
+            raise CampaignNotReadyError("Choose a message template first.")
+        locked.status = CampaignStatus.SENDING
+        locked.started_at = timezone.now()
+        locked.save(update_fields=["status", "started_at", "updated_at"])
+        transaction.on_commit(lambda: campaign_dispatch_page_task.delay(pk, 0))
+    logger.info("campaign launched", extra={"campaign": pk})
+    return locked
+
+
+def campaign_audience_page(*, campaign: Campaign, after_pk: int, limit: int) -> list[int]:
+    """The next `limit` audience customer pks above `after_pk` (rule segments evaluated now)."""
+    if campaign.segment is None:
+        return []
+    sql, params = segment_member_ids_sql(segment=campaign.segment)
+    members = RawSQL(sql, params)  # noqa: S611 - SQL compiled by the ORM, values as params
+    return list(
+        Customer.objects.filter(pk__in=members, pk__gt=after_pk, erased_at=None)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def campaign_dispatch_page(*, campaign_id: int, after_pk: int) -> int:
+    """Enqueue one batch and the next page; on an empty page the campaign is done. A paused
+    (or finished) campaign stops here. Returns the number of customers enqueued."""
+    campaign = Campaign.objects.select_related("segment").get(pk=campaign_id)
+    if campaign.status != CampaignStatus.SENDING:
+        return 0
+    pks = campaign_audience_page(
+        campaign=campaign, after_pk=after_pk, limit=settings.DISPATCH_BATCH_SIZE
+    )
+    if not pks:
+        campaign_finish(campaign_id=campaign_id)
+        return 0
+    messages_send_batch_task.delay(campaign_id, pks)
+    campaign_dispatch_page_task.delay(campaign_id, pks[-1])
+    return len(pks)
+
+
+def campaign_finish(*, campaign_id: int) -> bool:
+    """sending -> done once the whole audience is enqueued (retries may still be pending)."""
+    now = timezone.now()
+    changed = Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.SENDING).update(
+        status=CampaignStatus.DONE, finished_at=now, sent_at=now, updated_at=now
+    )
+    return bool(changed)
+
+
+# --- one batch ------------------------------------------------------------------------------
+
+
+def message_key(*, campaign_id: int, variant_id: int | None, customer_id: int, channel: str) -> str:
+    return f"{campaign_id}:{variant_id or 0}:{customer_id}:{channel}"
+
+
+def messages_expire_stale(*, queryset: Any, now: Any = None) -> int:
+    """At-most-once: `sending` rows claimed longer ago than the lease are failed, never
+    resent. Returns how many."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.MESSAGE_SEND_LEASE_SECONDS)
+    lost = queryset.filter(status=MessageStatus.SENDING, claimed_at__lt=cutoff).update(
+        status=MessageStatus.FAILED, error=LOST_ERROR
+    )
+    if lost:
+        logger.warning("messages lost after a crash", extra={"count": lost})
+    return lost
+
+
+def _variants(campaign: Campaign) -> list[tuple[CampaignVariant | None, MessageTemplate]]:
+    variants = list(campaign.variants.select_related("template").order_by("pk"))
+    if variants:
+        return [(v, v.template) for v in variants]
+    if campaign.template is None:
+        raise CampaignNotReadyError("The campaign has no template.")
+    return [(None, campaign.template)]
+
+
+def _local_hour(tz_name: str, now: Any) -> int:
+    try:
+        zone = zoneinfo.ZoneInfo(tz_name or settings.CAMPAIGN_DEFAULT_TIMEZONE)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        zone = zoneinfo.ZoneInfo(settings.CAMPAIGN_DEFAULT_TIMEZONE)
+    return now.astimezone(zone).hour
+
+
+def _addresses(customer_ids: list[int], channel: str) -> tuple[dict[int, str], set[int]]:
+    """({customer: first usable address}, customers whose only addresses are opted out).
+    Bounced endpoints are not addresses."""
+    usable: dict[int, str] = {}
+    opted_out: set[int] = set()
+    rows = (
+        ChannelEndpoint.objects.filter(customer_id__in=customer_ids, channel=channel)
+        .order_by("customer_id", "pk")
+        .values_list("customer_id", "address", "opted_out", "attributes")
+    )
+    for customer_id, address, is_opted_out, attributes in rows:
+        if (attributes or {}).get("bounced") is True:
+            continue
+        if is_opted_out:
+            opted_out.add(customer_id)
+        elif customer_id not in usable:
+            usable[customer_id] = address
+    return usable, opted_out - set(usable)
+
+
+def _sent_counts(customer_ids: list[int], channel: str, now: Any) -> tuple[dict, dict]:
+    since = now - timedelta(days=settings.CAMPAIGN_FREQUENCY_DAYS)
+    overall: dict[int, int] = defaultdict(int)
+    on_channel: dict[int, int] = defaultdict(int)
+    rows = (
+        Message.objects.filter(
+            customer_id__in=customer_ids, status=MessageStatus.SENT, sent_at__gte=since
+        )
+        .values("customer_id", "channel")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    for row in rows:
+        overall[row["customer_id"]] += row["n"]
+        if row["channel"] == channel:
+            on_channel[row["customer_id"]] += row["n"]
+    return overall, on_channel
+
+
+def _skip_reason(
+    campaign: Campaign,
+    customer_id: int,
+    *,
+    consented: set[int],
+    addresses: dict[int, str],
+    opted_out: set[int],
+    overall: dict,
+    on_channel: dict,
+    tz_name: str,
+    now: Any,
+) -> str:
+    if in_global_control(customer_id=customer_id, percent=settings.CAMPAIGN_GLOBAL_CONTROL_PERCENT):
+        return SkipReason.GLOBAL_CONTROL
+    if in_holdout(
+        campaign_id=campaign.pk, customer_id=customer_id, percent=campaign.holdout_percent
+    ):
+        return SkipReason.HOLDOUT
+    if customer_id not in consented or customer_id in opted_out:
+        return SkipReason.CONSENT
+    if customer_id not in addresses:
+        return SkipReason.NO_ENDPOINT
+    if cap_reached(
+        overall=overall.get(customer_id, 0),
+        on_channel=on_channel.get(customer_id, 0),
+        cap=settings.CAMPAIGN_FREQUENCY_CAP,
+        cap_per_channel=settings.CAMPAIGN_FREQUENCY_CAP_PER_CHANNEL,
+    ):
+        return SkipReason.FREQUENCY_CAP
+    if quiet_at(
+        _local_hour(tz_name, now),
+        start=campaign.quiet_hours_start,
+        end=campaign.quiet_hours_end,
+    ):
+        return SkipReason.QUIET_HOURS
+    return ""
+
+
+def _links(customer_id: int, channel: str) -> MessageLinks:
+    token = unsubscribe_token(customer=Customer(pk=customer_id), purpose=CHANNEL_PURPOSE[channel])
+    path = reverse("profiles:unsubscribe", kwargs={"token": token})
+    return MessageLinks(unsubscribe_url=settings.PUBLIC_BASE_URL.rstrip("/") + path)
+
+
+def _render_for(
+    compiled: CompiledTemplate, context: dict | None, customer_id: int, channel: str
+) -> RenderedMessage:
+    if context is None:
+        raise TemplateRenderError("the customer was erased")
+    return render(compiled, context, links=_links(customer_id, channel))
+
+
+def messages_send_batch(*, campaign: Campaign | int, customer_ids: list[int]) -> BatchResult:
+    """Decide, render, record and send the messages of `customer_ids` (one page of the
+    audience). Safe to run again with the same ids: nothing already recorded is resent."""
+    if not isinstance(campaign, Campaign):
+        campaign = Campaign.objects.select_related("template").get(pk=campaign)
+    if campaign.status != CampaignStatus.SENDING or not customer_ids:
+        return BatchResult()
+    now = timezone.now()
+    channel = campaign.channel
+    ids = sorted(set(customer_ids))
+    mine = Message.objects.filter(campaign=campaign, customer_id__in=ids, channel=channel)
+    lost = messages_expire_stale(queryset=mine, now=now)
+    existing = {row[0]: row[1:] for row in mine.values_list("customer_id", "status", "address")}
+
+    variants = _variants(campaign)
+    weights = [v.weight if v is not None else 1 for v, _ in variants]
+    compiled: dict[int, CompiledTemplate] = {}
+    customers = dict(
+        Customer.objects.filter(pk__in=ids, erased_at=None).values_list("pk", "timezone")
+    )
+    consented = consent_filter(customer_ids=ids, purpose=CHANNEL_PURPOSE[channel])
+    addresses, opted_out = _addresses(ids, channel)
+    overall, on_channel = _sent_counts(ids, channel, now)
+    contexts = context_for_customers(
+        [pk for pk in customers if pk not in existing or existing[pk][0] == MessageStatus.QUEUED],
+        campaign_name=campaign.name,
+    )
+
+    rows: list[Message] = []
+    rendered: dict[str, RenderedMessage] = {}
+    for customer_id in ids:
+        if customer_id not in customers:
+            continue
+        variant, template = variants[
+            variant_index(campaign_id=campaign.pk, customer_id=customer_id, weights=weights)
+        ]
+        key = message_key(
+            campaign_id=campaign.pk,
+            variant_id=variant.pk if variant else None,
+            customer_id=customer_id,
+            channel=channel,
+        )
+        if customer_id in existing and existing[customer_id][0] != MessageStatus.QUEUED:
+            continue
+        row = Message(
+            campaign=campaign,
+            variant=variant,
+            customer_id=customer_id,
+            channel=channel,
+            idempotency_key=key,
+            address=addresses.get(customer_id, ""),
+        )
+        if customer_id not in existing:
+            reason = _skip_reason(
+                campaign,
+                customer_id,
+                consented=consented,
+                addresses=addresses,
+                opted_out=opted_out,
+                overall=overall,
+                on_channel=on_channel,
+                tz_name=customers[customer_id],
+                now=now,
+            )
+            if reason:
+                row.status, row.skip_reason = MessageStatus.SKIPPED, reason
+                rows.append(row)
+                continue
+        else:
+            row.address = existing[customer_id][1]
+        if template.pk not in compiled:
+            compiled[template.pk] = template_compile(template)
+        try:
+            rendered[key] = _render_for(
+                compiled[template.pk], contexts.get(customer_id), customer_id, channel
+            )
+        except TemplateRenderError as exc:
+            row.status, row.skip_reason, row.error = (
+                MessageStatus.FAILED,
+                SkipReason.RENDER_ERROR,
+                str(exc),
+            )
+        rows.append(row)
+
+    with transaction.atomic():
+        Message.objects.bulk_create(rows, ignore_conflicts=True)
+        claimed = list(
+            Message.objects.select_for_update(of=("self",), skip_locked=True)
+            .filter(idempotency_key__in=list(rendered), status=MessageStatus.QUEUED)
+            .order_by("pk")
+        )
+        Message.objects.filter(pk__in=[m.pk for m in claimed]).update(
+            status=MessageStatus.SENDING, claimed_at=now, attempts=F("attempts") + 1
+        )
+    counts: dict[str, int] = defaultdict(int)
+    for row in rows:
+        if row.status != MessageStatus.QUEUED:
+            counts[row.status] += 1
+    for message in claimed:
+        message.attempts += 1
+        counts[_deliver(message, rendered[message.idempotency_key], campaign=campaign)] += 1
+    result = BatchResult(
+        sent=counts[MessageStatus.SENT],
+        skipped=counts[MessageStatus.SKIPPED],
+        failed=counts[MessageStatus.FAILED],
+        retrying=counts[MessageStatus.QUEUED],
+        lost=lost,
+    )
+    logger.info(
+        "campaign batch sent",
+        extra={"campaign": campaign.pk, "size": len(ids), **result.__dict__},
+    )
+    return result
+
+
+# --- one message ----------------------------------------------------------------------------
+
+
+def _outbound(message: Message, rendered: RenderedMessage, campaign: Campaign) -> OutboundMessage:
+    headers: dict[str, str] = {}
+    links = _links(message.customer_id, message.channel)
+    if message.channel == "email":
+        headers = {
+            "List-Unsubscribe": f"<{links.unsubscribe_url}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        }
+    custom_args = {"campaign_id": str(campaign.pk)}
+    if rendered.url:
+        custom_args["url"] = rendered.url
+    return OutboundMessage(
+        message_id=message.idempotency_key,
+        channel=message.channel,
+        to=message.address,
+        subject=rendered.subject or rendered.title,
+        html=rendered.html,
+        text=rendered.text,
+        headers=headers,
+        categories=(f"campaign-{campaign.pk}",),
+        custom_args=custom_args,
+    )
+
+
+def _deliver(message: Message, rendered: RenderedMessage, *, campaign: Campaign) -> str:
+    """Send one claimed (`sending`) message; returns the status it ends in."""
+    provider = provider_for(message.channel)
+    claimed = Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING)
+    try:
+        rate_limiter_for(provider.name).take()
+        result = provider.send(_outbound(message, rendered, campaign))
+    except ProviderTransientError as exc:
+        if message.attempts >= MAX_SEND_ATTEMPTS:
+            claimed.update(status=MessageStatus.FAILED, error=f"gave up: {exc}")
+            return MessageStatus.FAILED
+        claimed.update(status=MessageStatus.QUEUED, error=str(exc))
+        delay = backoff_delay(message.attempts, retry_after=exc.retry_after)
+        message_send_task.apply_async((message.pk,), countdown=delay)
+        return MessageStatus.QUEUED
+    except ProviderPermanentError as exc:
+        claimed.update(status=MessageStatus.FAILED, error=str(exc))
+        if exc.endpoint_unreachable:
+            endpoints_mark_bounced(channel=message.channel, address=message.address)
+        return MessageStatus.FAILED
+    claimed.update(
+        status=MessageStatus.SENT,
+        provider_message_id=result.provider_message_id[:200],
+        sent_at=timezone.now(),
+        error="",
+    )
+    return MessageStatus.SENT
+
+
+def message_send(*, message_id: int) -> str:
+    """Send one `queued` message again (a retry); anything else is left as it is. Returns
+    the status the message ends in."""
+    now = timezone.now()
+    messages_expire_stale(queryset=Message.objects.filter(pk=message_id), now=now)
+    with transaction.atomic():
+        message = (
+            Message.objects.select_for_update(of=("self",), skip_locked=True)
+            .select_related("campaign__template", "variant__template")
+            .filter(pk=message_id, status=MessageStatus.QUEUED)
+            .first()
+        )
+        if message is None:
+            status = Message.objects.filter(pk=message_id).values_list("status", flat=True)
+            return status.first() or ""
+        message.status, message.claimed_at = MessageStatus.SENDING, now
+        message.attempts += 1
+        message.save(update_fields=["status", "claimed_at", "attempts"])
+    campaign = message.campaign
+    template = message.variant.template if message.variant else campaign.template
+    contexts = context_for_customers([message.customer_id], campaign_name=campaign.name)
+    try:
+        if template is None:
+            raise TemplateRenderError("the campaign has no template")
+        rendered = _render_for(
+            template_compile(template),
+            contexts.get(message.customer_id),
+            message.customer_id,
+            message.channel,
+        )
+    except TemplateRenderError as exc:
+        Message.objects.filter(pk=message.pk).update(
+            status=MessageStatus.FAILED, skip_reason=SkipReason.RENDER_ERROR, error=str(exc)
+        )
+        return MessageStatus.FAILED
+    return _deliver(message, rendered, campaign=campaign)
+
+
+def campaign_message_counts(*, campaign: Campaign) -> dict[str, int]:
+    """{status: count} of a campaign's messages, plus `lost` (failed after a crash)."""
+    counts = dict(
+        Message.objects.filter(campaign=campaign)
+        .values_list("status")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    counts["lost"] = Message.objects.filter(
+        Q(campaign=campaign) & Q(status=MessageStatus.FAILED, error=LOST_ERROR)
+    ).count()
+    return counts

@@ -1,0 +1,59 @@
+"""Pure decisions of dispatch (no Django): who is held out, which variant a customer gets,
+whether a local hour is quiet, whether a frequency cap is reached.
+
+Every split is a deterministic hash of its inputs, so a redelivered or re-run batch decides
+exactly as before, and any worker can decide without reading shared state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+
+def bucket(*parts: object) -> float:
+    """A stable number in [0, 100) for the parts (e.g. "holdout", campaign pk, customer pk)."""
+    digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 10_000 / 100
+
+
+def in_holdout(*, campaign_id: int, customer_id: int, percent: int) -> bool:
+    return percent > 0 and bucket("holdout", campaign_id, customer_id) < percent
+
+
+def in_global_control(*, customer_id: int, percent: int) -> bool:
+    """The global control group is per customer, the same for every campaign."""
+    return percent > 0 and bucket("global_control", customer_id) < percent
+
+
+def variant_index(*, campaign_id: int, customer_id: int, weights: Sequence[int]) -> int:
+    """The position of the customer's variant, chosen in proportion to `weights`."""
+    total = sum(max(0, w) for w in weights)
+    if total <= 0:
+        return 0
+    point = (
+        int.from_bytes(
+            hashlib.sha256(f"variant:{campaign_id}:{customer_id}".encode()).digest()[:8], "big"
+        )
+        % total
+    )
+    for index, weight in enumerate(weights):
+        point -= max(0, weight)
+        if point < 0:
+            return index
+    return len(weights) - 1
+
+
+def quiet_at(hour: int, *, start: int | None, end: int | None) -> bool:
+    """Quiet from `start` (inclusive) to `end` (exclusive), local hours, wrapping past
+    midnight (22 → 8 is quiet at 23 and 7, not at 8); unset or equal bounds: never quiet."""
+    if start is None or end is None or start == end:
+        return False
+    if start < end:
+        return start <= hour < end
+    return hour >= start or hour < end
+
+
+def cap_reached(*, overall: int, on_channel: int, cap: int, cap_per_channel: int) -> bool:
+    """Caps of 0 or less are off."""
+    return (cap > 0 and overall >= cap) or (cap_per_channel > 0 and on_channel >= cap_per_channel)

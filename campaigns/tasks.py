@@ -1,0 +1,31 @@
+"""Celery entry points of dispatch (campaigns/dispatch.py holds the logic). Each imports its
+service in the body: dispatch enqueues these tasks, so a top-level import would be a cycle."""
+
+import logging
+
+from celery import shared_task
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="campaigns.campaign_dispatch_page")
+def campaign_dispatch_page_task(campaign_id: int, after_pk: int) -> None:
+    from campaigns.dispatch import campaign_dispatch_page
+
+    count = campaign_dispatch_page(campaign_id=campaign_id, after_pk=after_pk)
+    logger.info("campaign page", extra={"campaign": campaign_id, "after": after_pk, "n": count})
+
+
+@shared_task(name="campaigns.messages_send_batch", soft_time_limit=240, time_limit=300)
+def messages_send_batch_task(campaign_id: int, customer_ids: list[int]) -> None:
+    from campaigns.dispatch import messages_send_batch
+
+    messages_send_batch(campaign=campaign_id, customer_ids=customer_ids)
+
+
+@shared_task(name="campaigns.message_send")
+def message_send_task(message_id: int) -> None:
+    from campaigns.dispatch import message_send
+
+    status = message_send(message_id=message_id)
+    logger.info("message retried", extra={"message": message_id, "status": status})

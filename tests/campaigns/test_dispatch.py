@@ -1,0 +1,453 @@
+"""Dispatch against the provider stand-ins over real HTTP: exactly-once sends, skips with their
+reasons, retries, bounces, and one campaign end to end through a real Celery worker."""
+
+import datetime as dt
+import time
+from collections import Counter
+
+import pytest
+from django.utils import timezone
+
+from campaigns.dispatch import (
+    LOST_ERROR,
+    BatchResult,
+    campaign_launch,
+    campaign_message_counts,
+    message_send,
+    messages_send_batch,
+)
+from campaigns.dispatch_rules import in_holdout, quiet_at, variant_index
+from campaigns.errors import CampaignNotLaunchableError
+from campaigns.models import Campaign, CampaignVariant, Message
+from profiles.models import ChannelEndpoint, Consent, Customer
+from profiles.segments.services import segment_create_static
+from tests.campaigns.factories import CampaignFactory, MessageTemplateFactory
+from tests.profiles.factories import CustomerFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def recipients(n, *, consent=True, prefix="r", **customer_fields):
+    customers = []
+    for i in range(n):
+        customer = CustomerFactory(
+            external_id=f"{prefix}-{i}", email=f"{prefix}-{i}@example.com", **customer_fields
+        )
+        ChannelEndpoint.objects.create(customer=customer, channel="email", address=customer.email)
+        if consent:
+            Consent.objects.create(
+                customer=customer,
+                purpose="marketing_email",
+                granted=True,
+                source="api",
+                changed_at=timezone.now(),
+            )
+        customers.append(customer)
+    return customers
+
+
+def sending_campaign(customers, name="Spring", **fields):
+    segment = segment_create_static(
+        name=f"Audience {name}", kind="imported", customer_ids=[c.pk for c in customers]
+    )
+    return CampaignFactory(name=name, segment=segment, **{"status": "sending", **fields})
+
+
+def sent_to(stand_in):
+    return Counter(r.json()["personalizations"][0]["to"][0]["email"] for r in stand_in.requests)
+
+
+def pks(customers):
+    return [c.pk for c in customers]
+
+
+def test_each_recipient_gets_exactly_one_request_with_its_key(sendgrid_stand_in):
+    customers = recipients(5)
+    campaign = sending_campaign(customers)
+
+    result = messages_send_batch(campaign=campaign, customer_ids=pks(customers))
+
+    assert result == BatchResult(sent=5)
+    assert sent_to(sendgrid_stand_in) == Counter({c.email: 1 for c in customers})
+    messages = Message.objects.filter(campaign=campaign).order_by("customer_id")
+    assert [m.status for m in messages] == ["sent"] * 5
+    assert [m.idempotency_key for m in messages] == [
+        f"{campaign.pk}:0:{c.pk}:email" for c in customers
+    ]
+    ids = {r.json()["custom_args"]["message_id"] for r in sendgrid_stand_in.requests}
+    assert ids == {m.idempotency_key for m in messages}
+    assert all(m.provider_message_id.startswith("sg-msg-") for m in messages)
+    first = sendgrid_stand_in.requests[0].json()
+    assert first["subject"] == "Hello"
+    assert first["headers"]["List-Unsubscribe"].startswith("<http")
+    assert first["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_running_the_batch_twice_sends_nothing_new(sendgrid_stand_in):
+    customers = recipients(4)
+    campaign = sending_campaign(customers)
+    messages_send_batch(campaign=campaign, customer_ids=pks(customers))
+
+    again = messages_send_batch(campaign=campaign, customer_ids=pks(customers))
+
+    assert again == BatchResult()
+    assert len(sendgrid_stand_in.requests) == 4
+    assert Message.objects.filter(campaign=campaign, status="sent").count() == 4
+
+
+def test_missing_consent_opted_out_and_missing_endpoint_are_skipped_with_reasons(
+    sendgrid_stand_in,
+):
+    ok, opted_out = recipients(2)
+    no_consent = recipients(1, consent=False, prefix="nc")[0]
+    ChannelEndpoint.objects.filter(customer=opted_out).update(opted_out=True)
+    no_endpoint = recipients(1, prefix="ne")[0]
+    ChannelEndpoint.objects.filter(customer=no_endpoint).delete()
+    bounced = recipients(1, prefix="b")[0]
+    ChannelEndpoint.objects.filter(customer=bounced).update(attributes={"bounced": True})
+    everyone = [ok, opted_out, no_consent, no_endpoint, bounced]
+    campaign = sending_campaign(everyone)
+
+    result = messages_send_batch(campaign=campaign, customer_ids=pks(everyone))
+
+    assert result == BatchResult(sent=1, skipped=4)
+    assert sent_to(sendgrid_stand_in) == Counter({ok.email: 1})
+    reasons = dict(
+        Message.objects.filter(campaign=campaign).values_list("customer_id", "skip_reason")
+    )
+    assert reasons == {
+        ok.pk: "",
+        opted_out.pk: "consent",
+        no_consent.pk: "consent",
+        no_endpoint.pk: "no_endpoint",
+        bounced.pk: "no_endpoint",
+    }
+
+
+def test_frequency_cap_counts_messages_of_other_campaigns(sendgrid_stand_in, settings):
+    settings.CAMPAIGN_FREQUENCY_CAP = 2
+    customers = recipients(3)
+    first = sending_campaign(customers, name="First")
+    second = sending_campaign(customers, name="Second")
+    third = sending_campaign(customers, name="Third")
+    messages_send_batch(campaign=first, customer_ids=pks(customers))
+    messages_send_batch(campaign=second, customer_ids=pks(customers[:1]))
+
+    result = messages_send_batch(campaign=third, customer_ids=pks(customers))
+
+    assert result == BatchResult(sent=2, skipped=1)
+    capped = Message.objects.get(campaign=third, skip_reason="frequency_cap")
+    assert capped.customer_id == customers[0].pk
+    assert len(sendgrid_stand_in.requests) == 3 + 1 + 2
+
+
+def test_per_channel_cap_counts_only_that_channel(sendgrid_stand_in, settings):
+    settings.CAMPAIGN_FREQUENCY_CAP = 10
+    settings.CAMPAIGN_FREQUENCY_CAP_PER_CHANNEL = 1
+    sms_only, emailed = recipients(2)
+    earlier_sms = CampaignFactory(name="SMS before", channel="sms")
+    earlier_email = CampaignFactory(name="Email before")
+    now = timezone.now()
+    for customer, before, channel in (
+        (sms_only, earlier_sms, "sms"),
+        (emailed, earlier_email, "email"),
+    ):
+        Message.objects.create(
+            campaign=before,
+            customer=customer,
+            channel=channel,
+            idempotency_key=f"{before.pk}:0:{customer.pk}:{channel}",
+            status="sent",
+            sent_at=now - dt.timedelta(days=1),
+        )
+    campaign = sending_campaign([sms_only, emailed])
+
+    result = messages_send_batch(campaign=campaign, customer_ids=[sms_only.pk, emailed.pk])
+
+    assert result == BatchResult(sent=1, skipped=1)
+    assert sent_to(sendgrid_stand_in) == Counter({sms_only.email: 1})
+
+
+def test_sent_messages_older_than_the_window_do_not_count(sendgrid_stand_in, settings):
+    settings.CAMPAIGN_FREQUENCY_CAP = 1
+    (customer,) = recipients(1)
+    earlier = CampaignFactory(name="Long ago")
+    Message.objects.create(
+        campaign=earlier,
+        customer=customer,
+        channel="email",
+        idempotency_key=f"{earlier.pk}:0:{customer.pk}:email",
+        status="sent",
+        sent_at=timezone.now() - dt.timedelta(days=8),
+    )
+    campaign = sending_campaign([customer])
+
+    assert messages_send_batch(campaign=campaign, customer_ids=[customer.pk]) == BatchResult(sent=1)
+
+
+def test_holdout_is_deterministic_and_receives_nothing(sendgrid_stand_in):
+    customers = recipients(40)
+    campaign = sending_campaign(customers, holdout_percent=25)
+    expected = {
+        c.pk for c in customers if in_holdout(campaign_id=campaign.pk, customer_id=c.pk, percent=25)
+    }
+
+    result = messages_send_batch(campaign=campaign, customer_ids=pks(customers))
+
+    held = set(
+        Message.objects.filter(campaign=campaign, skip_reason="holdout").values_list(
+            "customer_id", flat=True
+        )
+    )
+    assert held == expected
+    assert result == BatchResult(sent=40 - len(expected), skipped=len(expected))
+    assert set(sent_to(sendgrid_stand_in)) == {c.email for c in customers if c.pk not in held}
+
+
+def test_holdout_share_is_about_the_percent():
+    held = sum(in_holdout(campaign_id=7, customer_id=pk, percent=10) for pk in range(20_000))
+    assert 1_800 <= held <= 2_200
+    again = sum(in_holdout(campaign_id=7, customer_id=pk, percent=10) for pk in range(20_000))
+    assert again == held
+
+
+def test_variants_split_by_weight():
+    picks = Counter(
+        variant_index(campaign_id=3, customer_id=pk, weights=[3, 1]) for pk in range(8_000)
+    )
+    assert 5_700 <= picks[0] <= 6_300
+    assert picks[0] + picks[1] == 8_000
+
+
+def test_variant_is_part_of_the_key(sendgrid_stand_in):
+    customers = recipients(6)
+    campaign = sending_campaign(customers)
+    a = CampaignVariant.objects.create(campaign=campaign, name="A", template=campaign.template)
+    b = CampaignVariant.objects.create(
+        campaign=campaign, name="B", template=MessageTemplateFactory(subject="Other")
+    )
+
+    messages_send_batch(campaign=campaign, customer_ids=pks(customers))
+
+    for message in Message.objects.filter(campaign=campaign):
+        assert message.variant_id in (a.pk, b.pk)
+        assert message.idempotency_key == (
+            f"{campaign.pk}:{message.variant_id}:{message.customer_id}:email"
+        )
+    subjects = Counter(r.json()["subject"] for r in sendgrid_stand_in.requests)
+    assert sum(subjects.values()) == 6
+
+
+def test_render_error_fails_that_recipient_only(sendgrid_stand_in):
+    good = recipients(2, attributes={"code": "X1"})
+    bad = recipients(1, prefix="bad")[0]
+    template = MessageTemplateFactory(body="Your code {{ customer.attributes.code }}")
+    campaign = sending_campaign([*good, bad], template=template)
+
+    result = messages_send_batch(campaign=campaign, customer_ids=[*pks(good), bad.pk])
+
+    assert result == BatchResult(sent=2, failed=1)
+    failed = Message.objects.get(campaign=campaign, customer=bad)
+    assert (failed.status, failed.skip_reason) == ("failed", "render_error")
+    assert "code" in failed.error
+    assert sent_to(sendgrid_stand_in) == Counter({c.email: 1 for c in good})
+
+
+def test_429_then_success_is_sent_once_after_the_retry(sendgrid_stand_in):
+    (customer,) = recipients(1)
+    campaign = sending_campaign([customer])
+    sendgrid_stand_in.fail_next(1, 429, retry_after=0)
+
+    result = messages_send_batch(campaign=campaign, customer_ids=[customer.pk])
+
+    message = Message.objects.get(campaign=campaign)
+    assert result == BatchResult(retrying=1)
+    assert (message.status, message.attempts) == ("queued", 1)
+    assert "429" in message.error
+
+    assert message_send(message_id=message.pk) == "sent"
+    assert message_send(message_id=message.pk) == "sent"  # a redelivered retry: nothing
+
+    message.refresh_from_db()
+    assert (message.status, message.attempts, message.error) == ("sent", 2, "")
+    assert len(sendgrid_stand_in.requests) == 2
+    assert {r.json()["custom_args"]["message_id"] for r in sendgrid_stand_in.requests} == {
+        message.idempotency_key
+    }
+
+
+def test_transient_errors_give_up_after_max_attempts(sendgrid_stand_in):
+    (customer,) = recipients(1)
+    campaign = sending_campaign([customer])
+    sendgrid_stand_in.fail_next(5, 503)
+
+    messages_send_batch(campaign=campaign, customer_ids=[customer.pk])
+    message = Message.objects.get(campaign=campaign)
+    statuses = [message_send(message_id=message.pk) for _ in range(5)]
+
+    assert statuses == ["queued", "queued", "queued", "failed", "failed"]
+    message.refresh_from_db()
+    assert (message.status, message.attempts) == ("failed", 5)
+    assert message.error.startswith("gave up")
+    assert len(sendgrid_stand_in.requests) == 5
+
+
+def test_permanent_invalid_address_fails_and_marks_the_endpoint_bounced(sendgrid_stand_in):
+    good, bad = recipients(2)
+    campaign = sending_campaign([good, bad])
+    sendgrid_stand_in.fail_for(bad.email, 400)
+
+    result = messages_send_batch(campaign=campaign, customer_ids=[good.pk, bad.pk])
+
+    assert result == BatchResult(sent=1, failed=1)
+    failed = Message.objects.get(campaign=campaign, customer=bad)
+    assert failed.status == "failed"
+    assert "valid address" in failed.error
+    assert ChannelEndpoint.objects.get(customer=bad).attributes == {"bounced": True}
+    assert ChannelEndpoint.objects.get(customer=good).attributes == {}
+
+
+def test_quiet_hours_skip_in_the_recipients_timezone(sendgrid_stand_in):
+    hour = timezone.now().hour
+    in_utc = recipients(1, prefix="utc", timezone="UTC")[0]
+    in_tokyo = recipients(1, prefix="tokyo", timezone="Asia/Tokyo")[0]
+    campaign = sending_campaign(
+        [in_utc, in_tokyo], quiet_hours_start=hour, quiet_hours_end=(hour + 1) % 24
+    )
+
+    result = messages_send_batch(campaign=campaign, customer_ids=[in_utc.pk, in_tokyo.pk])
+
+    assert result == BatchResult(sent=1, skipped=1)
+    assert Message.objects.get(customer=in_utc).skip_reason == "quiet_hours"
+    assert sent_to(sendgrid_stand_in) == Counter({in_tokyo.email: 1})
+
+
+@pytest.mark.parametrize(
+    ("hour", "start", "end", "quiet"),
+    [(23, 22, 8, True), (7, 22, 8, True), (8, 22, 8, False), (12, 9, 17, True), (5, 5, 5, False)],
+)
+def test_quiet_at(hour, start, end, quiet):
+    assert quiet_at(hour, start=start, end=end) is quiet
+
+
+def test_stale_sending_row_is_counted_lost_and_never_resent(sendgrid_stand_in, settings):
+    settings.MESSAGE_SEND_LEASE_SECONDS = 60
+    crashed, in_flight, fresh = recipients(3)
+    campaign = sending_campaign([crashed, in_flight, fresh])
+    now = timezone.now()
+    for customer, claimed in ((crashed, now - dt.timedelta(minutes=5)), (in_flight, now)):
+        Message.objects.create(
+            campaign=campaign,
+            customer=customer,
+            channel="email",
+            address=customer.email,
+            idempotency_key=f"{campaign.pk}:0:{customer.pk}:email",
+            status="sending",
+            attempts=1,
+            claimed_at=claimed,
+        )
+
+    result = messages_send_batch(campaign=campaign, customer_ids=pks([crashed, in_flight, fresh]))
+
+    assert result == BatchResult(sent=1, lost=1)
+    assert sent_to(sendgrid_stand_in) == Counter({fresh.email: 1})
+    statuses = dict(Message.objects.filter(campaign=campaign).values_list("customer_id", "status"))
+    assert statuses == {crashed.pk: "failed", in_flight.pk: "sending", fresh.pk: "sent"}
+    assert Message.objects.get(customer=crashed).error == LOST_ERROR
+    assert campaign_message_counts(campaign=campaign) == {
+        "failed": 1,
+        "sending": 1,
+        "sent": 1,
+        "lost": 1,
+    }
+
+
+def test_a_queued_row_left_by_a_crash_before_the_claim_is_sent_once(sendgrid_stand_in):
+    (customer,) = recipients(1)
+    campaign = sending_campaign([customer])
+    Message.objects.create(
+        campaign=campaign,
+        customer=customer,
+        channel="email",
+        address=customer.email,
+        idempotency_key=f"{campaign.pk}:0:{customer.pk}:email",
+    )
+
+    assert messages_send_batch(campaign=campaign, customer_ids=[customer.pk]) == BatchResult(sent=1)
+    assert messages_send_batch(campaign=campaign, customer_ids=[customer.pk]) == BatchResult()
+    assert len(sendgrid_stand_in.requests) == 1
+
+
+def test_a_paused_campaign_sends_nothing(sendgrid_stand_in):
+    customers = recipients(2)
+    campaign = sending_campaign(customers, status="paused")
+
+    assert messages_send_batch(campaign=campaign, customer_ids=pks(customers)) == BatchResult()
+    assert sendgrid_stand_in.requests == []
+    assert not Message.objects.exists()
+
+
+def test_launch_moves_draft_to_sending_and_enqueues_after_commit(
+    django_capture_on_commit_callbacks,
+):
+    campaign = CampaignFactory(status="draft")
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        campaign_launch(campaign=campaign)
+
+    campaign.refresh_from_db()
+    assert campaign.status == "sending"
+    assert campaign.started_at is not None
+    assert len(callbacks) == 1
+
+
+@pytest.mark.parametrize("status", ["sending", "paused", "done"])
+def test_launch_refuses_a_campaign_not_in_draft_or_scheduled(
+    status, django_capture_on_commit_callbacks
+):
+    campaign = CampaignFactory(status=status)
+
+    with (
+        django_capture_on_commit_callbacks(execute=False) as callbacks,
+        pytest.raises(CampaignNotLaunchableError),
+    ):
+        campaign_launch(campaign=campaign)
+
+    campaign.refresh_from_db()
+    assert (campaign.status, campaign.started_at) == (status, None)
+    assert callbacks == []
+
+
+@pytest.fixture
+def worker_sendgrid_env(sendgrid_stand_in, monkeypatch):
+    """The worker subprocess reads its settings from the environment."""
+    for name, value in {
+        "SENDGRID_API_KEY": "SG.test-key",
+        "SENDGRID_API_HOST": sendgrid_stand_in.url,
+        "SENDGRID_FROM_EMAIL": "news@shop.example",
+        "CAMPAIGN_EMAIL_BACKEND": "sendgrid",
+        "DISPATCH_BATCH_SIZE": "20",
+    }.items():
+        monkeypatch.setenv(name, value)
+    return sendgrid_stand_in
+
+
+@pytest.mark.django_db(transaction=True)
+def test_campaign_of_50_sent_end_to_end_by_the_worker_exactly_once(
+    worker_sendgrid_env, celery_worker_process
+):
+    customers = recipients(50, prefix="e2e")
+    campaign = sending_campaign(customers, name="End to end", status="draft")
+
+    campaign_launch(campaign=campaign)
+
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        done = Campaign.objects.get(pk=campaign.pk).status == "done"
+        if done and Message.objects.filter(campaign=campaign, status="sent").count() == 50:
+            break
+        time.sleep(0.2)
+    assert Message.objects.filter(campaign=campaign, status="sent").count() == 50
+    assert Campaign.objects.get(pk=campaign.pk).status == "done"
+    assert sent_to(worker_sendgrid_env) == Counter({c.email: 1 for c in customers})
+    assert Customer.objects.count() == 50

@@ -386,7 +386,7 @@ def messages_send_batch(*, campaign: Campaign | int, customer_ids: list[int]) ->
             )
         rows.append(row)
 
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         Message.objects.bulk_create(rows, ignore_conflicts=True)
         claimed = list(
             Message.objects.select_for_update(of=("self",), skip_locked=True)
@@ -400,9 +400,21 @@ def messages_send_batch(*, campaign: Campaign | int, customer_ids: list[int]) ->
     for row in rows:
         if row.status != MessageStatus.QUEUED:
             counts[row.status] += 1
-    for message in claimed:
-        message.attempts += 1
-        counts[_deliver(message, rendered[message.idempotency_key], campaign=campaign)] += 1
+    attempted = 0
+    try:
+        provider = provider_for(channel) if claimed else None
+        for message in claimed:
+            attempted += 1
+            message.attempts += 1
+            counts[_deliver(message, rendered[message.idempotency_key], provider=provider)] += 1
+    except BaseException:
+        # Whatever happened to the message in hand is unknown (it stays `sending` until its
+        # lease runs out); the ones after it never reached a provider, so they go back.
+        untouched = [m.pk for m in claimed[attempted:]]
+        Message.objects.filter(pk__in=untouched, status=MessageStatus.SENDING).update(
+            status=MessageStatus.QUEUED, attempts=F("attempts") - 1, claimed_at=None
+        )
+        raise
     result = BatchResult(
         sent=counts[MessageStatus.SENT],
         skipped=counts[MessageStatus.SKIPPED],
@@ -420,7 +432,7 @@ def messages_send_batch(*, campaign: Campaign | int, customer_ids: list[int]) ->
 # --- one message ----------------------------------------------------------------------------
 
 
-def _outbound(message: Message, rendered: RenderedMessage, campaign: Campaign) -> OutboundMessage:
+def _outbound(message: Message, rendered: RenderedMessage) -> OutboundMessage:
     headers: dict[str, str] = {}
     links = _links(message.customer_id, message.channel)
     if message.channel == "email":
@@ -428,7 +440,7 @@ def _outbound(message: Message, rendered: RenderedMessage, campaign: Campaign) -
             "List-Unsubscribe": f"<{links.unsubscribe_url}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         }
-    custom_args = {"campaign_id": str(campaign.pk)}
+    custom_args = {"campaign_id": str(message.campaign_id)}
     if rendered.url:
         custom_args["url"] = rendered.url
     return OutboundMessage(
@@ -439,18 +451,17 @@ def _outbound(message: Message, rendered: RenderedMessage, campaign: Campaign) -
         html=rendered.html,
         text=rendered.text,
         headers=headers,
-        categories=(f"campaign-{campaign.pk}",),
+        categories=(f"campaign-{message.campaign_id}",),
         custom_args=custom_args,
     )
 
 
-def _deliver(message: Message, rendered: RenderedMessage, *, campaign: Campaign) -> str:
+def _deliver(message: Message, rendered: RenderedMessage, *, provider: Any) -> str:
     """Send one claimed (`sending`) message; returns the status it ends in."""
-    provider = provider_for(message.channel)
     claimed = Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING)
     try:
         rate_limiter_for(provider.name).take()
-        result = provider.send(_outbound(message, rendered, campaign))
+        result = provider.send(_outbound(message, rendered))
     except ProviderTransientError as exc:
         if message.attempts >= MAX_SEND_ATTEMPTS:
             claimed.update(status=MessageStatus.FAILED, error=f"gave up: {exc}")
@@ -478,7 +489,7 @@ def message_send(*, message_id: int) -> str:
     the status the message ends in."""
     now = timezone.now()
     messages_expire_stale(queryset=Message.objects.filter(pk=message_id), now=now)
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         message = (
             Message.objects.select_for_update(of=("self",), skip_locked=True)
             .select_related("campaign__template", "variant__template")
@@ -508,7 +519,14 @@ def message_send(*, message_id: int) -> str:
             status=MessageStatus.FAILED, skip_reason=SkipReason.RENDER_ERROR, error=str(exc)
         )
         return MessageStatus.FAILED
-    return _deliver(message, rendered, campaign=campaign)
+    try:
+        provider = provider_for(message.channel)
+    except BaseException:
+        Message.objects.filter(pk=message.pk).update(
+            status=MessageStatus.QUEUED, attempts=F("attempts") - 1, claimed_at=None
+        )
+        raise
+    return _deliver(message, rendered, provider=provider)
 
 
 def campaign_message_counts(*, campaign: Campaign) -> dict[str, int]:

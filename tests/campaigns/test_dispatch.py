@@ -6,6 +6,8 @@ import time
 from collections import Counter
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
 from django.utils import timezone
 
 from campaigns.dispatch import (
@@ -376,6 +378,42 @@ def test_a_queued_row_left_by_a_crash_before_the_claim_is_sent_once(sendgrid_sta
     assert messages_send_batch(campaign=campaign, customer_ids=[customer.pk]) == BatchResult(sent=1)
     assert messages_send_batch(campaign=campaign, customer_ids=[customer.pk]) == BatchResult()
     assert len(sendgrid_stand_in.requests) == 1
+
+
+def test_a_provider_configuration_error_puts_the_claims_back_and_a_rerun_sends_once(
+    sendgrid_stand_in, settings
+):
+    customers = recipients(3)
+    campaign = sending_campaign(customers)
+    settings.CAMPAIGN_EMAIL_BACKEND = "carrier-pigeon"
+
+    with pytest.raises(ImproperlyConfigured):
+        messages_send_batch(campaign=campaign, customer_ids=pks(customers))
+
+    rows = list(
+        Message.objects.filter(campaign=campaign)
+        .order_by("customer_id")
+        .values_list("status", "attempts")
+    )
+    assert rows == [("queued", 0)] * 3
+    assert sendgrid_stand_in.requests == []
+
+    settings.CAMPAIGN_EMAIL_BACKEND = "sendgrid"
+    again = messages_send_batch(campaign=campaign, customer_ids=pks(customers))
+
+    assert again == BatchResult(sent=3)
+    assert sent_to(sendgrid_stand_in) == Counter({c.email: 1 for c in customers})
+
+
+def test_batch_refuses_to_run_inside_an_open_transaction(sendgrid_stand_in):
+    customers = recipients(1)
+    campaign = sending_campaign(customers)
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        messages_send_batch(campaign=campaign, customer_ids=pks(customers))
+
+    assert not Message.objects.exists()
+    assert sendgrid_stand_in.requests == []
 
 
 def test_a_paused_campaign_sends_nothing(sendgrid_stand_in):

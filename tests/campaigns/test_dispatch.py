@@ -2,12 +2,13 @@
 reasons, retries, bounces, and one campaign end to end through a real Celery worker."""
 
 import datetime as dt
+import threading
 import time
 from collections import Counter
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from campaigns.dispatch import (
@@ -454,6 +455,30 @@ def test_launch_refuses_a_campaign_not_in_draft_or_scheduled(
     campaign.refresh_from_db()
     assert (campaign.status, campaign.started_at) == (status, None)
     assert callbacks == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_batch_run_by_two_workers_at_once_sends_each_message_once(sendgrid_stand_in):
+    customers = recipients(30)
+    campaign = sending_campaign(customers)
+    results = []
+
+    def run():
+        try:
+            results.append(messages_send_batch(campaign=campaign.pk, customer_ids=pks(customers)))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(results) == 2
+    assert sum(r.sent for r in results) == 30
+    assert sent_to(sendgrid_stand_in) == Counter({c.email: 1 for c in customers})
+    assert Message.objects.filter(campaign=campaign, status="sent").count() == 30
 
 
 @pytest.fixture

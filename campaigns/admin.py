@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 
-from campaigns.models import Campaign, MessageTemplate
+from campaigns.models import Campaign, CampaignVariant, Message, MessageTemplate
 from campaigns.template_services import TEMPLATE_FIELDS
 from campaigns.templating import template_compile
 
@@ -42,3 +42,28 @@ class CampaignAdmin(admin.ModelAdmin):
     search_fields = ["name", "segment__name", "template__name"]
     list_select_related = ["segment", "template"]
     date_hierarchy = "created_at"
+
+
+@admin.register(CampaignVariant)
+class CampaignVariantAdmin(admin.ModelAdmin):
+    list_display = ["campaign", "name", "template", "weight"]
+    list_select_related = ["campaign", "template"]
+    search_fields = ["campaign__name", "name"]
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    """Read-only: messages are written by dispatch alone (the idempotency key is the record
+    that a message was or may have been sent)."""
+
+    list_display = ["idempotency_key", "channel", "status", "skip_reason", "attempts", "sent_at"]
+    list_filter = ["status", "skip_reason", "channel"]
+    search_fields = ["idempotency_key", "address", "provider_message_id"]
+    raw_id_fields = ["campaign", "variant", "customer"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

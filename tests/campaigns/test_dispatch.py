@@ -514,3 +514,21 @@ def test_campaign_of_50_sent_end_to_end_by_the_worker_exactly_once(
     assert Campaign.objects.get(pk=campaign.pk).status == "done"
     assert sent_to(worker_sendgrid_env) == Counter({c.email: 1 for c in customers})
     assert Customer.objects.count() == 50
+
+
+def test_admin_lists_messages_and_refuses_edits(admin_client, sendgrid_stand_in):
+    customers = recipients(2)
+    campaign = sending_campaign(customers)
+    messages_send_batch(campaign=campaign, customer_ids=pks(customers))
+    message = Message.objects.order_by("pk").first()
+
+    listing = admin_client.get("/admin/campaigns/message/")
+    change = admin_client.post(
+        f"/admin/campaigns/message/{message.pk}/change/", {"status": "queued"}
+    )
+
+    assert listing.status_code == 200
+    assert message.idempotency_key in listing.content.decode()
+    assert change.status_code == 403
+    message.refresh_from_db()
+    assert message.status == "sent"

@@ -13,9 +13,11 @@
 The protocol for one message:
 1. Decide: global control group, campaign holdout (deterministic hashes), consent and a
    reachable endpoint, frequency caps (sent messages in the last CAMPAIGN_FREQUENCY_DAYS, overall
-   and on the channel), quiet hours in the recipient's timezone. A recipient who fails any
-   check gets a `skipped` row with the reason (tracked, never sent). Quiet hours skip; they do
-   not defer (a deferral of hours would outlive the broker's visibility timeout).
+   and on the channel). A recipient who fails any check gets a `skipped` row with the reason
+   (tracked, never sent). A recipient inside the campaign's quiet hours (their timezone) gets
+   no row yet: they are deferred to a batch of their own, enqueued to run when the quiet hours
+   end (in steps of at most DEFER_MAX_SECONDS, below the broker's visibility timeout), which
+   decides again from the start, caps included.
 2. Render; a render error is that recipient's `failed` row, nothing is sent.
 3. INSERT the row with its unique idempotency key `campaign:variant:customer:channel`
    (ON CONFLICT DO NOTHING) and commit: a row that exists already is never decided again.
@@ -52,7 +54,7 @@ from campaigns.dispatch_rules import (
     cap_reached,
     in_global_control,
     in_holdout,
-    quiet_at,
+    quiet_seconds_left,
     variant_index,
 )
 from campaigns.errors import CampaignNotLaunchableError, CampaignNotReadyError
@@ -98,6 +100,9 @@ logger = logging.getLogger(__name__)
 MAX_SEND_ATTEMPTS = 5
 LOST_ERROR = "unknown after crash: the worker died after claiming it; not sent again"
 LAUNCHABLE = (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED)
+# Countdowns stay below the Redis visibility timeout (3600 s), or the task would be delivered
+# twice; a longer quiet period is waited out in several steps.
+DEFER_MAX_SECONDS = 3000
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,7 @@ class BatchResult:
     failed: int = 0
     retrying: int = 0
     lost: int = 0
+    deferred: int = 0
 
 
 # --- launch and fan-out ---------------------------------------------------------------------
@@ -203,12 +209,18 @@ def _variants(campaign: Campaign) -> list[tuple[CampaignVariant | None, MessageT
     return [(None, campaign.template)]
 
 
-def _local_hour(tz_name: str, now: Any) -> int:
+def _quiet_for(campaign: Campaign, tz_name: str, now: Any) -> int:
+    """Seconds until the recipient's quiet hours end (0: not quiet now)."""
     try:
         zone = zoneinfo.ZoneInfo(tz_name or settings.CAMPAIGN_DEFAULT_TIMEZONE)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         zone = zoneinfo.ZoneInfo(settings.CAMPAIGN_DEFAULT_TIMEZONE)
-    return now.astimezone(zone).hour
+    local = now.astimezone(zone)
+    return quiet_seconds_left(
+        local.hour * 3600 + local.minute * 60 + local.second,
+        start=campaign.quiet_hours_start,
+        end=campaign.quiet_hours_end,
+    )
 
 
 def _addresses(customer_ids: list[int], channel: str) -> tuple[dict[int, str], set[int]]:
@@ -259,8 +271,6 @@ def _skip_reason(
     opted_out: set[int],
     overall: dict,
     on_channel: dict,
-    tz_name: str,
-    now: Any,
 ) -> str:
     if in_global_control(customer_id=customer_id, percent=settings.CAMPAIGN_GLOBAL_CONTROL_PERCENT):
         return SkipReason.GLOBAL_CONTROL
@@ -279,12 +289,6 @@ def _skip_reason(
         cap_per_channel=settings.CAMPAIGN_FREQUENCY_CAP_PER_CHANNEL,
     ):
         return SkipReason.FREQUENCY_CAP
-    if quiet_at(
-        _local_hour(tz_name, now),
-        start=campaign.quiet_hours_start,
-        end=campaign.quiet_hours_end,
-    ):
-        return SkipReason.QUIET_HOURS
     return ""
 
 
@@ -332,6 +336,7 @@ def messages_send_batch(*, campaign: Campaign | int, customer_ids: list[int]) ->
 
     rows: list[Message] = []
     rendered: dict[str, RenderedMessage] = {}
+    deferred: dict[int, list[int]] = defaultdict(list)
     for customer_id in ids:
         if customer_id not in customers:
             continue
@@ -363,12 +368,14 @@ def messages_send_batch(*, campaign: Campaign | int, customer_ids: list[int]) ->
                 opted_out=opted_out,
                 overall=overall,
                 on_channel=on_channel,
-                tz_name=customers[customer_id],
-                now=now,
             )
             if reason:
                 row.status, row.skip_reason = MessageStatus.SKIPPED, reason
                 rows.append(row)
+                continue
+            quiet = _quiet_for(campaign, customers[customer_id], now)
+            if quiet:
+                deferred[min(quiet, DEFER_MAX_SECONDS)].append(customer_id)
                 continue
         else:
             row.address = existing[customer_id][1]
@@ -396,6 +403,8 @@ def messages_send_batch(*, campaign: Campaign | int, customer_ids: list[int]) ->
         Message.objects.filter(pk__in=[m.pk for m in claimed]).update(
             status=MessageStatus.SENDING, claimed_at=now, attempts=F("attempts") + 1
         )
+    for countdown, deferred_ids in sorted(deferred.items()):
+        messages_send_batch_task.apply_async((campaign.pk, deferred_ids), countdown=countdown)
     counts: dict[str, int] = defaultdict(int)
     for row in rows:
         if row.status != MessageStatus.QUEUED:
@@ -421,6 +430,7 @@ def messages_send_batch(*, campaign: Campaign | int, customer_ids: list[int]) ->
         failed=counts[MessageStatus.FAILED],
         retrying=counts[MessageStatus.QUEUED],
         lost=lost,
+        deferred=sum(len(v) for v in deferred.values()),
     )
     logger.info(
         "campaign batch sent",

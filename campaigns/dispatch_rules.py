@@ -54,6 +54,14 @@ def quiet_at(hour: int, *, start: int | None, end: int | None) -> bool:
     return hour >= start or hour < end
 
 
+def quiet_seconds_left(second_of_day: int, *, start: int | None, end: int | None) -> int:
+    """Seconds from `second_of_day` (local) until the quiet hours end; 0 when not quiet."""
+    hour = second_of_day // 3600
+    if not quiet_at(hour, start=start, end=end):
+        return 0
+    return ((end or 0) * 3600 - second_of_day) % 86_400
+
+
 def cap_reached(*, overall: int, on_channel: int, cap: int, cap_per_channel: int) -> bool:
     """Caps of 0 or less are off."""
     return (cap > 0 and overall >= cap) or (cap_per_channel > 0 and on_channel >= cap_per_channel)

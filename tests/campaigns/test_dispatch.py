@@ -19,7 +19,7 @@ from campaigns.dispatch import (
     message_send,
     messages_send_batch,
 )
-from campaigns.dispatch_rules import in_holdout, quiet_at, variant_index
+from campaigns.dispatch_rules import in_holdout, quiet_at, quiet_seconds_left, variant_index
 from campaigns.errors import CampaignNotLaunchableError
 from campaigns.models import Campaign, CampaignVariant, Message
 from profiles.models import ChannelEndpoint, Consent, Customer
@@ -310,7 +310,7 @@ def test_permanent_invalid_address_fails_and_marks_the_endpoint_bounced(sendgrid
     assert ChannelEndpoint.objects.get(customer=good).attributes == {}
 
 
-def test_quiet_hours_skip_in_the_recipients_timezone(sendgrid_stand_in):
+def test_quiet_hours_defer_in_the_recipients_timezone(sendgrid_stand_in):
     hour = timezone.now().hour
     in_utc = recipients(1, prefix="utc", timezone="UTC")[0]
     in_tokyo = recipients(1, prefix="tokyo", timezone="Asia/Tokyo")[0]
@@ -320,9 +320,17 @@ def test_quiet_hours_skip_in_the_recipients_timezone(sendgrid_stand_in):
 
     result = messages_send_batch(campaign=campaign, customer_ids=[in_utc.pk, in_tokyo.pk])
 
-    assert result == BatchResult(sent=1, skipped=1)
-    assert Message.objects.get(customer=in_utc).skip_reason == "quiet_hours"
+    assert result == BatchResult(sent=1, deferred=1)
+    assert not Message.objects.filter(customer=in_utc).exists()
     assert sent_to(sendgrid_stand_in) == Counter({in_tokyo.email: 1})
+
+    # The deferred batch, run once the quiet hours are over, decides and sends.
+    Campaign.objects.filter(pk=campaign.pk).update(quiet_hours_start=None, quiet_hours_end=None)
+    campaign.refresh_from_db()
+    later = messages_send_batch(campaign=campaign, customer_ids=[in_utc.pk])
+
+    assert later == BatchResult(sent=1)
+    assert sent_to(sendgrid_stand_in) == Counter({in_tokyo.email: 1, in_utc.email: 1})
 
 
 @pytest.mark.parametrize(
@@ -331,6 +339,21 @@ def test_quiet_hours_skip_in_the_recipients_timezone(sendgrid_stand_in):
 )
 def test_quiet_at(hour, start, end, quiet):
     assert quiet_at(hour, start=start, end=end) is quiet
+
+
+@pytest.mark.parametrize(
+    ("local", "start", "end", "left"),
+    [
+        ("23:30:00", 22, 8, 8 * 3600 + 1800),
+        ("07:59:30", 22, 8, 30),
+        ("08:00:00", 22, 8, 0),
+        ("12:15:00", 12, 13, 2700),
+        ("12:15:00", None, None, 0),
+    ],
+)
+def test_quiet_seconds_left(local, start, end, left):
+    h, m, sec = (int(x) for x in local.split(":"))
+    assert quiet_seconds_left(h * 3600 + m * 60 + sec, start=start, end=end) == left
 
 
 def test_stale_sending_row_is_counted_lost_and_never_resent(sendgrid_stand_in, settings):

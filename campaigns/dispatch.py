@@ -494,6 +494,18 @@ def _deliver(message: Message, rendered: RenderedMessage, *, provider: Any) -> s
     return MessageStatus.SENT
 
 
+def _reachable_now(message: Message) -> str:
+    """Consent and the address checked again before a retry: "" or the skip reason."""
+    customer_id, channel = message.customer_id, message.channel
+    consented = consent_filter(customer_ids=[customer_id], purpose=CHANNEL_PURPOSE[channel])
+    addresses, opted_out = _addresses([customer_id], channel)
+    if customer_id not in consented or customer_id in opted_out:
+        return SkipReason.CONSENT
+    if customer_id not in addresses:
+        return SkipReason.NO_ENDPOINT
+    return ""
+
+
 def message_send(*, message_id: int) -> str:
     """Send one `queued` message again (a retry); anything else is left as it is. Returns
     the status the message ends in."""
@@ -509,6 +521,13 @@ def message_send(*, message_id: int) -> str:
         if message is None:
             status = Message.objects.filter(pk=message_id).values_list("status", flat=True)
             return status.first() or ""
+        if message.campaign.status == CampaignStatus.PAUSED:
+            return MessageStatus.QUEUED  # resuming runs the batches again, which send it
+        reason = _reachable_now(message)
+        if reason:
+            message.status, message.skip_reason = MessageStatus.SKIPPED, reason
+            message.save(update_fields=["status", "skip_reason"])
+            return MessageStatus.SKIPPED
         message.status, message.claimed_at = MessageStatus.SENDING, now
         message.attempts += 1
         message.save(update_fields=["status", "claimed_at", "attempts"])

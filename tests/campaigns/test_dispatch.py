@@ -279,6 +279,36 @@ def test_429_then_success_is_sent_once_after_the_retry(sendgrid_stand_in):
     }
 
 
+def test_a_retry_checks_consent_again(sendgrid_stand_in):
+    (customer,) = recipients(1)
+    campaign = sending_campaign([customer])
+    sendgrid_stand_in.fail_next(1, 503)
+    messages_send_batch(campaign=campaign, customer_ids=[customer.pk])
+    Consent.objects.filter(customer=customer).update(granted=False)
+    message = Message.objects.get(campaign=campaign)
+
+    assert message_send(message_id=message.pk) == "skipped"
+
+    message.refresh_from_db()
+    assert (message.status, message.skip_reason, message.attempts) == ("skipped", "consent", 1)
+    assert len(sendgrid_stand_in.requests) == 1
+
+
+def test_a_retry_of_a_paused_campaign_waits(sendgrid_stand_in):
+    (customer,) = recipients(1)
+    campaign = sending_campaign([customer])
+    sendgrid_stand_in.fail_next(1, 503)
+    messages_send_batch(campaign=campaign, customer_ids=[customer.pk])
+    Campaign.objects.filter(pk=campaign.pk).update(status="paused")
+    message = Message.objects.get(campaign=campaign)
+
+    assert message_send(message_id=message.pk) == "queued"
+
+    message.refresh_from_db()
+    assert (message.status, message.attempts) == ("queued", 1)
+    assert len(sendgrid_stand_in.requests) == 1
+
+
 def test_transient_errors_give_up_after_max_attempts(sendgrid_stand_in):
     (customer,) = recipients(1)
     campaign = sending_campaign([customer])

@@ -57,7 +57,11 @@ from campaigns.dispatch_rules import (
     quiet_seconds_left,
     variant_index,
 )
-from campaigns.errors import CampaignNotLaunchableError, CampaignNotReadyError
+from campaigns.errors import (
+    CampaignNotLaunchableError,
+    CampaignNotReadyError,
+    CampaignStatusError,
+)
 from campaigns.models import (
     Campaign,
     CampaignStatus,
@@ -139,6 +143,54 @@ def campaign_launch(*, campaign: Campaign | int) -> Campaign:
         transaction.on_commit(lambda: campaign_dispatch_page_task.delay(pk, 0))
     logger.info("campaign launched", extra={"campaign": pk})
     return locked
+
+
+def campaign_pause(*, campaign: Campaign | int) -> Campaign:
+    """sending -> paused: pages and batches not yet run do nothing, retries wait."""
+    return _campaign_transition(campaign, CampaignStatus.SENDING, CampaignStatus.PAUSED)
+
+
+def campaign_resume(*, campaign: Campaign | int) -> Campaign:
+    """paused -> sending, and the fan-out again from the first page: recipients already
+    recorded are not decided or sent again, queued ones are sent."""
+    resumed = _campaign_transition(campaign, CampaignStatus.PAUSED, CampaignStatus.SENDING)
+    pk = resumed.pk
+    transaction.on_commit(lambda: campaign_dispatch_page_task.delay(pk, 0))
+    return resumed
+
+
+def _campaign_transition(campaign: Campaign | int, source: str, target: str) -> Campaign:
+    pk = campaign.pk if isinstance(campaign, Campaign) else campaign
+    with transaction.atomic():
+        locked = campaign_qs_for_update().get(pk=pk)
+        if locked.status != source:
+            raise CampaignStatusError(
+                f"Campaign {locked.name!r} is {locked.status}, not {source}.",
+                extra={"status": locked.status},
+            )
+        locked.status = target
+        locked.save(update_fields=["status", "updated_at"])
+    logger.info("campaign status", extra={"campaign": pk, "status": target})
+    return locked
+
+
+def campaigns_launch_due(*, now: Any = None) -> int:
+    """Launch every scheduled campaign whose time has come (beat, every minute)."""
+    now = now or timezone.now()
+    due = Campaign.objects.filter(
+        status=CampaignStatus.SCHEDULED, scheduled_at__lte=now
+    ).values_list("pk", flat=True)
+    launched = 0
+    for pk in list(due):
+        try:
+            campaign_launch(campaign=pk)
+        except (CampaignNotLaunchableError, CampaignNotReadyError) as exc:
+            logger.warning(
+                "scheduled campaign not launched", extra={"campaign": pk, "why": str(exc)}
+            )
+            continue
+        launched += 1
+    return launched
 
 
 def campaign_audience_page(*, campaign: Campaign, after_pk: int, limit: int) -> list[int]:
@@ -311,6 +363,8 @@ def messages_send_batch(*, campaign: Campaign | int, customer_ids: list[int]) ->
     audience). Safe to run again with the same ids: nothing already recorded is resent."""
     if not isinstance(campaign, Campaign):
         campaign = Campaign.objects.select_related("template").get(pk=campaign)
+    else:
+        campaign.refresh_from_db(fields=["status"])  # paused since the caller read it?
     if campaign.status != CampaignStatus.SENDING or not customer_ids:
         return BatchResult()
     now = timezone.now()

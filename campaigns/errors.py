@@ -7,3 +7,7 @@ class CampaignNotLaunchableError(ConflictError):
 
 class CampaignNotReadyError(ApplicationError):
     code = "campaign_not_ready"
+
+
+class CampaignStatusError(ConflictError):
+    code = "campaign_status_conflict"

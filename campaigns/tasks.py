@@ -29,3 +29,12 @@ def message_send_task(message_id: int) -> None:
 
     status = message_send(message_id=message_id)
     logger.info("message retried", extra={"message": message_id, "status": status})
+
+
+@shared_task(name="campaigns.campaigns_launch_due")
+def campaigns_launch_due_task() -> None:
+    from campaigns.dispatch import campaigns_launch_due
+
+    launched = campaigns_launch_due()
+    if launched:
+        logger.info("scheduled campaigns launched", extra={"count": launched})

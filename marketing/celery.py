@@ -76,6 +76,11 @@ app.conf.beat_schedule = {
         "task": "profiles.segments_refresh_all",
         "schedule": crontab(minute="*/15"),
     },
+    # every minute: launch the scheduled campaigns whose time has come
+    "campaigns-launch-due": {
+        "task": "campaigns.campaigns_launch_due",
+        "schedule": crontab(minute="*"),
+    },
     # every minute: beat records a heartbeat that /healthz and the dashboard show
     "marketing-beat-heartbeat": {
         "task": "marketing.beat_heartbeat",

@@ -16,11 +16,14 @@ from campaigns.dispatch import (
     BatchResult,
     campaign_launch,
     campaign_message_counts,
+    campaign_pause,
+    campaign_resume,
+    campaigns_launch_due,
     message_send,
     messages_send_batch,
 )
 from campaigns.dispatch_rules import in_holdout, quiet_at, quiet_seconds_left, variant_index
-from campaigns.errors import CampaignNotLaunchableError
+from campaigns.errors import CampaignNotLaunchableError, CampaignStatusError
 from campaigns.models import Campaign, CampaignVariant, Message
 from profiles.models import ChannelEndpoint, Consent, Customer
 from profiles.segments.services import segment_create_static
@@ -532,6 +535,47 @@ def test_the_same_batch_run_by_two_workers_at_once_sends_each_message_once(sendg
     assert sum(r.sent for r in results) == 30
     assert sent_to(sendgrid_stand_in) == Counter({c.email: 1 for c in customers})
     assert Message.objects.filter(campaign=campaign, status="sent").count() == 30
+
+
+def test_pause_and_resume(django_capture_on_commit_callbacks, sendgrid_stand_in):
+    customers = recipients(2)
+    campaign = sending_campaign(customers)
+
+    campaign_pause(campaign=campaign)
+    assert messages_send_batch(campaign=campaign, customer_ids=pks(customers)) == BatchResult()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        campaign_resume(campaign=campaign)
+
+    campaign.refresh_from_db()
+    assert campaign.status == "sending"
+    assert len(callbacks) == 1
+    assert messages_send_batch(campaign=campaign, customer_ids=pks(customers)) == BatchResult(
+        sent=2
+    )
+
+
+def test_pause_refuses_a_campaign_not_sending():
+    campaign = CampaignFactory(status="draft")
+
+    with pytest.raises(CampaignStatusError):
+        campaign_pause(campaign=campaign)
+
+    campaign.refresh_from_db()
+    assert campaign.status == "draft"
+
+
+def test_scheduled_campaigns_launch_when_due(django_capture_on_commit_callbacks):
+    now = timezone.now()
+    due = CampaignFactory(status="scheduled", scheduled_at=now - dt.timedelta(minutes=1))
+    later = CampaignFactory(status="scheduled", scheduled_at=now + dt.timedelta(hours=1))
+    draft = CampaignFactory(status="draft", scheduled_at=now - dt.timedelta(hours=1))
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert campaigns_launch_due(now=now) == 1
+
+    statuses = dict(Campaign.objects.values_list("pk", "status"))
+    assert statuses == {due.pk: "sending", later.pk: "scheduled", draft.pk: "draft"}
+    assert len(callbacks) == 1
 
 
 @pytest.fixture

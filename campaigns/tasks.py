@@ -1,4 +1,5 @@
-"""Celery entry points of dispatch (campaigns/dispatch.py holds the logic). Each imports its
+"""Celery entry points of dispatch (campaigns/lifecycle.py and campaigns/dispatch.py hold
+the logic). Each imports its
 service in the body: dispatch enqueues these tasks, so a top-level import would be a cycle."""
 
 import logging
@@ -10,7 +11,7 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="campaigns.campaign_dispatch_page")
 def campaign_dispatch_page_task(campaign_id: int, after_pk: int) -> None:
-    from campaigns.dispatch import campaign_dispatch_page
+    from campaigns.lifecycle import campaign_dispatch_page
 
     count = campaign_dispatch_page(campaign_id=campaign_id, after_pk=after_pk)
     logger.info("campaign page", extra={"campaign": campaign_id, "after": after_pk, "n": count})
@@ -33,7 +34,7 @@ def message_send_task(message_id: int) -> None:
 
 @shared_task(name="campaigns.campaigns_launch_due")
 def campaigns_launch_due_task() -> None:
-    from campaigns.dispatch import campaigns_launch_due
+    from campaigns.lifecycle import campaigns_launch_due
 
     launched = campaigns_launch_due()
     if launched:

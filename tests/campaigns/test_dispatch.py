@@ -14,16 +14,18 @@ from django.utils import timezone
 from campaigns.dispatch import (
     LOST_ERROR,
     BatchResult,
-    campaign_launch,
     campaign_message_counts,
-    campaign_pause,
-    campaign_resume,
-    campaigns_launch_due,
     message_send,
     messages_send_batch,
 )
 from campaigns.dispatch_rules import in_holdout, quiet_at, quiet_seconds_left, variant_index
 from campaigns.errors import CampaignNotLaunchableError, CampaignStatusError
+from campaigns.lifecycle import (
+    campaign_launch,
+    campaign_pause,
+    campaign_resume,
+    campaigns_launch_due,
+)
 from campaigns.models import Campaign, CampaignVariant, Message
 from profiles.models import ChannelEndpoint, Consent, Customer
 from profiles.segments.services import segment_create_static

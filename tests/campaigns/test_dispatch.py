@@ -350,7 +350,10 @@ def test_quiet_hours_defer_in_the_recipients_timezone(sendgrid_stand_in):
     in_utc = recipients(1, prefix="utc", timezone="UTC")[0]
     in_tokyo = recipients(1, prefix="tokyo", timezone="Asia/Tokyo")[0]
     campaign = sending_campaign(
-        [in_utc, in_tokyo], quiet_hours_start=hour, quiet_hours_end=(hour + 1) % 24
+        # Three hours around now in UTC (no flake at an hour's turn); Tokyo is 9 hours ahead.
+        [in_utc, in_tokyo],
+        quiet_hours_start=(hour - 1) % 24,
+        quiet_hours_end=(hour + 2) % 24,
     )
 
     result = messages_send_batch(campaign=campaign, customer_ids=[in_utc.pk, in_tokyo.pk])

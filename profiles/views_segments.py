@@ -20,6 +20,7 @@ from profiles.models import Segment, SegmentKind
 from profiles.segments.detail import (
     segment_definition_rows,
     segment_history_chart,
+    segment_history_layout,
     segment_rules_in_words,
     segment_score_label,
     segment_used_by,
@@ -69,11 +70,13 @@ def _context(request: HtmxHttpRequest, segment: Segment, *, members_only: bool =
     }
     if members_only:
         return context
+    history = segment_history(segment=segment)
     return {
         **context,
         "rules_text": segment_rules_in_words(segment=segment),
         "definition_rows": segment_definition_rows(segment=segment),
-        "chart_json": json.dumps(segment_history_chart(snapshots=segment_history(segment=segment))),
+        "chart_json": json.dumps(segment_history_chart(snapshots=history)),
+        "chart_layout": json.dumps(segment_history_layout(snapshots=history)),
         "used_by": segment_used_by(segment=segment),
         "since": _stamp(segment.counted_at),
         # A rule segment just saved is counted by the worker a moment later: poll until then

@@ -3,6 +3,8 @@ size history as a plotly figure."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from profiles.models import Segment, SegmentKind, SegmentSnapshot
 from profiles.segments.rules import rules_describe, rules_segment_refs
 from profiles.segments.selectors import segment_rule_users
@@ -72,6 +74,20 @@ def segment_definition_rows(*, segment: Segment) -> list[tuple[str, object]]:
     return rows
 
 
+def segment_history_layout(*, snapshots: list[SegmentSnapshot]) -> dict:
+    """The chart's layout; a single count is shown within a day around it (plotly would
+    otherwise zoom its time axis to milliseconds)."""
+    layout: dict = {"height": 320, "yaxis": {"title": {"text": "members"}, "rangemode": "tozero"}}
+    if len(snapshots) == 1:
+        taken = snapshots[0].taken_at
+        span = [
+            (taken - timedelta(hours=12)).isoformat(),
+            (taken + timedelta(hours=12)).isoformat(),
+        ]
+        layout["xaxis"] = {"type": "date", "range": span}
+    return layout
+
+
 def segment_history_chart(*, snapshots: list[SegmentSnapshot]) -> list[dict]:
     """One plotly line: size at each refresh, with who entered and left in the hover."""
     if not snapshots:
@@ -79,7 +95,7 @@ def segment_history_chart(*, snapshots: list[SegmentSnapshot]) -> list[dict]:
     return [
         {
             "type": "scatter",
-            "mode": "lines",
+            "mode": "lines+markers",
             "name": "members",
             "x": [s.taken_at.isoformat() for s in snapshots],
             "y": [s.size for s in snapshots],

@@ -493,3 +493,29 @@ def test_definition_says_yes_or_no_for_flags(marketer_client):
         ("Source", "Affinity for an item"),
         ("Fallback from served model", "no"),
     ]
+
+
+def test_history_chart_of_a_single_count_spans_a_day_around_it(marketer_client):
+    CustomerFactory(country="DE")
+    segment = _rule_segment()
+    segment_refresh(segment=segment)
+    taken = SegmentSnapshot.objects.get(segment=segment).taken_at
+
+    response = marketer_client.get(_url("segment-detail", segment))
+
+    layout = json.loads(response.context["chart_layout"])
+    assert layout["xaxis"] == {
+        "type": "date",
+        "range": [
+            (taken - timedelta(hours=12)).isoformat(),
+            (taken + timedelta(hours=12)).isoformat(),
+        ],
+    }
+    assert _figure(response.content.decode())[0]["mode"] == "lines+markers"
+
+    segment_refresh(segment=segment)
+    layout = json.loads(
+        marketer_client.get(_url("segment-detail", segment)).context["chart_layout"]
+    )
+    assert "xaxis" not in layout
+    assert layout["yaxis"] == {"title": {"text": "members"}, "rangemode": "tozero"}

@@ -51,7 +51,10 @@ CONDITION_PARTS = (
     "campaign_id",
 )
 
+# "never" is how the builder says "exactly 0 times" (stored as op eq, value 0).
+NEVER = "never"
 EVENT_OP_LABELS = {
+    NEVER: "not at all",
     "gte": "at least",
     "gt": "more than",
     "eq": "exactly",
@@ -211,9 +214,9 @@ def _build_condition(parts: Mapping[str, str]) -> dict:
             )
         return condition
     if kind == "event":
-        aggregate = parts.get("aggregate") or "count"
         op = parts.get("op", "")
-        allowed = COUNT_OPS if aggregate == "count" else SUM_OPS
+        aggregate = "count" if op == NEVER else parts.get("aggregate") or "count"
+        allowed = (*COUNT_OPS, NEVER) if aggregate == "count" else SUM_OPS
         condition = {
             "kind": "event",
             "event_type": parts.get("event_type") or "purchase",
@@ -221,6 +224,8 @@ def _build_condition(parts: Mapping[str, str]) -> dict:
             "op": "gte" if changed or op not in allowed else op,
             "value": "1" if changed else parts.get("value", "").strip(),
         }
+        if condition["op"] == NEVER:
+            condition["op"], condition["value"] = "eq", "0"
         for part in ("within_days", "category", "channel", "item", "campaign_id"):
             text = "" if changed and part == "within_days" else parts.get(part, "").strip()
             if text:
@@ -295,6 +300,9 @@ def condition_parts(c: Mapping) -> dict[str, str]:
         for part in CONDITION_PARTS:
             if part in c:
                 parts[part] = _text(c[part])
+        if kind == "event" and c.get("op") == "eq" and _text(c.get("value")) == "0":
+            parts["op"] = NEVER
+            parts.pop("value", None)
     else:
         parts["field"] = f"{kind}:{_text(c.get('field'))}"
     parts["prev"] = parts["field"]

@@ -10,6 +10,7 @@ from typing import Any
 from profiles.forms_segment_builder import (
     ATTRIBUTE_CHOICE,
     EVENT_OP_LABELS,
+    NEVER,
     ROOT,
     SUM_OPS,
     condition_parts,
@@ -125,10 +126,11 @@ def _condition_context(c: Any, path: str, errors, choices: BuilderChoices) -> di
         ctx.update(
             event_types=_options(EVENT_TYPES, parts.get("event_type", ""), EVENT_LABELS),
             ops=_options(
-                COUNT_OPS if aggregate == "count" else SUM_OPS,
+                (NEVER, *COUNT_OPS) if aggregate == "count" else SUM_OPS,
                 parts.get("op", ""),
                 EVENT_OP_LABELS,
             ),
+            never=parts.get("op") == NEVER,
             aggregates=_options(("count", "sum"), aggregate, {"count": "times", "sum": "in value"}),
             categories=[
                 ("", "any category", not parts.get("category")),

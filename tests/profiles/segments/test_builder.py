@@ -13,7 +13,7 @@ from profiles.forms_segment_builder import (
     rules_apply_action,
     rules_to_fields,
 )
-from profiles.models import Segment, SegmentKind
+from profiles.models import Customer, Segment, SegmentKind
 from profiles.segments.rules import MAX_DEPTH, RuleCatalog, rules_validate
 from profiles.segments.services import segment_create
 from tests.profiles.factories import CustomerFactory, EventFactory, SegmentFactory
@@ -73,6 +73,9 @@ def test_fields_round_trip_a_nested_tree():
     assert fields["c-0.1.2.0-field"] == "profile:attributes."
     assert fields["c-0.1.2.0-key"] == "tier"
     assert fields["c-0.2-field"] == "event"
+    # "exactly 0 times" reads "not at all", without a count to type.
+    assert fields["c-0.2-op"] == "never"
+    assert "c-0.2-value" not in fields
     catalog = RuleCatalog()
     assert rules_validate(fields_to_rules(fields), catalog) == rules_validate(NESTED, catalog)
 
@@ -226,6 +229,23 @@ def test_builder_shows_count_and_sample(marketer_client, shop):
     assert ">cy<" not in html
     assert 'id="segment-builder"' in html
     assert "<html" not in html
+
+
+@pytest.mark.django_db
+def test_did_not_is_a_choice_without_a_count(marketer_client, shop):
+    rules = {
+        "op": "and",
+        "conditions": [
+            {"kind": "event", "event_type": "purchase", "within_days": 30, "op": "eq", "value": 0}
+        ],
+    }
+    response = _post(marketer_client, BUILDER, rules)
+    html = response.content.decode()
+    assert '<option value="never" selected>not at all</option>' in html
+    assert 'name="c-0.0-value"' not in html
+    assert response["X-Segment-Count"] == str(
+        Customer.objects.exclude(events__type="purchase").count()
+    )
 
 
 @pytest.mark.django_db

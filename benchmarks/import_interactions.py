@@ -13,44 +13,15 @@ import csv
 import json
 import os
 import random
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import psycopg
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _scratch import bench_env, database_reset, django_setup
 
 DB = "marketing_bench_import"
-PG = "postgres://postgres@127.0.0.1:5432"
 EVENT_TYPES = ["Watch"] * 6 + ["Click"] * 2 + ["Add to cart", "Purchase", "Rating"]
 TARGET_SECONDS = 120
-
-
-def _env(media_root: str) -> dict:
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="marketing.settings",
-        DJANGO_DEBUG="0",
-        DJANGO_SECRET_KEY="bench-secret",
-        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-        DATABASE_URL=f"{PG}/{DB}",
-        REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"),
-        DJANGO_MEDIA_ROOT=media_root,
-        DJANGO_STATICFILES_STORAGE="django.contrib.staticfiles.storage.StaticFilesStorage",
-        LOG_LEVEL="WARNING",
-    )
-    return env
-
-
-def _reset_database(env: dict) -> None:
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB}")
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
 
 
 def _generate(path: Path, rows: int, users: int, items: int, seed: int) -> None:
@@ -94,17 +65,14 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
-        env = _env(str(Path(tmp) / "media"))
-        _reset_database(env)
+        env = bench_env(DB, redis_db=13, DJANGO_MEDIA_ROOT=str(Path(tmp) / "media"))
+        database_reset(DB, env)
         path = Path(tmp) / "interactions.csv"
         started = time.perf_counter()
         _generate(path, args.rows, args.users, args.items, args.seed)
         generate_seconds = time.perf_counter() - started
 
-        os.environ.update(env)
-        import django
-
-        django.setup()
+        django_setup(env)
         from profiles.models import Customer, Event, FeatureBacklog
 
         seconds, first = _import(path)

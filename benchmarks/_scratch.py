@@ -40,6 +40,11 @@ def database_reset(db: str, env: dict) -> None:
     with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {db}")
+    migrate(env)
+
+
+def migrate(env: dict) -> None:
+    """Apply the project's migrations to the database of `env` (its DATABASE_URL)."""
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
 
 

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import psycopg
-from _scratch import PG, bench_env, database_reset, django_setup
+from _scratch import PG, bench_env, database_reset, django_setup, migrate
 
 DB = "marketing_bench_segments"
 _ENV = bench_env(DB, redis_db=8)
@@ -590,15 +590,9 @@ def main() -> None:
         log(f"loading {args.customers:,} customers and {args.events:,} events ...")
         load_seconds = store_load(args)
     else:
-        import subprocess
-
-        from _scratch import ROOT
-
         log("reusing the loaded scratch database; migrating it")
         t = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=_ENV, check=True
-        )
+        migrate(_ENV)
         log(f"  migrated in {time.perf_counter() - t:.1f}s")
         load_seconds = loaded[2]
     from django.db import connection

@@ -3,7 +3,7 @@
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from marketing import selectors as marketing_selectors
@@ -19,18 +19,11 @@ TEMPLATE = "recommender/affinity_segment_create.html"
 ITEM_CHOICES = 1000
 
 
-def segment_url(pk: int) -> str:
-    """The segment's page (profiles:segment-detail once it exists, else its path)."""
-    try:
-        return reverse("profiles:segment-detail", args=[pk])
-    except NoReverseMatch:
-        return f"/segments/{pk}/"
-
-
 def _job_context(job: Job | None) -> dict:
     segment_pk = (job.result or {}).get("segment") if job is not None else None
     done = job is not None and job.status == JobStatus.DONE
-    return {"job": job, "segment_url": segment_url(segment_pk) if done and segment_pk else None}
+    url = reverse("profiles:segment-detail", args=[segment_pk]) if done and segment_pk else None
+    return {"job": job, "segment_url": url}
 
 
 def _items():

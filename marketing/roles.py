@@ -1,6 +1,7 @@
 """The three groups the UI knows: Admin (everything), Marketer (edits), Analyst (reads)."""
 
 from django.contrib.auth.models import Group, Permission
+from django.core.exceptions import PermissionDenied
 
 ADMIN = "Admin"
 MARKETER = "Marketer"
@@ -29,3 +30,9 @@ def user_can_edit(user) -> bool:
     if user.is_superuser:
         return True
     return user.groups.filter(name__in=[ADMIN, MARKETER]).exists()
+
+
+def require_edit(request) -> None:
+    """For views that change things: Analysts get a 403."""
+    if not user_can_edit(request.user):
+        raise PermissionDenied("Your role can only read.")

@@ -3,7 +3,6 @@ one as a segment."""
 
 import json
 
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -13,7 +12,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from marketing.common.errors import ApplicationError
 from marketing.common.htmx import HtmxHttpRequest
-from marketing.roles import user_can_edit
+from marketing.roles import require_edit
 from profiles.forms_clusters import ClusterRunForm, ClusterSaveForm
 from profiles.segments.clustering import FEATURE_GROUPS
 from profiles.segments.clusters import (
@@ -36,18 +35,13 @@ KEY_FEATURES = (
 )
 
 
-def _require_edit(request: HtmxHttpRequest) -> None:
-    if not user_can_edit(request.user):
-        raise PermissionDenied("Your role can only read.")
-
-
 @vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])
 def cluster_list_view(request: HtmxHttpRequest) -> HttpResponse:
     """The run form and the recent runs; a valid POST starts a run and opens its page."""
     form = ClusterRunForm()
     if request.method == "POST":
-        _require_edit(request)
+        require_edit(request)
         form = ClusterRunForm(request.POST)
         if form.is_valid():
             try:
@@ -110,7 +104,7 @@ def _default_name(run_pk: int, cluster: dict) -> str:
 @require_POST
 def cluster_save_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Keep one cluster as a segment; the form is replaced by a link to it."""
-    _require_edit(request)
+    require_edit(request)
     run = cluster_run_get(pk=pk)
     if run is None:
         raise Http404("No such clustering run")

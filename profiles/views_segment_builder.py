@@ -10,15 +10,14 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from marketing.common.htmx import HtmxHttpRequest
-from marketing.roles import user_can_edit
+from marketing.roles import require_edit
 from profiles.forms_segment_builder import (
     STARTERS,
     SegmentRulesForm,
@@ -40,18 +39,6 @@ from profiles.segments.selectors import (
 from profiles.segments.services import segment_create, segment_update
 
 TEMPLATE = "profiles/segment_form.html"
-
-
-def _detail_url(pk: int) -> str:
-    try:
-        return reverse("profiles:segment-detail", args=[pk])
-    except NoReverseMatch:
-        return f"/segments/{pk}/"
-
-
-def _require_editor(request: HtmxHttpRequest) -> None:
-    if not user_can_edit(request.user):
-        raise PermissionDenied("Your role can only read.")
 
 
 def _rule_segment(pk: int) -> Segment:
@@ -136,7 +123,7 @@ def _save(request: HtmxHttpRequest, segment: Segment | None) -> HttpResponse:
     except InvalidSegmentRulesError:
         form.add_error(None, "The rules have errors; see the conditions marked below.")
         return _render(request, form, rules, segment, fragment=fragment)
-    url = _detail_url(saved.pk)
+    url = reverse("profiles:segment-detail", args=[saved.pk])
     if segment is not None and saved.rules != old_rules and old_counted_at is not None:
         # New rules are counted by the worker: the page polls until the count moves on.
         url += "?" + urlencode({"since": old_counted_at.isoformat()})
@@ -146,7 +133,7 @@ def _save(request: HtmxHttpRequest, segment: Segment | None) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def segment_create_view(request: HtmxHttpRequest) -> HttpResponse:
     """A new rule segment; `?starter=<name>` begins from one of the STARTERS."""
-    _require_editor(request)
+    require_edit(request)
     if request.method == "POST":
         return _save(request, None)
     return _render(
@@ -160,10 +147,10 @@ def segment_create_view(request: HtmxHttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def segment_edit_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Edit a rule segment (the other kinds are fixed lists: their page is the detail)."""
-    _require_editor(request)
+    require_edit(request)
     segment = _rule_segment(pk)
     if segment.kind != SegmentKind.RULES:
-        return redirect(_detail_url(segment.pk))
+        return redirect("profiles:segment-detail", pk=segment.pk)
     if request.method == "POST":
         return _save(request, segment)
     form = SegmentRulesForm(initial={"name": segment.name, "description": segment.description})
@@ -173,7 +160,7 @@ def segment_edit_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def segment_builder_view(request: HtmxHttpRequest) -> HttpResponse:
     """The tree after a change or a button, with the live count and sample (htmx)."""
-    _require_editor(request)
+    require_edit(request)
     segment = None
     segment_pk = request.POST.get("segment", "")
     if segment_pk.isdigit():

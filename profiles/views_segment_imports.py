@@ -2,7 +2,6 @@
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods
@@ -10,7 +9,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from marketing.common.errors import ApplicationError
 from marketing.common.htmx import HtmxHttpRequest
-from marketing.roles import user_can_edit
+from marketing.roles import require_edit
 from profiles.forms_segment_imports import SegmentImportFileForm, SegmentImportForm
 from profiles.models import Segment
 from profiles.segments.errors import SegmentNameTakenError
@@ -49,8 +48,7 @@ def _render(
 
 
 def _post(request: HtmxHttpRequest, segment: Segment | None) -> HttpResponse:
-    if not user_can_edit(request.user):
-        raise PermissionDenied("Your role can only read.")
+    require_edit(request)
     form_class = SegmentImportForm if segment is None else SegmentImportFileForm
     form = form_class(request.POST, request.FILES)
     if not form.is_valid():

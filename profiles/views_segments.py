@@ -3,7 +3,6 @@
 import json
 from datetime import datetime
 
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -15,7 +14,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from marketing.common.htmx import HtmxHttpRequest
 from marketing.common.listing import PAGE_SIZE, wants_fragment
-from marketing.roles import user_can_edit
+from marketing.roles import require_edit
 from profiles.models import Segment, SegmentKind
 from profiles.segments.detail import (
     segment_definition_rows,
@@ -47,11 +46,6 @@ def _segment_or_404(pk: int) -> Segment:
     if segment is None:
         raise Http404("No such segment")
     return segment
-
-
-def _require_edit(request: HtmxHttpRequest) -> None:
-    if not user_can_edit(request.user):
-        raise PermissionDenied("Your role can only read.")
 
 
 def _stamp(when: datetime | None) -> str:
@@ -121,7 +115,7 @@ def _status(request: HtmxHttpRequest, segment: Segment, *, since: str, polls: in
 @require_POST
 def segment_refresh_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Schedule a refresh of a rule segment; the status fragment then polls until it ran."""
-    _require_edit(request)
+    require_edit(request)
     segment = _segment_or_404(pk)
     if segment.kind != SegmentKind.RULES:
         return HttpResponse(
@@ -149,7 +143,7 @@ def segment_status_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def segment_delete_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    _require_edit(request)
+    require_edit(request)
     segment = _segment_or_404(pk)
     try:
         segment_delete(segment=segment)

@@ -2,21 +2,15 @@
 
 from collections.abc import Callable
 
-import psycopg
-from django.db import connection
-
 from marketing.common.csv_import import RowInvalid
 from profiles.ingest import MAX_ID_LENGTH
+from profiles.services._db import bulk_cursor
+
+__all__ = ["RECORDS_CHUNK", "Progress", "bulk_cursor", "identifier"]
 
 Progress = Callable[[int], None]
 
 RECORDS_CHUNK = 10_000
-
-
-def bulk_cursor() -> psycopg.Cursor:
-    """A psycopg cursor on Django's connection (inside its transaction), for COPY."""
-    connection.ensure_connection()
-    return psycopg.Cursor(connection.connection)
 
 
 def identifier(value: str, column: str) -> str:

@@ -271,6 +271,8 @@ def messages_send_batch(*, campaign: Campaign | int, customer_ids: list[int]) ->
     for customer_id in ids:
         if customer_id not in customers:
             continue
+        if customer_id in existing and existing[customer_id][0] != MessageStatus.QUEUED:
+            continue
         variant, template = variants[
             variant_index(campaign_id=campaign.pk, customer_id=customer_id, weights=weights)
         ]
@@ -280,8 +282,6 @@ def messages_send_batch(*, campaign: Campaign | int, customer_ids: list[int]) ->
             customer_id=customer_id,
             channel=channel,
         )
-        if customer_id in existing and existing[customer_id][0] != MessageStatus.QUEUED:
-            continue
         row = Message(
             campaign=campaign,
             variant=variant,

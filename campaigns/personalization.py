@@ -45,8 +45,7 @@ def recommendations_lookup_register(
 
 
 def _customer_context(customer: Customer, *, now, config, items: dict[str, dict]) -> dict:
-    features = getattr(customer, "features", None) if _has_features(customer) else None
-    state = features.state if features is not None and features.state else {}
+    state = _features_state(customer)
     summary = features_summary(state, now=now, config=config) if state else {}
     affinity = summary.get("category_affinity") or {}
     purchases = state.get("recent_purchases") or []
@@ -76,12 +75,12 @@ def _customer_context(customer: Customer, *, now, config, items: dict[str, dict]
     }
 
 
-def _has_features(customer: Customer) -> bool:
+def _features_state(customer: Customer) -> dict:
+    """The customer's feature state ({} without features); loaded by select_related."""
     try:
-        customer.features  # noqa: B018 - loaded by select_related; raises when there is none
+        return customer.features.state or {}
     except Customer.features.RelatedObjectDoesNotExist:
-        return False
-    return True
+        return {}
 
 
 def context_for_customers(
@@ -105,9 +104,7 @@ def context_for_customers(
     items_lookup = _lookups["items"]
     if items_lookup is not None:
         last_purchases = {
-            (c.features.state.get("recent_purchases") or [None])[0]
-            for c in rows
-            if _has_features(c) and c.features.state
+            (_features_state(c).get("recent_purchases") or [None])[0] for c in rows
         } - {None}
         items = items_lookup(sorted(last_purchases)) if last_purchases else {}
     recs: dict[int, list[dict[str, Any]]] = {}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -241,7 +241,7 @@ def model_train(
         )
         model = _fit(algorithm, data, loaded.items)
         progress(70, f"precomputing lists for {data.n_users:,} customers")
-        stored = _store_lists(version, model, data, loaded)
+        stored = _store_lists(version, model, data)
         # Kept for scoring after training (affinity segments, recommender.model_files).
         stored["model_file"] = model_file_save(version_id=version.pk, model=model, data=data)
         if algorithm in WITH_SIMILAR_ITEMS:
@@ -303,7 +303,7 @@ def _popularity_train(*, window_days: int | None) -> ModelVersion:
     return version
 
 
-def _store_lists(version, model, data: InteractionData, loaded: TrainingData) -> dict:
+def _store_lists(version, model, data: InteractionData) -> dict:
     users = np.arange(data.n_users)
     idx, scores = model.recommend(users, LIST_LENGTH, exclude=data.matrix)
     item_ids = data.item_ids
@@ -319,17 +319,26 @@ def _store_lists(version, model, data: InteractionData, loaded: TrainingData) ->
 def _store_similar(version, model, data: InteractionData, loaded: TrainingData) -> int:
     items = np.arange(data.n_items)
     idx, scores = model.similar_items(items, SIMILAR_LENGTH)
-    item_ids = data.item_ids
+    rows = _similar_rows(items, idx, scores, data.item_ids, loaded.item_pks)
+    return similar_lists_store(version=version, rows=rows)
 
-    def rows():
-        for i in range(data.n_items):
-            pk = loaded.item_pks.get(item_ids[i])
-            if pk is None:
-                continue
-            keep = (idx[i] >= 0) & (idx[i] != i)
-            yield pk, item_ids[idx[i][keep]].tolist(), scores[i][keep].tolist()
 
-    return similar_lists_store(version=version, rows=rows())
+def _similar_rows(
+    owners: np.ndarray,
+    idx: np.ndarray,
+    scores: np.ndarray,
+    item_ids: np.ndarray,
+    item_pks: dict[str, int],
+) -> Iterator[tuple[int, list[str], list[float]]]:
+    """(item pk, related item ids, scores) for the item `owners[row]` of each row of
+    `idx`/`scores`; items without a catalog row, missing neighbours (-1) and the item itself
+    are left out."""
+    for row, i in enumerate(owners):
+        pk = item_pks.get(item_ids[i])
+        if pk is None:
+            continue
+        keep = (idx[row] >= 0) & (idx[row] != i)
+        yield pk, item_ids[idx[row][keep]].tolist(), scores[row][keep].tolist()
 
 
 def _should_activate(version: ModelVersion, policy: str) -> bool:
@@ -454,17 +463,9 @@ def similar_items_refresh(*, window_days: int | None = None) -> RefreshResult:
         touched = touched[touched >= 0]
         if len(touched):
             idx, scores = similar_for_items(data.binary(), touched, SIMILAR_LENGTH)
-            item_ids = data.item_ids
-
-            def rows():
-                for row, i in enumerate(touched):
-                    pk = loaded.item_pks.get(item_ids[i])
-                    if pk is not None:
-                        keep = idx[row] >= 0
-                        yield pk, item_ids[idx[row][keep]].tolist(), scores[row][keep].tolist()
-
-            stored = similar_lists_store(version=version, rows=rows())
-            similar_cache_drop(version_id=version.pk, item_ids=[item_ids[i] for i in touched])
+            rows = _similar_rows(touched, idx, scores, data.item_ids, loaded.item_pks)
+            stored = similar_lists_store(version=version, rows=rows)
+            similar_cache_drop(version_id=version.pk, item_ids=[data.item_ids[i] for i in touched])
     params = dict(version.params)
     params["refreshed_through_pk"] = through
     params["incremental_refreshes"] = int(params.get("incremental_refreshes", 0)) + (

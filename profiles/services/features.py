@@ -107,11 +107,7 @@ def features_update_pending(*, limit: int = FEATURES_BATCH_SIZE) -> FeaturesUpda
         )
         states = {pk: json_value(state) for pk, state in cursor.fetchall()}
         now = timezone.now()
-        cursor.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS profiles_features_stage "
-            "(customer_id bigint, state jsonb, n int) ON COMMIT DELETE ROWS"
-        )
-        cursor.execute("TRUNCATE profiles_features_stage")
+        _stage_empty(cursor)
         with cursor.copy("COPY profiles_features_stage FROM STDIN") as copy:
             for pk in pks:
                 events = by_customer[pk]
@@ -129,6 +125,16 @@ def features_update_pending(*, limit: int = FEATURES_BATCH_SIZE) -> FeaturesUpda
             [now],
         )
     return FeaturesUpdateResult(events=len(rows), customers=len(pks))
+
+
+def _stage_empty(cursor) -> None:
+    """The session's staging table for computed states (customer_id, state, n events),
+    empty: it empties itself at commit, unless an outer transaction is still open."""
+    cursor.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS profiles_features_stage "
+        "(customer_id bigint, state jsonb, n int) ON COMMIT DELETE ROWS"
+    )
+    cursor.execute("TRUNCATE profiles_features_stage")
 
 
 def features_backlog_size() -> int:
@@ -187,12 +193,8 @@ def features_rebuild(*, repair: bool = True, sample_size: int = 10) -> FeaturesR
         cursor.execute("DELETE FROM profiles_featurebacklog")
         cursor.execute("SELECT customer_id, state::text FROM profiles_customerfeatures")
         stored = {pk: json_value(state) for pk, state in cursor.fetchall()}
-        categories = dict(_item_categories_all())
-        cursor.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS profiles_features_stage "
-            "(customer_id bigint, state jsonb, n int) ON COMMIT DELETE ROWS"
-        )
-        cursor.execute("TRUNCATE profiles_features_stage")
+        categories = _item_categories_all()
+        _stage_empty(cursor)
         cursor.execute("SELECT min(customer_id), max(customer_id) FROM profiles_event")
         low, high = cursor.fetchone()
         chunk_low = low

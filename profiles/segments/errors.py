@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 from marketing.common.errors import ApplicationError, ConflictError, NotFoundError
 
 
@@ -10,6 +12,13 @@ class InvalidSegmentRulesError(ApplicationError):
 
 class SegmentNameTakenError(ConflictError):
     code = "segment_name_taken"
+
+    @classmethod
+    def for_name(cls, name: str | None) -> SegmentNameTakenError:
+        return cls(
+            f"A segment named {name!r} already exists.",
+            extra={"errors": {"name": "A segment with this name already exists."}},
+        )
 
 
 class SegmentKindError(ApplicationError):

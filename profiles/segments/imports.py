@@ -327,9 +327,7 @@ def _counts(report: SegmentImportReport) -> dict:
 
 def _name_check(name: str) -> None:
     if Segment.objects.filter(name=name).exists():
-        raise SegmentNameTakenError(
-            f"A segment named {name!r} already exists.", extra={"errors": {"name": name}}
-        )
+        raise SegmentNameTakenError.for_name(name)
 
 
 def segment_import_start(

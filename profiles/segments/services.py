@@ -57,9 +57,7 @@ def segment_create_static(
                     created_by=user,
                 )
         except IntegrityError as exc:
-            raise SegmentNameTakenError(
-                f"A segment named {name!r} already exists.", extra={"errors": {"name": name}}
-            ) from exc
+            raise SegmentNameTakenError.for_name(name) from exc
         segment_members_set(segment=segment, customer_ids=customer_ids, scores=scores)
     segment.refresh_from_db()
     return segment
@@ -171,10 +169,7 @@ def segment_create(
                 created_by=user,
             )
     except IntegrityError as exc:
-        raise SegmentNameTakenError(
-            f"A segment named {name!r} already exists.",
-            extra={"errors": {"name": "A segment with this name already exists."}},
-        ) from exc
+        raise SegmentNameTakenError.for_name(name) from exc
     if refresh:
         segment_refresh_schedule(segment=segment)
     return segment
@@ -204,10 +199,7 @@ def segment_update(
                 setattr(locked, key, value)
             locked.save(update_fields=[*fields, "updated_at"])
     except IntegrityError as exc:
-        raise SegmentNameTakenError(
-            f"A segment named {name!r} already exists.",
-            extra={"errors": {"name": "A segment with this name already exists."}},
-        ) from exc
+        raise SegmentNameTakenError.for_name(name) from exc
     if "rules" in fields:
         segment_refresh_schedule(segment=locked)
     return locked

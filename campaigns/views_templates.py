@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -30,7 +30,7 @@ from campaigns.template_services import message_template_create, message_templat
 from campaigns.templating import CHANNEL_PARTS
 from marketing.common.htmx import HtmxHttpRequest
 from marketing.common.listing import render_list
-from marketing.roles import user_can_edit
+from marketing.roles import require_edit, user_can_edit
 
 TEMPLATE = "campaigns/template_form.html"
 FIELDS = ("subject", "html_body", "body", "url", "icon")
@@ -81,11 +81,6 @@ def _render(
     return render(request, name, context, status=status)
 
 
-def _require_editor(request: HtmxHttpRequest) -> None:
-    if not user_can_edit(request.user):
-        raise PermissionDenied("Your role can only read.")
-
-
 def _get(pk: int) -> MessageTemplate:
     template = message_template_get(pk=pk)
     if template is None:
@@ -94,7 +89,7 @@ def _get(pk: int) -> MessageTemplate:
 
 
 def _save(request: HtmxHttpRequest, template: MessageTemplate | None) -> HttpResponse:
-    _require_editor(request)
+    require_edit(request)
     form = MessageTemplateForm(request.POST, instance=template)
     fragment = "template-editor" if request.htmx else ""
     if form.is_valid():
@@ -131,7 +126,7 @@ def template_list_view(request: HtmxHttpRequest) -> HttpResponse:
 def template_create_view(request: HtmxHttpRequest) -> HttpResponse:
     if request.method == "POST":
         return _save(request, None)
-    _require_editor(request)
+    require_edit(request)
     channel = request.GET.get("channel", "email")
     initial = {"channel": channel if channel in CHANNEL_PARTS else "email"}
     form = MessageTemplateForm(initial=initial)

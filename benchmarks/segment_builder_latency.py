@@ -19,15 +19,10 @@ The behavioural rules need the (type, occurred_at) covering index on events
 import argparse
 import json
 import statistics
-import sys
 import time
 from datetime import timedelta
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from benchmarks._scratch import bench_env, database_reset, django_setup  # noqa: E402
+from _scratch import bench_env, database_reset, django_setup
 
 DB = "marketing_bench_segment_builder"
 TARGET_MS = 1000

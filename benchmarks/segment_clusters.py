@@ -20,16 +20,10 @@ the customer's top taste category (argmax of `truth.taste`), preferred hour grou
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from benchmarks._scratch import bench_env, database_reset, django_setup  # noqa: E402
+from _scratch import bench_env, database_reset, django_setup
 
 DB = "marketing_bench_clusters"
 

@@ -19,7 +19,6 @@ class RecommenderConfig(AppConfig):
         from profiles.segments.compiler import items_in_category_register
         from profiles.segments.selectors import category_list_register
         from profiles.services import item_category_lookup_register
-        from recommender import serving_admin  # noqa: F401 - registers the list admins
         from recommender.models import Item, ModelVersion
         from recommender.selectors import item_categories, item_category_names, items_in_category
         from recommender.serving_batch import items_for_templates, recommendations_for_customers

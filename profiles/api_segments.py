@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from marketing.authentication import HasScope
 from profiles.models import Segment, SegmentKind
 from profiles.segments import selectors
+from profiles.segments.detail import segment_rules_in_words
 from profiles.segments.rules import rules_describe
 from profiles.segments.services import (
     segment_create,
@@ -52,9 +53,7 @@ class SegmentOutputSerializer(serializers.ModelSerializer):
         ]
 
     def get_rules_text(self, segment: Segment) -> str:
-        if segment.kind != SegmentKind.RULES or not segment.rules.get("conditions"):
-            return ""
-        return rules_describe(segment.rules, self.context.get("segment_names", {}))
+        return segment_rules_in_words(segment=segment, names=self.context.get("segment_names", {}))
 
 
 class SegmentCreateInputSerializer(serializers.Serializer):

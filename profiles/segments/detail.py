@@ -3,6 +3,7 @@ size history as a plotly figure."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 
 from profiles.models import Segment, SegmentKind, SegmentSnapshot
@@ -43,12 +44,14 @@ SOURCE_LABELS = {
 DEFINITION_HIDDEN = frozenset({"report", "job", "scored_note", "seconds", "model_source"})
 
 
-def segment_rules_in_words(*, segment: Segment) -> str:
-    """The rule of a rule segment in words, with the names of the segments it refers to."""
+def segment_rules_in_words(*, segment: Segment, names: Mapping[int, str] | None = None) -> str:
+    """The rule of a rule segment in words, with the names of the segments it refers to
+    (from `names` when given, e.g. for a list of segments)."""
     if segment.kind != SegmentKind.RULES or not segment.rules.get("conditions"):
         return ""
-    refs = rules_segment_refs(segment.rules)
-    names = dict(Segment.objects.filter(pk__in=refs).values_list("pk", "name")) if refs else {}
+    if names is None:
+        refs = rules_segment_refs(segment.rules)
+        names = dict(Segment.objects.filter(pk__in=refs).values_list("pk", "name")) if refs else {}
     return rules_describe(segment.rules, names)
 
 

@@ -12,6 +12,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 
 SESSION_GAP_SECONDS = 30 * 60
 DEFAULT_LAST_N = 20
@@ -88,7 +89,7 @@ def features_apply(
     else:
         s = _copy(state or features_empty())
     decay_per_second = math.log(2) / (config.half_life_days * 86400.0)
-    for t, event in sorted(((_epoch(e.occurred_at), e) for e in events), key=_first):
+    for t, event in sorted(((_epoch(e.occurred_at), e) for e in events), key=itemgetter(0)):
         s["counts"][event.type] = s["counts"].get(event.type, 0) + 1
         if (prev := s["last_at"].get(event.type)) is None or prev < t:
             s["last_at"][event.type] = t
@@ -118,10 +119,6 @@ def features_apply(
 
 def _epoch(value: datetime | float) -> float:
     return value if isinstance(value, float) else value.timestamp()
-
-
-def _first(pair: tuple) -> float:
-    return pair[0]
 
 
 def _push_recent(items: list[str], item_id: str, n: int) -> list[str]:

@@ -229,10 +229,12 @@ def _links(customer_id: int, channel: str) -> MessageLinks:
 
 def _render_for(
     compiled: CompiledTemplate, context: dict | None, customer_id: int, channel: str
-) -> RenderedMessage:
+) -> tuple[RenderedMessage, MessageLinks]:
+    """The message and its links (the provider call needs the unsubscribe link again)."""
     if context is None:
         raise TemplateRenderError("the customer was erased")
-    return render(compiled, context, links=_links(customer_id, channel))
+    links = _links(customer_id, channel)
+    return render(compiled, context, links=links), links
 
 
 def messages_send_batch(*, campaign: Campaign | int, customer_ids: list[int]) -> BatchResult:
@@ -266,7 +268,7 @@ def messages_send_batch(*, campaign: Campaign | int, customer_ids: list[int]) ->
     )
 
     rows: list[Message] = []
-    rendered: dict[str, RenderedMessage] = {}
+    rendered: dict[str, tuple[RenderedMessage, MessageLinks]] = {}
     deferred: dict[int, list[int]] = defaultdict(list)
     for customer_id in ids:
         if customer_id not in customers:
@@ -346,7 +348,7 @@ def messages_send_batch(*, campaign: Campaign | int, customer_ids: list[int]) ->
         for message in claimed:
             attempted += 1
             message.attempts += 1
-            counts[_deliver(message, rendered[message.idempotency_key], provider=provider)] += 1
+            counts[_deliver(message, *rendered[message.idempotency_key], provider=provider)] += 1
     except BaseException:
         # Whatever happened to the message in hand is unknown (it stays `sending` until its
         # lease runs out); the ones after it never reached a provider, so they go back.
@@ -373,9 +375,8 @@ def messages_send_batch(*, campaign: Campaign | int, customer_ids: list[int]) ->
 # --- one message ----------------------------------------------------------------------------
 
 
-def _outbound(message: Message, rendered: RenderedMessage) -> OutboundMessage:
+def _outbound(message: Message, rendered: RenderedMessage, links: MessageLinks) -> OutboundMessage:
     headers: dict[str, str] = {}
-    links = _links(message.customer_id, message.channel)
     if message.channel == "email":
         headers = {
             "List-Unsubscribe": f"<{links.unsubscribe_url}>",
@@ -397,12 +398,14 @@ def _outbound(message: Message, rendered: RenderedMessage) -> OutboundMessage:
     )
 
 
-def _deliver(message: Message, rendered: RenderedMessage, *, provider: Any) -> str:
+def _deliver(
+    message: Message, rendered: RenderedMessage, links: MessageLinks, *, provider: Any
+) -> str:
     """Send one claimed (`sending`) message; returns the status it ends in."""
     claimed = Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING)
     try:
         rate_limiter_for(provider.name).take()
-        result = provider.send(_outbound(message, rendered))
+        result = provider.send(_outbound(message, rendered, links))
     except ProviderTransientError as exc:
         if message.attempts >= MAX_SEND_ATTEMPTS:
             claimed.update(status=MessageStatus.FAILED, error=f"gave up: {exc}")
@@ -468,7 +471,7 @@ def message_send(*, message_id: int) -> str:
     try:
         if template is None:
             raise TemplateRenderError("the campaign has no template")
-        rendered = _render_for(
+        rendered, links = _render_for(
             template_compile(template),
             contexts.get(message.customer_id),
             message.customer_id,
@@ -486,7 +489,7 @@ def message_send(*, message_id: int) -> str:
             status=MessageStatus.QUEUED, attempts=F("attempts") - 1, claimed_at=None
         )
         raise
-    return _deliver(message, rendered, provider=provider)
+    return _deliver(message, rendered, links, provider=provider)
 
 
 def campaign_message_counts(*, campaign: Campaign) -> dict[str, int]:

@@ -76,6 +76,16 @@ def _load(raw: bytes | str | None) -> Any:
         return None
 
 
+def _found(keys: list[str], raw_values: list) -> dict[str, Any]:
+    """The keys whose raw Redis value decodes (as given)."""
+    found = {}
+    for key, raw in zip(keys, raw_values, strict=True):
+        value = _load(raw)
+        if value is not None:
+            found[key] = value
+    return found
+
+
 def breaker_reset() -> None:
     """Forget a past failure (tests that bring Redis back, or an operator)."""
     _breaker["open_until"] = 0.0
@@ -94,12 +104,7 @@ def cache_get_many(keys: list[str]) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - any Redis failure is a miss
         _failed("get", exc)
         return {}
-    found = {}
-    for key, raw in zip(keys, values, strict=True):
-        value = _load(raw)
-        if value is not None:
-            found[key] = value
-    return found
+    return _found(keys, values)
 
 
 def cache_set(key: str, value: Any, *, timeout: int) -> None:
@@ -141,16 +146,7 @@ def generation_and_get(keys: list[str]) -> tuple[int | None, dict[str, Any]]:
     except Exception as exc:  # noqa: BLE001
         _failed("generation", exc)
         return None, {}
-    found = {}
-    for key, value in zip(keys, raw[1:], strict=True):
-        loaded = _load(value)
-        if loaded is not None:
-            found[key] = loaded
-    return (None if generation is None else int(generation)), found
-
-
-def generation_get() -> int | None:
-    return generation_and_get([])[0]
+    return (None if generation is None else int(generation)), _found(keys, raw[1:])
 
 
 def local_listener_add(callback) -> None:

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from profiles.models import Segment, SegmentKind, SegmentSnapshot
 from profiles.segments.rules import rules_describe, rules_segment_refs
-from profiles.segments.selectors import segment_rule_users
+from profiles.segments.selectors import segment_rule_users, segment_scores_are_distances
 
 # What the page says about each key of `Segment.definition`, in this order; keys not named
 # here are shown under their own name.
@@ -115,8 +115,9 @@ def segment_score_label(*, segment: Segment) -> str:
     """The heading of the members' score column ("" when the segment's members have none)."""
     if segment.kind != SegmentKind.MODEL:
         return ""
-    nearest_first = (segment.definition or {}).get("source") == "cluster"
-    return "Distance to centre" if nearest_first else "Affinity score"
+    if segment_scores_are_distances(segment=segment):
+        return "Distance to centre"
+    return "Affinity score"
 
 
 def segment_used_by(*, segment: Segment) -> dict[str, list]:

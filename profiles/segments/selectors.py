@@ -123,6 +123,12 @@ def segment_members(*, segment: Segment) -> QuerySet[Customer]:
     ).order_by("-pk")
 
 
+def segment_scores_are_distances(*, segment: Segment) -> bool:
+    """A cluster's members are scored by distance to its centre (smaller is better); other
+    machine-learned segments by affinity (larger is better)."""
+    return (segment.definition or {}).get("source") == "cluster"
+
+
 def segment_members_ranked(*, segment: Segment) -> QuerySet[Customer]:
     """The members for the segment's page: a machine-learned segment's with their `score`,
     best first (nearest to the cluster centre, or the highest affinity); others newest first."""
@@ -130,7 +136,7 @@ def segment_members_ranked(*, segment: Segment) -> QuerySet[Customer]:
     if segment.kind != SegmentKind.MODEL:
         return members
     score = SegmentMembership.objects.filter(segment=segment, customer=OuterRef("pk"))
-    nearest_first = (segment.definition or {}).get("source") == "cluster"
+    nearest_first = segment_scores_are_distances(segment=segment)
     best = F("score").asc(nulls_last=True) if nearest_first else F("score").desc(nulls_last=True)
     return members.annotate(score=Subquery(score.values("score")[:1])).order_by(best, "-pk")
 

@@ -262,12 +262,9 @@ def messages_send_batch(*, campaign: Campaign | int, customer_ids: list[int]) ->
     consented = consent_filter(customer_ids=ids, purpose=CHANNEL_PURPOSE[channel])
     addresses, opted_out = _addresses(ids, channel)
     overall, on_channel = _sent_counts(ids, channel, now)
-    contexts = context_for_customers(
-        [pk for pk in customers if pk not in existing or existing[pk][0] == MessageStatus.QUEUED],
-        campaign_name=campaign.name,
-    )
 
     rows: list[Message] = []
+    to_render: list[tuple[Message, MessageTemplate]] = []
     rendered: dict[str, tuple[RenderedMessage, MessageLinks]] = {}
     deferred: dict[int, list[int]] = defaultdict(list)
     for customer_id in ids:
@@ -312,11 +309,19 @@ def messages_send_batch(*, campaign: Campaign | int, customer_ids: list[int]) ->
                 continue
         else:
             row.address = existing[customer_id][1]
+        to_render.append((row, template))
+        rows.append(row)
+
+    # Contexts (and their recommendation queries) only for the messages that are rendered.
+    contexts = context_for_customers(
+        [row.customer_id for row, _ in to_render], campaign_name=campaign.name
+    )
+    for row, template in to_render:
         if template.pk not in compiled:
             compiled[template.pk] = template_compile(template)
         try:
-            rendered[key] = _render_for(
-                compiled[template.pk], contexts.get(customer_id), customer_id, channel
+            rendered[row.idempotency_key] = _render_for(
+                compiled[template.pk], contexts.get(row.customer_id), row.customer_id, channel
             )
         except TemplateRenderError as exc:
             row.status, row.skip_reason, row.error = (
@@ -324,7 +329,6 @@ def messages_send_batch(*, campaign: Campaign | int, customer_ids: list[int]) ->
                 SkipReason.RENDER_ERROR,
                 str(exc),
             )
-        rows.append(row)
 
     with transaction.atomic(durable=True):
         Message.objects.bulk_create(rows, ignore_conflicts=True)

@@ -11,8 +11,8 @@ customer wants (index lookups on (customer, occurred_at)).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
@@ -86,6 +86,7 @@ class _Context:
     now: datetime
     correlated: bool
     visited: frozenset[int] = field(default_factory=frozenset)
+    known: Mapping[int, Segment] = field(default_factory=dict)
 
 
 def segment_rules_q(
@@ -94,11 +95,14 @@ def segment_rules_q(
     now: datetime | None = None,
     correlated: bool = False,
     visited: frozenset[int] = frozenset(),
+    known: Mapping[int, Segment] | None = None,
 ) -> Q:
-    """The Q on Customer selecting the members of a validated rule tree."""
-    return _group(
-        rules, _Context(now=now or timezone.now(), correlated=correlated, visited=visited)
+    """The Q on Customer selecting the members of a validated rule tree. Segments the rules
+    refer to are read from `known` (by id) when there, else from the database."""
+    ctx = _Context(
+        now=now or timezone.now(), correlated=correlated, visited=visited, known=known or {}
     )
+    return _group(rules, ctx)
 
 
 def segment_rules_queryset(rules: dict, *, now: datetime | None = None) -> QuerySet[Customer]:
@@ -382,11 +386,13 @@ def _segment(segment_id: int, ctx: _Context) -> Q:
         raise RulesInvalid({"": "Segments cannot refer to each other in a circle."})
     if len(ctx.visited) >= MAX_SEGMENT_NESTING:
         raise RulesInvalid({"": f"Segments nest at most {MAX_SEGMENT_NESTING} deep."})
-    segment = Segment.objects.filter(pk=segment_id).only("kind", "rules").first()
+    segment = ctx.known.get(segment_id)
+    if segment is None:
+        segment = Segment.objects.filter(pk=segment_id).only("kind", "rules").first()
     if segment is None:
         raise RulesInvalid({"": f"Segment {segment_id} does not exist."})
     if segment.kind == SegmentKind.RULES:
-        inner = _Context(now=ctx.now, correlated=ctx.correlated, visited=ctx.visited | {segment_id})
+        inner = replace(ctx, visited=ctx.visited | {segment_id})
         return _group(segment.rules, inner)
     return Q(
         Exists(SegmentMembership.objects.filter(segment_id=segment_id, customer=OuterRef("pk")))

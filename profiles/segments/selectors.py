@@ -171,12 +171,13 @@ def segments_for_customer(
     segments = list(Segment.objects.order_by("name"))
     if not segments:
         return []
+    by_pk = {segment.pk: segment for segment in segments}
     annotations = {}
     for segment in segments:
         q: Q | Exists
         if segment.kind == SegmentKind.RULES:
             try:
-                q = segment_rules_q(segment.rules, now=now, correlated=True)
+                q = segment_rules_q(segment.rules, now=now, correlated=True, known=by_pk)
             except (KeyError, TypeError, IndexError, RulesInvalid):
                 # Rules stored before validation existed (or hand-edited in the admin).
                 logger.warning("segment rules cannot be evaluated", extra={"segment": segment.pk})

@@ -1,6 +1,5 @@
 """CSV imports from the Customers page: upload, progress, report download."""
 
-from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
@@ -11,7 +10,7 @@ from marketing.common.htmx import HtmxHttpRequest
 from marketing.imports_models import ImportFile
 from marketing.imports_selectors import import_file_get, import_file_list
 from marketing.imports_services import import_file_create
-from marketing.roles import user_can_edit
+from marketing.roles import require_edit
 from profiles.forms_imports import ImportUploadForm
 
 TEMPLATE = "profiles/import_list.html"
@@ -37,8 +36,7 @@ def _render(
 def import_list_view(request: HtmxHttpRequest) -> HttpResponse:
     if request.method == "GET":
         return _render(request, ImportUploadForm())
-    if not user_can_edit(request.user):
-        raise PermissionDenied("Your role can only read.")
+    require_edit(request)
     form = ImportUploadForm(request.POST, request.FILES)
     if not form.is_valid():
         return _render(request, form)

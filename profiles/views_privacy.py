@@ -4,7 +4,6 @@ import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
-from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
@@ -15,7 +14,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from marketing.common.errors import ApplicationError
 from marketing.common.htmx import HtmxHttpRequest
-from marketing.roles import user_can_edit
+from marketing.roles import require_edit
 from profiles import consent, privacy, selectors
 from profiles.forms_privacy import ConsentForm, EraseForm
 from profiles.models import ConsentSource
@@ -28,14 +27,9 @@ def _customer_or_404(pk: int):
     return customer
 
 
-def _require_edit(request: HtmxHttpRequest) -> None:
-    if not user_can_edit(request.user):
-        raise PermissionDenied("Your role can only read.")
-
-
 @require_POST
 def customer_consent_update_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    _require_edit(request)
+    require_edit(request)
     customer = _customer_or_404(pk)
     form = ConsentForm(request.POST)
     if form.is_valid():
@@ -70,7 +64,7 @@ def customer_export_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def customer_erase_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    _require_edit(request)
+    require_edit(request)
     customer = _customer_or_404(pk)
     form = EraseForm(request.POST, expected=customer.external_id)
     if not form.is_valid():

@@ -260,10 +260,7 @@ def affinity_segment_create(
     if not name:
         raise _error("name", "Give the segment a name.")
     if Segment.objects.filter(name=name).exists():
-        raise SegmentNameTakenError(
-            f"A segment named {name!r} already exists.",
-            extra={"errors": {"name": f"A segment named {name!r} already exists."}},
-        )
+        raise SegmentNameTakenError.for_name(name)
     _check_size(top_n, top_percent)
     affinity_target_resolve(item_id=item_id, expression=expression)
     affinity_model_version()

@@ -1,6 +1,5 @@
 """The affinity segment page: a form that starts the build and a progress bar htmx polls."""
 
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -10,7 +9,7 @@ from marketing import selectors as marketing_selectors
 from marketing.common.errors import ApplicationError
 from marketing.common.htmx import HtmxHttpRequest
 from marketing.models import Job, JobStatus
-from marketing.roles import user_can_edit
+from marketing.roles import require_edit
 from recommender import segment_affinity
 from recommender.forms_affinity import AffinitySegmentForm
 from recommender.models import Item
@@ -39,8 +38,7 @@ def _items():
 def affinity_segment_create_view(request: HtmxHttpRequest) -> HttpResponse:
     if request.method == "GET":
         return render(request, TEMPLATE, {"form": AffinitySegmentForm(), "items": _items()})
-    if not user_can_edit(request.user):
-        raise PermissionDenied("Your role can only read.")
+    require_edit(request)
     form = AffinitySegmentForm(request.POST)
     job = None
     if form.is_valid():

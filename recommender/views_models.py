@@ -1,7 +1,6 @@
 """Training, activation and rollback of model versions from the Recommendations page."""
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -10,19 +9,14 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from marketing.common.errors import ApplicationError
 from marketing.common.htmx import HtmxHttpRequest
-from marketing.roles import user_can_edit
+from marketing.roles import require_edit
 from recommender import services, serving_services
 from recommender.forms_models import RollbackForm, TrainForm
 
 
-def _require_edit(request: HtmxHttpRequest) -> None:
-    if not user_can_edit(request.user):
-        raise PermissionDenied("Your role can only read.")
-
-
 @require_POST
 def modelversion_train_view(request: HtmxHttpRequest) -> HttpResponse:
-    _require_edit(request)
+    require_edit(request)
     form = TrainForm(request.POST)
     job = None
     if form.is_valid():
@@ -38,7 +32,7 @@ def modelversion_train_view(request: HtmxHttpRequest) -> HttpResponse:
 
 @require_POST
 def modelversion_activate_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    _require_edit(request)
+    require_edit(request)
     try:
         version = serving_services.modelversion_activate(version=pk)
     except ApplicationError as exc:
@@ -50,7 +44,7 @@ def modelversion_activate_view(request: HtmxHttpRequest, pk: int) -> HttpRespons
 
 @require_POST
 def modelversion_rollback_view(request: HtmxHttpRequest) -> HttpResponse:
-    _require_edit(request)
+    require_edit(request)
     form = RollbackForm(request.POST)
     if form.is_valid():
         try:

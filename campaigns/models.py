@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
@@ -43,6 +44,24 @@ class CampaignStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+class AudienceType(models.TextChoices):
+    SEGMENT = "segment", "Segment"
+    TRIGGER = "trigger", "Trigger event (journey)"
+
+
+class ScheduleType(models.TextChoices):
+    NOW = "now", "Now"
+    AT = "at", "At a time"
+    RECURRING = "recurring", "Recurring"
+    LOCAL_TIME = "local_time", "Same local time for each recipient"
+
+
+class Recurrence(models.TextChoices):
+    NONE = "", "Once"
+    DAILY = "daily", "Daily"
+    WEEKLY = "weekly", "Weekly"
+
+
 class Campaign(TimeStampedModel):
     name = models.CharField(max_length=200)
     channel = models.CharField(max_length=16, choices=Channel.choices)
@@ -72,6 +91,39 @@ class Campaign(TimeStampedModel):
     goal_window_hours = models.PositiveIntegerField(default=72)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Audience: a segment (evaluated at launch), or a trigger (a journey): a customer who does
+    # `trigger_event_type` and not `trigger_exit_event_type` within `trigger_delay_minutes`
+    # gets the message then; `trigger_reentry_days` null means once per customer.
+    audience_type = models.CharField(
+        max_length=16, choices=AudienceType.choices, default=AudienceType.SEGMENT
+    )
+    trigger_event_type = models.CharField(max_length=32, blank=True)
+    trigger_exit_event_type = models.CharField(max_length=32, blank=True)
+    trigger_delay_minutes = models.PositiveIntegerField(default=60)
+    trigger_reentry_days = models.PositiveIntegerField(null=True, blank=True)
+    # Schedule: now, at `scheduled_at`, recurring from `scheduled_at` (each occurrence is a
+    # child campaign with `parent` set, so its messages and report are its own), or on the
+    # date of `scheduled_at` at `send_local_time` in each recipient's timezone.
+    schedule_type = models.CharField(
+        max_length=16, choices=ScheduleType.choices, default=ScheduleType.NOW
+    )
+    recurrence = models.CharField(
+        max_length=16, choices=Recurrence.choices, default=Recurrence.NONE, blank=True
+    )
+    recurrence_until = models.DateTimeField(null=True, blank=True)
+    send_local_time = models.TimeField(null=True, blank=True)
+    parent = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="occurrences"
+    )
+    # What the campaign cost (for ROI in reports and attribution); blank when unknown.
+    cost = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -84,6 +136,14 @@ class Campaign(TimeStampedModel):
             ),
             models.CheckConstraint(
                 condition=Q(channel__in=Channel.values), name="campaign_channel_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(audience_type__in=AudienceType.values),
+                name="campaign_audience_type_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(schedule_type__in=ScheduleType.values),
+                name="campaign_schedule_type_valid",
             ),
         ]
 
@@ -154,6 +214,19 @@ class Message(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # What happened after the send (first time of each; provider webhooks, the open pixel,
+    # click redirects, the unsubscribe link, goal events within the campaign's window).
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    bounced_at = models.DateTimeField(null=True, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    clicked_at = models.DateTimeField(null=True, blank=True)
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    converted_at = models.DateTimeField(null=True, blank=True)
+    conversion_value = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    dismissed_at = models.DateTimeField(null=True, blank=True)  # in-app inbox
+    journey_entry = models.ForeignKey(
+        "JourneyEntry", on_delete=models.SET_NULL, null=True, blank=True, related_name="messages"
+    )
 
     class Meta:
         constraints = [
@@ -169,7 +242,53 @@ class Message(models.Model):
             # Frequency caps: a customer's sent messages in the last days, per channel.
             models.Index(fields=["customer", "channel", "sent_at"], name="message_cap"),
             models.Index(fields=["campaign", "status"], name="message_campaign_status"),
+            # Conversion attribution and the in-app inbox: a customer's recent messages.
+            models.Index(fields=["customer", "sent_at"], name="message_customer_sent"),
         ]
 
     def __str__(self) -> str:
         return self.idempotency_key
+
+
+class JourneyStatus(models.TextChoices):
+    WAITING = "waiting", "Waiting"
+    SENT = "sent", "Message sent"
+    EXITED = "exited", "Exited (did the exit event)"
+    SKIPPED = "skipped", "Not sent (see the message)"
+
+
+class JourneyEntry(models.Model):
+    """A customer entering a triggered campaign: they did the trigger event at
+    `triggered_at`; at `due_at` the exit event is checked and the message sent or not."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="entries")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    trigger_event_id = models.BigIntegerField(null=True, blank=True)
+    triggered_at = models.DateTimeField()
+    due_at = models.DateTimeField()
+    status = models.CharField(
+        max_length=16, choices=JourneyStatus.choices, default=JourneyStatus.WAITING
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "customer", "triggered_at"], name="journey_entry_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=JourneyStatus.values), name="journey_status_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["due_at"],
+                condition=Q(status="waiting"),
+                name="journey_entry_due",
+            ),
+            models.Index(fields=["campaign", "customer"], name="journey_entry_customer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id}:{self.customer_id}@{self.triggered_at:%Y-%m-%d %H:%M}"

@@ -56,6 +56,7 @@ from campaigns.dispatch_rules import (
 from campaigns.errors import (
     CampaignNotReadyError,
 )
+from campaigns.inbox_services import in_app_payload
 from campaigns.models import (
     Campaign,
     CampaignStatus,
@@ -87,7 +88,7 @@ from campaigns.templating import (
     template_compile,
 )
 from profiles.consent import CHANNEL_PURPOSE, consent_filter, unsubscribe_token
-from profiles.models import ChannelEndpoint, Customer
+from profiles.models import Channel, ChannelEndpoint, Customer
 from profiles.services import endpoints_mark_bounced
 
 logger = logging.getLogger(__name__)
@@ -428,6 +429,8 @@ def _deliver(
         provider_message_id=result.provider_message_id[:200],
         sent_at=timezone.now(),
         error="",
+        # The in-app inbox shows what was sent (campaigns/inbox_services.py).
+        **({"payload": in_app_payload(rendered)} if message.channel == Channel.IN_APP else {}),
     )
     return MessageStatus.SENT
 

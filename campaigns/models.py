@@ -224,6 +224,10 @@ class Message(models.Model):
     converted_at = models.DateTimeField(null=True, blank=True)
     conversion_value = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     dismissed_at = models.DateTimeField(null=True, blank=True)  # in-app inbox
+    # In-app only: the rendered title, body, url and icon as sent (campaigns/inbox_services.py).
+    # The inbox shows what was sent; rendering again at read time would show today's
+    # recommendations instead.
+    payload = models.JSONField(default=dict, blank=True)
     journey_entry = models.ForeignKey(
         "JourneyEntry", on_delete=models.SET_NULL, null=True, blank=True, related_name="messages"
     )

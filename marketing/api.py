@@ -8,6 +8,7 @@ from rest_framework.decorators import api_view, permission_classes
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
+from campaigns.api_inbox import CustomerMessageViewSet
 from marketing.authentication import HasScope
 from marketing.models import ApiKey
 from profiles.api import CustomerViewSet, EventIngestView
@@ -27,6 +28,9 @@ class OptionalSlashRouter(SimpleRouter):
 
 router = OptionalSlashRouter()
 router.register("items", ItemViewSet, basename="item")
+router.register(
+    r"customers/(?P<id>[^/]+)/messages", CustomerMessageViewSet, basename="customer-message"
+)
 router.register("customers", CustomerViewSet, basename="customer")
 router.register("segments", SegmentViewSet, basename="segment")
 

@@ -16,6 +16,8 @@ class Scope(models.TextChoices):
     CATALOG_WRITE = "catalog:write", "Change the catalog"
     SEGMENTS_READ = "segments:read", "Read segments and customers' memberships"
     SEGMENTS_WRITE = "segments:write", "Create and change segments"
+    MESSAGES_READ = "messages:read", "Read customers' in-app messages"
+    MESSAGES_WRITE = "messages:write", "Report in-app messages read, clicked or dismissed"
 
 
 class ApiKey(AbstractAPIKey):

@@ -243,6 +243,8 @@ CAMPAIGN_FREQUENCY_DAYS = env.int("CAMPAIGN_FREQUENCY_DAYS", default=7)
 CAMPAIGN_GLOBAL_CONTROL_PERCENT = env.int("CAMPAIGN_GLOBAL_CONTROL_PERCENT", default=0)
 CAMPAIGN_DEFAULT_TIMEZONE = env("CAMPAIGN_DEFAULT_TIMEZONE", default="UTC")
 MESSAGE_SEND_LEASE_SECONDS = env.int("MESSAGE_SEND_LEASE_SECONDS", default=300)
+# Days an in-app message stays in the inbox (GET /api/v1/customers/{id}/messages).
+IN_APP_MESSAGE_TTL_DAYS = env.int("IN_APP_MESSAGE_TTL_DAYS", default=30)
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://localhost:8000")
 # Connect and read timeout of every provider HTTP call, in seconds.
 PROVIDER_TIMEOUT_SECONDS = env.float("PROVIDER_TIMEOUT_SECONDS", default=10.0)

@@ -3,6 +3,9 @@
 import time
 
 import pytest
+from rest_framework.test import APIClient
+
+from marketing.services import api_key_create
 
 
 def wait_for(predicate, *, timeout: float = 60.0, interval: float = 0.2):
@@ -14,3 +17,11 @@ def wait_for(predicate, *, timeout: float = 60.0, interval: float = 0.2):
             return value
         time.sleep(interval)
     pytest.fail(f"condition not met within {timeout} s")
+
+
+def api_key_client(*scopes: str, name: str = "automation") -> APIClient:
+    """An API client authenticated by a new key with exactly these scopes."""
+    _, raw = api_key_create(name=name, scopes=list(scopes))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+    return client

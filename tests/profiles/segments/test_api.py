@@ -1,9 +1,8 @@
 import pytest
-from rest_framework.test import APIClient
 
-from marketing.services import api_key_create
 from profiles.models import Segment, SegmentKind
 from profiles.segments.services import segment_members_set
+from tests.helpers import api_key_client
 from tests.profiles.factories import CustomerFactory, EventFactory, SegmentFactory
 
 pytestmark = pytest.mark.django_db
@@ -15,16 +14,9 @@ GERMANS = {
 BUYERS = {"op": "and", "conditions": [{"kind": "event", "event_type": "purchase"}]}
 
 
-def _key_client(*scopes):
-    _, raw = api_key_create(name="automation", scopes=list(scopes))
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
-    return client
-
-
 @pytest.fixture
 def automation():
-    return _key_client("segments:read", "segments:write")
+    return api_key_client("segments:read", "segments:write")
 
 
 def test_create_a_rule_segment_schedules_its_refresh(
@@ -151,11 +143,11 @@ def test_refresh_only_for_rule_segments(automation, django_capture_on_commit_cal
 
 
 def test_scopes_and_roles_are_enforced(analyst_client):
-    reader = _key_client("segments:read")
+    reader = api_key_client("segments:read")
     assert reader.get("/api/v1/segments").status_code == 200
     response = reader.post("/api/v1/segments", {"name": "X", "rules": GERMANS}, format="json")
     assert response.status_code == 403
-    assert _key_client("profiles:read").get("/api/v1/segments").status_code == 403
+    assert api_key_client("profiles:read").get("/api/v1/segments").status_code == 403
     assert analyst_client.get("/api/v1/segments").status_code == 200
     response = analyst_client.post(
         "/api/v1/segments", {"name": "X", "rules": GERMANS}, content_type="application/json"
@@ -171,7 +163,7 @@ def test_customer_segments_are_evaluated_in_real_time():
     buyers = SegmentFactory(name="Buyers", rules=BUYERS)
     listed = SegmentFactory(name="Listed", kind=SegmentKind.IMPORTED)
     segment_members_set(segment=listed, customer_ids=[alice.pk])
-    client = _key_client("segments:read")
+    client = api_key_client("segments:read")
     response = client.get("/api/v1/customers/alice/segments")
     assert response.status_code == 200
     assert [s["name"] for s in response.json()["segments"]] == ["Germans", "Listed"]
@@ -181,14 +173,16 @@ def test_customer_segments_are_evaluated_in_real_time():
     assert names == [buyers.pk, germans.pk, listed.pk]
     assert client.get("/api/v1/customers/bob/segments").json()["segments"] == []
     assert client.get("/api/v1/customers/nobody/segments").status_code == 404
-    assert _key_client("profiles:read").get("/api/v1/customers/alice/segments").status_code == 403
+    assert (
+        api_key_client("profiles:read").get("/api/v1/customers/alice/segments").status_code == 403
+    )
 
 
 def test_customer_segments_is_one_query_for_any_number_of_segments(django_assert_num_queries):
     CustomerFactory(external_id="alice", country="DE")
     for i in range(6):
         SegmentFactory(name=f"S{i}", rules=GERMANS if i % 2 else BUYERS)
-    client = _key_client("segments:read")
+    client = api_key_client("segments:read")
     client.get("/api/v1/customers/alice/segments")  # warm the key cache
     # The customer (with its endpoints and aliases), the segments, one evaluation query.
     with django_assert_num_queries(5):

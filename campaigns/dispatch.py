@@ -196,13 +196,14 @@ def _skip_reason(
     campaign: Campaign,
     customer_id: int,
     *,
+    external_id: str,
     consented: set[int],
     addresses: dict[int, str],
     opted_out: set[int],
     overall: dict,
     on_channel: dict,
 ) -> str:
-    if in_global_control(customer_id=customer_id, percent=settings.CAMPAIGN_GLOBAL_CONTROL_PERCENT):
+    if in_global_control(external_id=external_id, percent=settings.CAMPAIGN_GLOBAL_CONTROL_PERCENT):
         return SkipReason.GLOBAL_CONTROL
     if in_holdout(
         campaign_id=campaign.pk, customer_id=customer_id, percent=campaign.holdout_percent
@@ -257,9 +258,11 @@ def messages_send_batch(*, campaign: Campaign | int, customer_ids: list[int]) ->
     variants = _variants(campaign)
     weights = [v.weight if v is not None else 1 for v, _ in variants]
     compiled: dict[int, CompiledTemplate] = {}
-    customers = dict(
-        Customer.objects.filter(pk__in=ids, erased_at=None).values_list("pk", "timezone")
+    profiles = Customer.objects.filter(pk__in=ids, erased_at=None).values_list(
+        "pk", "timezone", "external_id"
     )
+    customers = {pk: tz for pk, tz, _ in profiles}
+    external_ids = {pk: external_id for pk, _, external_id in profiles}  # same rows, no query
     consented = consent_filter(customer_ids=ids, purpose=CHANNEL_PURPOSE[channel])
     addresses, opted_out = _addresses(ids, channel)
     overall, on_channel = _sent_counts(ids, channel, now)
@@ -294,6 +297,7 @@ def messages_send_batch(*, campaign: Campaign | int, customer_ids: list[int]) ->
             reason = _skip_reason(
                 campaign,
                 customer_id,
+                external_id=external_ids[customer_id],
                 consented=consented,
                 addresses=addresses,
                 opted_out=opted_out,

@@ -21,9 +21,12 @@ def in_holdout(*, campaign_id: int, customer_id: int, percent: int) -> bool:
     return percent > 0 and bucket("holdout", campaign_id, customer_id) < percent
 
 
-def in_global_control(*, customer_id: int, percent: int) -> bool:
-    """The global control group is per customer, the same for every campaign."""
-    return percent > 0 and bucket("global_control", customer_id) < percent
+def in_global_control(*, external_id: str, percent: float) -> bool:
+    """The global control group (CAMPAIGN_GLOBAL_CONTROL_PERCENT of all customers) receives
+    no marketing: the same customers for every campaign and every experiment
+    (experiments/assignment.py). It hashes the storefront's id, not the database pk, because
+    the experiments API decides for customers it has never stored."""
+    return percent > 0 and bucket("global_control", external_id) < percent
 
 
 def variant_index(*, campaign_id: int, customer_id: int, weights: Sequence[int]) -> int:

@@ -49,10 +49,11 @@ class TemplatePreview:
 
 
 def template_preview(
-    *, channel: str, fields: Mapping[str, str], customer_query: str = ""
+    *, channel: str, fields: Mapping[str, str], customer_query: str = "", campaign_name: str = ""
 ) -> TemplatePreview:
     """Render unsaved template fields ({model field: source}) for one customer: found by pk,
-    storefront id or email, or a random buyer when `customer_query` is blank."""
+    storefront id or email, or a random buyer when `customer_query` is blank. A campaign's
+    page passes its name, which templates see as `campaign.name`."""
     customer = customer_for_preview(customer_query)
     parts = {part: fields.get(name, "") for part, name, _ in CHANNEL_PARTS.get(channel, ())}
     try:
@@ -66,7 +67,7 @@ def template_preview(
         )
     if customer is None:
         return TemplatePreview(customer=None, customer_query=customer_query)
-    context = context_for_customers([customer.pk])[customer.pk]
+    context = context_for_customers([customer.pk], campaign_name=campaign_name)[customer.pk]
     try:
         message = render(compiled, context)
     except TemplateRenderError as exc:

@@ -1,11 +1,39 @@
 from django.urls import path
 
-from campaigns import views, views_templates, webhooks
+from campaigns import views, views_campaigns, views_campaigns_report, views_templates, webhooks
 
 app_name = "campaigns"
 
 urlpatterns = [
     path("campaigns/", views.campaign_list_view, name="campaign-list"),
+    path("campaigns/new/", views_campaigns.campaign_create_view, name="campaign-create"),
+    path("campaigns/<int:pk>/", views_campaigns.campaign_detail_view, name="campaign-detail"),
+    path("campaigns/<int:pk>/edit/", views_campaigns.campaign_edit_view, name="campaign-edit"),
+    path(
+        "campaigns/<int:pk>/preview/",
+        views_campaigns.campaign_preview_view,
+        name="campaign-preview",
+    ),
+    path(
+        "campaigns/<int:pk>/progress/",
+        views_campaigns.campaign_progress_view,
+        name="campaign-progress",
+    ),
+    path(
+        "campaigns/<int:pk>/actions/<slug:action>/",
+        views_campaigns.campaign_action_view,
+        name="campaign-action",
+    ),
+    path(
+        "campaigns/<int:pk>/report/",
+        views_campaigns_report.campaign_report_view,
+        name="campaign-report",
+    ),
+    path(
+        "campaigns/<int:pk>/report.csv",
+        views_campaigns_report.campaign_report_csv_view,
+        name="campaign-report-csv",
+    ),
     path("campaigns/templates/", views_templates.template_list_view, name="template-list"),
     path("campaigns/templates/new/", views_templates.template_create_view, name="template-create"),
     path(

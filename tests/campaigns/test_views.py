@@ -37,8 +37,8 @@ def test_campaign_list_shows_campaigns(request, client_fixture):
     assert "2025-04-01 09:00" in content
     assert "2025-04-01 09:05" in content
     assert "<b>Draft push</b>" in content
-    assert ("/admin/campaigns/campaign/" in content) is (client_fixture == "marketer_client")
-    assert ("Add campaign" in content) is (client_fixture == "marketer_client")
+    assert ("/campaigns/new/" in content) is (client_fixture == "marketer_client")
+    assert ("New campaign" in content) is (client_fixture == "marketer_client")
 
 
 def test_campaign_list_search_status_and_channel_filters(marketer_client):

@@ -43,7 +43,6 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, F, Q
-from django.urls import reverse
 from django.utils import timezone
 
 from campaigns.dispatch_rules import (
@@ -87,7 +86,8 @@ from campaigns.templating import (
     render,
     template_compile,
 )
-from profiles.consent import CHANNEL_PURPOSE, consent_filter, unsubscribe_token
+from campaigns.tracking import message_links, message_track, status_callback_url
+from profiles.consent import CHANNEL_PURPOSE, consent_filter
 from profiles.models import Channel, ChannelEndpoint, Customer
 from profiles.services import endpoints_mark_bounced
 
@@ -223,20 +223,15 @@ def _skip_reason(
     return ""
 
 
-def _links(customer_id: int, channel: str) -> MessageLinks:
-    token = unsubscribe_token(customer=Customer(pk=customer_id), purpose=CHANNEL_PURPOSE[channel])
-    path = reverse("profiles:unsubscribe", kwargs={"token": token})
-    return MessageLinks(unsubscribe_url=settings.PUBLIC_BASE_URL.rstrip("/") + path)
-
-
 def _render_for(
-    compiled: CompiledTemplate, context: dict | None, customer_id: int, channel: str
+    compiled: CompiledTemplate, context: dict | None, key: str
 ) -> tuple[RenderedMessage, MessageLinks]:
-    """The message and its links (the provider call needs the unsubscribe link again)."""
+    """The message as sent, with click tracking and the open pixel (campaigns/tracking.py),
+    and its links (the provider call needs the per-message unsubscribe link again)."""
     if context is None:
         raise TemplateRenderError("the customer was erased")
-    links = _links(customer_id, channel)
-    return render(compiled, context, links=links), links
+    links = message_links(key)
+    return message_track(render(compiled, context, links=links), key), links
 
 
 def messages_send_batch(*, campaign: Campaign | int, customer_ids: list[int]) -> BatchResult:
@@ -326,7 +321,7 @@ def messages_send_batch(*, campaign: Campaign | int, customer_ids: list[int]) ->
             compiled[template.pk] = template_compile(template)
         try:
             rendered[row.idempotency_key] = _render_for(
-                compiled[template.pk], contexts.get(row.customer_id), row.customer_id, channel
+                compiled[template.pk], contexts.get(row.customer_id), row.idempotency_key
             )
         except TemplateRenderError as exc:
             row.status, row.skip_reason, row.error = (
@@ -394,6 +389,8 @@ def _outbound(message: Message, rendered: RenderedMessage, links: MessageLinks) 
     custom_args = {"campaign_id": str(message.campaign_id)}
     if rendered.url:
         custom_args["url"] = rendered.url
+    # Twilio posts delivery statuses here; the provider adds `message_id=<key>` to the query.
+    callback = status_callback_url() if message.channel == "sms" else ""
     return OutboundMessage(
         message_id=message.idempotency_key,
         channel=message.channel,
@@ -404,6 +401,7 @@ def _outbound(message: Message, rendered: RenderedMessage, links: MessageLinks) 
         headers=headers,
         categories=(f"campaign-{message.campaign_id}",),
         custom_args=custom_args,
+        status_callback_url=callback,
     )
 
 
@@ -485,8 +483,7 @@ def message_send(*, message_id: int) -> str:
         rendered, links = _render_for(
             template_compile(template),
             contexts.get(message.customer_id),
-            message.customer_id,
-            message.channel,
+            message.idempotency_key,
         )
     except TemplateRenderError as exc:
         Message.objects.filter(pk=message.pk).update(

@@ -1,6 +1,13 @@
 from django.urls import path
 
-from campaigns import views, views_campaigns, views_campaigns_report, views_templates, webhooks
+from campaigns import (
+    views,
+    views_campaigns,
+    views_campaigns_report,
+    views_templates,
+    views_tracking,
+    webhooks,
+)
 
 app_name = "campaigns"
 
@@ -52,4 +59,8 @@ urlpatterns = [
         name="webhook-sendgrid-events",
     ),
     path("webhooks/twilio/inbound", webhooks.twilio_inbound_view, name="webhook-twilio-inbound"),
+    path("webhooks/twilio/status", webhooks.twilio_status_view, name="webhook-twilio-status"),
+    path("t/o/<str:token>", views_tracking.track_open_view, name="track-open"),
+    path("t/c/<str:token>", views_tracking.track_click_view, name="track-click"),
+    path("t/u/<str:token>", views_tracking.track_unsubscribe_view, name="track-unsubscribe"),
 ]

@@ -17,15 +17,15 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Func, Q, QuerySet, Value
-from django.utils import timezone
 from sendgrid.helpers.eventwebhook import EventWebhook
 from twilio.request_validator import RequestValidator
 
+from campaigns.webhook_messages import sendgrid_event_time, sendgrid_message_events_apply
 from marketing.common.errors import ApplicationError
 from profiles.consent import consent_set
 from profiles.models import (
@@ -253,15 +253,6 @@ def sendgrid_events_parse(payload: str) -> list:
     return events
 
 
-def _event_time(value) -> datetime | None:
-    """SendGrid's `timestamp` is Unix seconds; a future time is clamped to now."""
-    try:
-        at = datetime.fromtimestamp(int(value), tz=UTC)
-    except (TypeError, ValueError, OverflowError, OSError):
-        return None
-    return min(at, timezone.now())
-
-
 def _is_hard_bounce(event: Mapping) -> bool:
     kind = str(event.get("type") or "").lower()
     if event.get("event") == "bounce":
@@ -279,9 +270,11 @@ def _sendgrid_note(event: Mapping) -> str:
 
 def sendgrid_events_apply(*, events: list) -> WebhookResult:
     """Unsubscribes and spam reports withdraw `marketing_email` and opt the address out;
-    group resubscribes grant it back; hard bounces flag the endpoint. The rest is ignored."""
+    group resubscribes grant it back; hard bounces flag the endpoint. Events naming one of
+    our messages update it (campaigns/webhook_messages.py). The rest is ignored."""
     consents = endpoints = ignored = 0
-    for event in events:
+    linked = sendgrid_message_events_apply(events=events)
+    for index, event in enumerate(events):
         if not isinstance(event, dict):
             ignored += 1
             continue
@@ -298,13 +291,13 @@ def sendgrid_events_apply(*, events: list) -> WebhookResult:
                 endpoints_of=lambda customer, email=email: _email_endpoints(customer, email),
                 actor="sendgrid",
                 note=_sendgrid_note(event),
-                at=_event_time(event.get("timestamp")),
+                at=sendgrid_event_time(event.get("timestamp")),
             )
             consents += changed[0]
             endpoints += changed[1]
         elif name in ("bounce", "dropped") and _is_hard_bounce(event):
             endpoints += endpoints_mark_bounced(channel=Channel.EMAIL, address=email)
-        else:
+        elif index not in linked:
             ignored += 1
     result = WebhookResult(
         events=len(events), consents=consents, endpoints=endpoints, ignored=ignored

@@ -8,6 +8,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from campaigns import webhook_services as services
+from campaigns.providers.base import MESSAGE_ID_ARG
+from campaigns.webhook_messages import twilio_status_apply
 from marketing.common.errors import ApplicationError
 
 
@@ -43,9 +45,8 @@ def sendgrid_events_view(request: HttpRequest) -> HttpResponse:
     )
 
 
-@csrf_exempt
-@require_POST
-def twilio_inbound_view(request: HttpRequest) -> HttpResponse:
+def _twilio_refused(request: HttpRequest) -> JsonResponse | None:
+    """The error response when X-Twilio-Signature does not match (None: it does)."""
     try:
         services.twilio_signature_verify(
             url=request.build_absolute_uri(),
@@ -54,6 +55,15 @@ def twilio_inbound_view(request: HttpRequest) -> HttpResponse:
         )
     except ApplicationError as exc:
         return _error(exc)
+    return None
+
+
+@csrf_exempt
+@require_POST
+def twilio_inbound_view(request: HttpRequest) -> HttpResponse:
+    refused = _twilio_refused(request)
+    if refused is not None:
+        return refused
     services.twilio_inbound_apply(
         from_number=request.POST.get("From", ""),
         body=request.POST.get("Body", ""),
@@ -61,4 +71,23 @@ def twilio_inbound_view(request: HttpRequest) -> HttpResponse:
     )
     return HttpResponse(
         '<?xml version="1.0" encoding="UTF-8"?><Response/>', content_type="text/xml"
+    )
+
+
+@csrf_exempt
+@require_POST
+def twilio_status_view(request: HttpRequest) -> HttpResponse:
+    """Twilio's StatusCallback of an SMS we sent; `message_id` (our key) is in the query
+    string, which the signature covers (it signs the full URL)."""
+    refused = _twilio_refused(request)
+    if refused is not None:
+        return refused
+    result = twilio_status_apply(
+        message_key=request.GET.get(MESSAGE_ID_ARG, ""),
+        status=request.POST.get("MessageStatus", ""),
+        error_code=request.POST.get("ErrorCode", ""),
+        message_sid=request.POST.get("MessageSid", ""),
+    )
+    return JsonResponse(
+        {"message": result.message, "endpoints": result.endpoints, "ignored": result.ignored}
     )

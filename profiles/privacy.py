@@ -31,7 +31,7 @@ from profiles.models import (
 logger = logging.getLogger(__name__)
 
 ExportPart = Callable[[Customer], dict]
-ErasePart = Callable[[Customer], dict]
+ErasePart = Callable[[Customer], int]  # how many rows it removed or blanked
 _export_parts: dict[str, ExportPart] = {}
 _erase_parts: dict[str, ErasePart] = {}
 

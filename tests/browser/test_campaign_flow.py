@@ -77,6 +77,14 @@ def test_create_preview_send_and_report(
     expect(page.get_by_role("heading", level=1)).to_have_text("New campaign")
     page.get_by_label("Name").fill("Spring launch")
     page.get_by_label("Channel").select_option("email")
+    page.get_by_role("button", name="Save campaign").click()  # no segment, no variant yet
+    expect(page.locator("#segment-error")).to_have_text("Choose a segment.")
+    expect(page.locator("#variant-errors")).to_have_text(
+        "Add at least one variant with a template."
+    )
+    if screenshot_dir:
+        page.screenshot(path=screenshot_dir / "campaign_form_errors.png", full_page=True)
+    assert not Campaign.objects.exists()
     page.get_by_role("combobox", name="Segment").select_option(label="Spring buyers")
     page.locator("#id_variants-0-name").fill("A")
     page.locator("#id_variants-0-template").select_option(label="Spring hello (Email)")

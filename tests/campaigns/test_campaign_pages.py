@@ -158,7 +158,11 @@ def _past() -> str:
             "The exit event must differ from the trigger event.",
         ),
         ({"schedule_type": "at", "scheduled_at": ""}, "scheduled_at", "Choose the time to send."),
-        ({"schedule_type": "at", "scheduled_at": "PAST"}, "scheduled_at", "The time is in the past."),
+        (
+            {"schedule_type": "at", "scheduled_at": "PAST"},
+            "scheduled_at",
+            "The time is in the past.",
+        ),
         (
             {"schedule_type": "recurring", "scheduled_at": "FUTURE", "recurrence": ""},
             "recurrence",
@@ -174,7 +178,11 @@ def _past() -> str:
             "quiet_hours_end",
             "Give both the start and the end of the quiet hours, or neither.",
         ),
-        ({"holdout_percent": "101"}, "holdout_percent", "Ensure this value is less than or equal to 100."),
+        (
+            {"holdout_percent": "101"},
+            "holdout_percent",
+            "Ensure this value is less than or equal to 100.",
+        ),
         ({"cost": "-5"}, "cost", "The cost cannot be negative."),
     ],
 )  # fmt: skip
@@ -616,3 +624,21 @@ def test_detail_page_shows_summary_actions_and_nav(marketer_client, setup):
         assert f">{label}</" in content
     assert 'hx-confirm="Send this campaign now to its whole audience?"' in content
     assert 'hx-trigger="every 2s"' not in content
+
+
+@pytest.mark.parametrize("n", [1, 15])
+def test_list_and_detail_query_counts_do_not_grow_with_campaigns_or_variants(
+    analyst_client, setup, django_assert_num_queries, n
+):
+    for i in range(n):
+        campaign = CampaignFactory(segment=setup["segment"], template=setup["a"])
+        for name in ("A", "B", "C")[: 1 + i % 3]:
+            CampaignVariant.objects.create(campaign=campaign, name=name, template=setup["a"])
+        _message(campaign, CustomerFactory())
+    # session, user, groups (can_edit), count, page of campaigns with their figures
+    with django_assert_num_queries(5):
+        response = analyst_client.get(reverse("campaigns:campaign-list"))
+    assert len(response.context["page_obj"]) == n
+    # session, user, the campaign and its variants, then the report's four
+    with django_assert_num_queries(8):
+        analyst_client.get(reverse("campaigns:campaign-report-csv", args=[campaign.pk]))

@@ -39,3 +39,14 @@ def campaigns_launch_due_task() -> None:
     launched = campaigns_launch_due()
     if launched:
         logger.info("scheduled campaigns launched", extra={"count": launched})
+
+
+@shared_task(name="campaigns.conversions_attribute", soft_time_limit=60, time_limit=120)
+def conversions_attribute_task() -> None:
+    """Credit new goal events to the messages that led to them (beat, every minute); a full
+    batch hands over to a fresh task."""
+    from campaigns.conversions import conversions_attribute_new
+
+    result = conversions_attribute_new()
+    if result.more:
+        conversions_attribute_task.apply_async()

@@ -81,6 +81,11 @@ app.conf.beat_schedule = {
         "task": "campaigns.campaigns_launch_due",
         "schedule": crontab(minute="*"),
     },
+    # every minute: credit new goal events (purchases...) to the messages that led to them
+    "campaigns-conversions-attribute": {
+        "task": "campaigns.conversions_attribute",
+        "schedule": crontab(minute="*"),
+    },
     # every minute: beat records a heartbeat that /healthz and the dashboard show
     "marketing-beat-heartbeat": {
         "task": "marketing.beat_heartbeat",

@@ -35,7 +35,8 @@ GLOBAL_CONTROL = Q(status=MessageStatus.SKIPPED, skip_reason=SkipReason.GLOBAL_C
 
 def campaign_list(*, filters: dict | None = None) -> QuerySet[Campaign]:
     """Campaigns newest first, each with `sent`, `opened`, `clicked` and `converted` counts
-    of its messages (one grouped query with the page)."""
+    of its messages (one grouped query with the page). `parent` gives the occurrences of a
+    recurring campaign."""
     filters = filters or {}
     qs = Campaign.objects.select_related("segment", "template").annotate(
         sent=Count("messages", filter=Q(messages__status=MessageStatus.SENT)),
@@ -60,6 +61,8 @@ def campaign_list(*, filters: dict | None = None) -> QuerySet[Campaign]:
         qs = qs.filter(channel=channel)
     if audience := filters.get("audience_type"):
         qs = qs.filter(audience_type=audience)
+    if parent := filters.get("parent"):
+        qs = qs.filter(parent=parent)
     return qs.order_by("-created_at", "-pk")
 
 

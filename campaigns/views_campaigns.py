@@ -30,8 +30,19 @@ from campaigns.forms import (
     CampaignVariantForm,
     CampaignVariantFormSet,
 )
-from campaigns.models import Campaign, CampaignStatus, CampaignVariant, ScheduleType
-from campaigns.selectors import campaign_get, campaign_preview, campaign_progress
+from campaigns.models import (
+    AudienceType,
+    Campaign,
+    CampaignStatus,
+    CampaignVariant,
+    ScheduleType,
+)
+from campaigns.selectors import (
+    campaign_get,
+    campaign_list,
+    campaign_preview,
+    campaign_progress,
+)
 from marketing.common.errors import ApplicationError
 from marketing.common.htmx import HtmxHttpRequest
 from marketing.roles import require_edit
@@ -42,6 +53,7 @@ FORM_TEMPLATE = "campaigns/campaign_form.html"
 DETAIL_TEMPLATE = "campaigns/campaign_detail.html"
 # While sending, the progress fragment polls every 2 s; these statuses are still moving.
 MOVING = (CampaignStatus.SENDING,)
+OCCURRENCES_SHOWN = 50
 
 ACTIONS: dict[str, tuple[Callable[..., Campaign], str]] = {
     "send": (lifecycle.campaign_launch, "Sending started."),
@@ -179,7 +191,8 @@ def _progress_context(campaign: Campaign) -> dict:
     return {
         "campaign": campaign,
         "progress": campaign_progress(campaign=campaign),
-        "polling": campaign.status in MOVING,
+        # A journey stays "sending" while it is active: no progress to wait for.
+        "polling": campaign.status in MOVING and campaign.audience_type == AudienceType.SEGMENT,
     }
 
 
@@ -197,6 +210,11 @@ def campaign_detail_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "preview": campaign_preview(campaign=campaign, customer_query=query),
         "preview_form": CampaignPreviewForm(initial={"customer": query}),
         "variants": list(campaign.variants.all()),
+        "occurrences": (
+            list(campaign_list(filters={"parent": campaign})[:OCCURRENCES_SHOWN])
+            if campaign.schedule_type == ScheduleType.RECURRING
+            else []
+        ),
     }
     return render(request, DETAIL_TEMPLATE, context)
 

@@ -642,3 +642,47 @@ def test_list_and_detail_query_counts_do_not_grow_with_campaigns_or_variants(
     # session, user, the campaign and its variants, then the report's four
     with django_assert_num_queries(8):
         analyst_client.get(reverse("campaigns:campaign-report-csv", args=[campaign.pk]))
+
+
+def test_an_active_journey_does_not_poll_and_starts_with_its_own_label(marketer_client, setup):
+    draft = CampaignFactory(
+        template=setup["a"], segment=None, audience_type="trigger", trigger_event_type="purchase"
+    )
+    active = CampaignFactory(
+        template=setup["a"],
+        segment=None,
+        audience_type="trigger",
+        trigger_event_type="purchase",
+        status="sending",
+    )
+    draft_page = marketer_client.get(reverse("campaigns:campaign-detail", args=[draft.pk]))
+    active_page = marketer_client.get(reverse("campaigns:campaign-detail", args=[active.pk]))
+    assert ">Start journey</button>" in draft_page.content.decode()
+    assert ">Send now</button>" not in draft_page.content.decode()
+    assert 'hx-trigger="every 2s"' not in active_page.content.decode()
+
+
+def test_a_recurring_campaign_lists_its_occurrences_with_their_figures(analyst_client, setup):
+    parent = CampaignFactory(
+        name="Weekly picks",
+        segment=setup["segment"],
+        template=setup["a"],
+        status="scheduled",
+        schedule_type="recurring",
+        recurrence="weekly",
+        scheduled_at=timezone.now() + dt.timedelta(days=7),
+    )
+    child = CampaignFactory(
+        name="Weekly picks",
+        segment=setup["segment"],
+        template=setup["a"],
+        status="done",
+        parent=parent,
+        scheduled_at=timezone.now() - dt.timedelta(days=1),
+    )
+    _message(child, CustomerFactory(), opened_at=timezone.now())
+    response = analyst_client.get(reverse("campaigns:campaign-detail", args=[parent.pk]))
+    assert [(o.pk, o.sent, o.opened) for o in response.context["occurrences"]] == [(child.pk, 1, 1)]
+    assert 'id="campaign-occurrences"' in response.content.decode()
+    child_page = analyst_client.get(reverse("campaigns:campaign-detail", args=[child.pk]))
+    assert reverse("campaigns:campaign-detail", args=[parent.pk]) in child_page.content.decode()

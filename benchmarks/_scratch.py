@@ -94,3 +94,33 @@ def gunicorn_start(
         env=env,
         start_new_session=True,
     )
+
+
+def celery_worker_start(
+    *, env: dict, queues: str, concurrency: int, name: str = ""
+) -> subprocess.Popen:
+    """`celery worker` on `queues` in its own process group (signal the group to stop it
+    with its pool processes)."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "marketing",
+            "worker",
+            "-Q",
+            queues,
+            *(("-n", name) if name else ()),
+            "--concurrency",
+            str(concurrency),
+            "-l",
+            "warning",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )

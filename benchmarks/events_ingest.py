@@ -13,8 +13,6 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -23,8 +21,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from _scratch import (
     PG,
-    ROOT,
     bench_env,
+    celery_worker_start,
     database_reset,
     django_setup,
     free_port,
@@ -174,27 +172,7 @@ def main() -> None:
     port = free_port()
     env = _ENV
     web = gunicorn_start(port=port, workers=args.workers, env=env)
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "marketing",
-            "worker",
-            "-Q",
-            "default",
-            "--concurrency",
-            "1",
-            "-l",
-            "warning",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
-    )
+    worker = celery_worker_start(env=env, queues="default", concurrency=1)
     try:
         wait_listening(port)
         time.sleep(2)

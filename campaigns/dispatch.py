@@ -16,32 +16,58 @@ The protocol for one message:
    end (in steps of at most DEFER_MAX_SECONDS, below the broker's visibility timeout), which
    decides again from the start, caps included.
 2. Render; a render error is that recipient's `failed` row, nothing is sent.
-3. INSERT the row with its unique idempotency key `campaign:variant:customer:channel`
-   (ON CONFLICT DO NOTHING) and commit: a row that exists already is never decided again.
-4. Claim: `queued` -> `sending` under a row lock (SKIP LOCKED), committed: only one worker
-   ever holds a message, however often the task is redelivered.
-5. Call the provider with the key as its message id, then mark `sent` with the provider's id.
-   Transient errors put the row back to `queued` and enqueue `message_send` with backoff
+3. Frequency caps again, atomically, then INSERT: in one transaction, per-customer advisory
+   locks (taken in pk order, so concurrent batches never deadlock) on the recipients about to
+   get a `queued` row; under them the counts of the window's sent, `queued` and `sending`
+   messages of every campaign; capped recipients get `skipped`; the rows go in with their
+   unique idempotency key `campaign:variant:customer:channel` (ON CONFLICT DO NOTHING) and
+   commit. Two campaigns deciding for the same customer at once are serialized, and the second
+   sees the first's `queued` row, so a cap is never exceeded. A row that exists already is
+   never decided again.
+4. Claim, a chunk at a time, just before its provider calls: `queued` -> `sending` in one
+   UPDATE (FOR UPDATE SKIP LOCKED), committed: only one worker ever holds a message, however
+   often the task is redelivered, and a message not yet claimed is plain `queued`.
+5. Call the provider for the chunk's messages concurrently (DISPATCH_SEND_THREADS threads;
+   network I/O releases the GIL) with the key as its message id, then record the outcomes: one
+   UPDATE ... FROM (VALUES ...) marks the chunk's accepted messages `sent` with the provider's
+   ids. Transient errors put the row back to `queued` and enqueue `message_send` with backoff
    (Retry-After when given) up to MAX_SEND_ATTEMPTS, then `failed`; permanent errors are
    `failed`, and an unreachable endpoint is flagged bounced.
 
-A worker that dies between 4 and 5 leaves a `sending` row whose fate is unknown: the provider
-may or may not have accepted it, and SendGrid cannot be asked by our id. We choose at-most-once:
-a `sending` row older than MESSAGE_SEND_LEASE_SECONDS is marked `failed` with
-LOST_ERROR ("unknown after crash") and never sent again; the batch result counts them.
+What a crash (kill -9) can leave, and how it is settled:
+- rows not inserted (the batch died before 3): the batch runs again (redelivery, or the sweeper
+  in campaigns/recovery.py re-running the fan-out of a stalled campaign) and decides them;
+- `queued` rows: sent by the next run of their batch or by `message_send`;
+- `sending` rows: only the chunk in hand (at most DISPATCH_SEND_THREADS * SEND_CHUNK_PER_THREAD
+  messages), whose fate is unknown. Once older than MESSAGE_SEND_LEASE_SECONDS (well above
+  the provider timeout, so the dead worker's requests are over), `messages_resolve_stale` asks
+  the provider where it can tell (SendGrid: the Email Activity API, by the `message_id` custom
+  arg): accepted -> `sent`, unknown to the provider -> `queued` again and sent once. Earlier,
+  a provider event naming the message (SendGrid's `processed` webhook, a Twilio status) settles
+  it through `campaigns.outcomes.message_mark_accepted`. Where the provider cannot tell (Web
+  Push; Twilio or SendGrid without Email Activity access, and no event came) we keep
+  at-most-once: the row is `failed` with LOST_ERROR and never resent.
+
+The guarantee: every message is handed to the provider at most once, and, for email through
+SendGrid, exactly once after a crash, provided the activity feed shows an accepted message
+within the lease (it is eventually consistent; the default lease is 5 minutes). With other
+providers a crash can lose at most the messages that were in flight, counted as `lost`.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import zoneinfo
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
@@ -68,7 +94,9 @@ from campaigns.models import (
 from campaigns.personalization import context_for_customers
 from campaigns.providers import (
     OutboundMessage,
+    ProviderError,
     ProviderPermanentError,
+    ProviderResult,
     ProviderTransientError,
     backoff_delay,
     provider_for,
@@ -95,6 +123,11 @@ logger = logging.getLogger(__name__)
 
 MAX_SEND_ATTEMPTS = 5
 LOST_ERROR = "unknown after crash: the worker died after claiming it; not sent again"
+# Messages claimed at once per sending thread: a crash leaves at most threads * this `sending`.
+SEND_CHUNK_PER_THREAD = 4
+# A stale claim the provider could not be asked about is given up after this many leases.
+LOOKUP_GIVE_UP_LEASES = 12
+CAP_LOCK_CLASS = 0x6361  # pg_advisory_xact_lock(class, customer): frequency caps
 # Countdowns stay below the Redis visibility timeout (3600 s), or the task would be delivered
 # twice; a longer quiet period is waited out in several steps.
 DEFER_MAX_SECONDS = 3000
@@ -110,6 +143,17 @@ class BatchResult:
     deferred: int = 0
 
 
+@dataclass(frozen=True)
+class StaleResult:
+    """How stale `sending` claims were settled: the provider had them (`confirmed`), it had
+    not (`requeued`, to be sent), or nobody can tell (`lost`)."""
+
+    confirmed: int = 0
+    requeued: int = 0
+    lost: int = 0
+    requeued_ids: tuple[int, ...] = ()
+
+
 # --- one batch ------------------------------------------------------------------------------
 
 
@@ -117,17 +161,59 @@ def message_key(*, campaign_id: int, variant_id: int | None, customer_id: int, c
     return f"{campaign_id}:{variant_id or 0}:{customer_id}:{channel}"
 
 
-def messages_expire_stale(*, queryset: Any, now: Any = None) -> int:
-    """At-most-once: `sending` rows claimed longer ago than the lease are failed, never
-    resent. Returns how many."""
+def _provider_verdict(message: Message) -> ProviderResult | None | str:
+    """What the provider knows about a claimed message: its result, None (never got it),
+    "unknown" (it cannot tell), or "later" (it could not be asked just now)."""
+    try:
+        lookup = getattr(provider_for(message.channel), "lookup", None)
+        if lookup is None:
+            return "unknown"
+        return lookup(message.idempotency_key)
+    except ProviderPermanentError:
+        return "unknown"
+    except (ProviderTransientError, ImproperlyConfigured):
+        return "later"
+
+
+def messages_resolve_stale(*, queryset: Any, now: Any = None) -> StaleResult:
+    """Settle the `sending` rows claimed longer ago than the lease (a worker died holding
+    them): ask the provider, then `sent`, `queued` (never reached it: send it again) or
+    `failed` with LOST_ERROR (nobody can tell: at-most-once). Each row changes only if it is
+    still the same claim, so two resolvers never both act on it."""
     now = now or timezone.now()
-    cutoff = now - timedelta(seconds=settings.MESSAGE_SEND_LEASE_SECONDS)
-    lost = queryset.filter(status=MessageStatus.SENDING, claimed_at__lt=cutoff).update(
-        status=MessageStatus.FAILED, error=LOST_ERROR
+    lease = timedelta(seconds=settings.MESSAGE_SEND_LEASE_SECONDS)
+    stale = list(
+        queryset.filter(status=MessageStatus.SENDING, claimed_at__lt=now - lease)
+        .order_by("pk")
+        .only("pk", "channel", "idempotency_key", "claimed_at")
     )
-    if lost:
-        logger.warning("messages lost after a crash", extra={"count": lost})
-    return lost
+    confirmed, requeued, lost = 0, [], 0
+    for message in stale:
+        same_claim = Message.objects.filter(
+            pk=message.pk, status=MessageStatus.SENDING, claimed_at=message.claimed_at
+        )
+        verdict = _provider_verdict(message)
+        if verdict == "later" and message.claimed_at < now - lease * LOOKUP_GIVE_UP_LEASES:
+            verdict = "unknown"
+        if isinstance(verdict, ProviderResult):
+            confirmed += same_claim.update(
+                status=MessageStatus.SENT,
+                provider_message_id=verdict.provider_message_id[:200],
+                sent_at=message.claimed_at,
+                error="",
+            )
+        elif verdict is None and same_claim.update(status=MessageStatus.QUEUED, claimed_at=None):
+            requeued.append(message.pk)
+        elif verdict == "unknown":
+            lost += same_claim.update(status=MessageStatus.FAILED, error=LOST_ERROR)
+    if stale:
+        logger.warning(
+            "stale claims settled",
+            extra={"confirmed": confirmed, "requeued": len(requeued), "lost": lost},
+        )
+    return StaleResult(
+        confirmed=confirmed, requeued=len(requeued), lost=lost, requeued_ids=tuple(requeued)
+    )
 
 
 def _variants(campaign: Campaign) -> list[tuple[CampaignVariant | None, MessageTemplate]]:
@@ -173,13 +259,18 @@ def _addresses(customer_ids: list[int], channel: str) -> tuple[dict[int, str], s
     return usable, opted_out - set(usable)
 
 
-def _sent_counts(customer_ids: list[int], channel: str, now: Any) -> tuple[dict, dict]:
+def _cap_counts(customer_ids: list[int], channel: str, now: Any) -> tuple[dict, dict]:
+    """({customer: messages of the window}, {customer: those on `channel}`): sent in the
+    last CAMPAIGN_FREQUENCY_DAYS, and `queued` or `sending` ones created in it (they are about
+    to be sent, so they count against the cap too)."""
     since = now - timedelta(days=settings.CAMPAIGN_FREQUENCY_DAYS)
     overall: dict[int, int] = defaultdict(int)
     on_channel: dict[int, int] = defaultdict(int)
     rows = (
-        Message.objects.filter(
-            customer_id__in=customer_ids, status=MessageStatus.SENT, sent_at__gte=since
+        Message.objects.filter(customer_id__in=customer_ids)
+        .filter(
+            Q(status=MessageStatus.SENT, sent_at__gte=since)
+            | Q(status__in=(MessageStatus.QUEUED, MessageStatus.SENDING), created_at__gte=since)
         )
         .values("customer_id", "channel")
         .annotate(n=Count("pk"))
@@ -190,6 +281,40 @@ def _sent_counts(customer_ids: list[int], channel: str, now: Any) -> tuple[dict,
         if row["channel"] == channel:
             on_channel[row["customer_id"]] += row["n"]
     return overall, on_channel
+
+
+def _capped(customer_id: int, overall: dict, on_channel: dict) -> bool:
+    return cap_reached(
+        overall=overall.get(customer_id, 0),
+        on_channel=on_channel.get(customer_id, 0),
+        cap=settings.CAMPAIGN_FREQUENCY_CAP,
+        cap_per_channel=settings.CAMPAIGN_FREQUENCY_CAP_PER_CHANNEL,
+    )
+
+
+def _caps_apply_locked(rows: list[Message], *, channel: str, now: Any) -> set[str]:
+    """Inside the inserting transaction: lock the customers of the new `queued` rows (advisory
+    locks held until commit, taken in pk order) and check the caps again under them; capped
+    rows become `skipped`. Returns their keys."""
+    customer_ids = sorted({row.customer_id for row in rows})
+    if not customer_ids:
+        return set()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, (c %% 2147483648)::int) "
+            "FROM (SELECT unnest(%s::bigint[]) AS c ORDER BY 1) AS customers",
+            [CAP_LOCK_CLASS, customer_ids],
+        )
+    overall, on_channel = _cap_counts(customer_ids, channel, now)
+    capped = set()
+    for row in rows:
+        if _capped(row.customer_id, overall, on_channel):
+            row.status, row.skip_reason = MessageStatus.SKIPPED, SkipReason.FREQUENCY_CAP
+            capped.add(row.idempotency_key)
+        else:  # later rows of the same customer (none today) see this one
+            overall[row.customer_id] += 1
+            on_channel[row.customer_id] += 1
+    return capped
 
 
 def _skip_reason(
@@ -213,12 +338,7 @@ def _skip_reason(
         return SkipReason.CONSENT
     if customer_id not in addresses:
         return SkipReason.NO_ENDPOINT
-    if cap_reached(
-        overall=overall.get(customer_id, 0),
-        on_channel=on_channel.get(customer_id, 0),
-        cap=settings.CAMPAIGN_FREQUENCY_CAP,
-        cap_per_channel=settings.CAMPAIGN_FREQUENCY_CAP_PER_CHANNEL,
-    ):
+    if _capped(customer_id, overall, on_channel):  # checked again atomically before the insert
         return SkipReason.FREQUENCY_CAP
     return ""
 
@@ -247,7 +367,7 @@ def messages_send_batch(*, campaign: Campaign | int, customer_ids: list[int]) ->
     channel = campaign.channel
     ids = sorted(set(customer_ids))
     mine = Message.objects.filter(campaign=campaign, customer_id__in=ids, channel=channel)
-    lost = messages_expire_stale(queryset=mine, now=now)
+    lost = messages_resolve_stale(queryset=mine, now=now).lost
     existing = {row[0]: row[1:] for row in mine.values_list("customer_id", "status", "address")}
 
     variants = _variants(campaign)
@@ -260,7 +380,7 @@ def messages_send_batch(*, campaign: Campaign | int, customer_ids: list[int]) ->
     external_ids = {pk: external_id for pk, _, external_id in profiles}  # same rows, no query
     consented = consent_filter(customer_ids=ids, purpose=CHANNEL_PURPOSE[channel])
     addresses, opted_out = _addresses(ids, channel)
-    overall, on_channel = _sent_counts(ids, channel, now)
+    overall, on_channel = _cap_counts(ids, channel, now)
 
     rows: list[Message] = []
     to_render: list[tuple[Message, MessageTemplate]] = []
@@ -330,37 +450,26 @@ def messages_send_batch(*, campaign: Campaign | int, customer_ids: list[int]) ->
                 str(exc),
             )
 
+    new = [r for r in rows if r.status == MessageStatus.QUEUED and r.customer_id not in existing]
     with transaction.atomic(durable=True):
+        for key in _caps_apply_locked(new, channel=channel, now=now):
+            del rendered[key]
         Message.objects.bulk_create(rows, ignore_conflicts=True)
-        claimed = list(
-            Message.objects.select_for_update(of=("self",), skip_locked=True)
-            .filter(idempotency_key__in=list(rendered), status=MessageStatus.QUEUED)
-            .order_by("pk")
-        )
-        Message.objects.filter(pk__in=[m.pk for m in claimed]).update(
-            status=MessageStatus.SENDING, claimed_at=now, attempts=F("attempts") + 1
-        )
     for countdown, deferred_ids in sorted(deferred.items()):
         messages_send_batch_task.apply_async((campaign.pk, deferred_ids), countdown=countdown)
     counts: dict[str, int] = defaultdict(int)
     for row in rows:
         if row.status != MessageStatus.QUEUED:
             counts[row.status] += 1
-    attempted = 0
-    try:
-        provider = provider_for(channel) if claimed else None
-        for message in claimed:
-            attempted += 1
-            message.attempts += 1
-            counts[_deliver(message, *rendered[message.idempotency_key], provider=provider)] += 1
-    except BaseException:
-        # Whatever happened to the message in hand is unknown (it stays `sending` until its
-        # lease runs out); the ones after it never reached a provider, so they go back.
-        untouched = [m.pk for m in claimed[attempted:]]
-        Message.objects.filter(pk__in=untouched, status=MessageStatus.SENDING).update(
-            status=MessageStatus.QUEUED, attempts=F("attempts") - 1, claimed_at=None
+    if rendered:
+        provider = provider_for(channel)  # before any claim: a bad configuration claims nothing
+        queued = list(
+            Message.objects.filter(idempotency_key__in=list(rendered), status=MessageStatus.QUEUED)
+            .order_by("pk")
+            .only("pk", "campaign_id", "customer_id", "channel", "address", "idempotency_key")
         )
-        raise
+        for status in _send_in_chunks(queued, rendered, provider=provider):
+            counts[status] += 1
     result = BatchResult(
         sent=counts[MessageStatus.SENT],
         skipped=counts[MessageStatus.SKIPPED],
@@ -405,28 +514,76 @@ def _outbound(message: Message, rendered: RenderedMessage, links: MessageLinks) 
     )
 
 
-def _deliver(
-    message: Message, rendered: RenderedMessage, links: MessageLinks, *, provider: Any
-) -> str:
-    """Send one claimed (`sending`) message; returns the status it ends in."""
-    claimed = Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING)
+_Outcome = ProviderResult | ProviderError
+
+_pool_lock = threading.Lock()
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _send_pool() -> ThreadPoolExecutor:
+    """The threads that make the provider calls (one pool per process and size)."""
+    size = max(1, settings.DISPATCH_SEND_THREADS)
+    with _pool_lock:
+        pool = _pools.get(size)
+        if pool is None:
+            pool = _pools[size] = ThreadPoolExecutor(size, thread_name_prefix="send")
+    return pool
+
+
+def _claim(messages: list[Message], now: Any) -> list[Message]:
+    """`queued` -> `sending` for those of `messages` nobody else holds (one committed
+    statement); returns them, their attempts counted."""
+    table = Message._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET status = %s, claimed_at = %s, attempts = attempts + 1 "  # noqa: S608
+            f"WHERE id IN (SELECT id FROM {table} WHERE id = ANY(%s) AND status = %s "
+            "ORDER BY id FOR UPDATE SKIP LOCKED) RETURNING id",
+            [MessageStatus.SENDING, now, [m.pk for m in messages], MessageStatus.QUEUED],
+        )
+        won = {row[0] for row in cursor.fetchall()}
+    claimed = [m for m in messages if m.pk in won]
+    for message in claimed:
+        message.attempts += 1
+    return claimed
+
+
+def _call(provider: Any, message: Message, rendered: RenderedMessage, links: MessageLinks):
+    """One provider call (in a sending thread; no database): its result or its error."""
     try:
-        rate_limiter_for(provider.name).take()
-        result = provider.send(_outbound(message, rendered, links))
-    except ProviderTransientError as exc:
-        if message.attempts >= MAX_SEND_ATTEMPTS:
-            claimed.update(status=MessageStatus.FAILED, error=f"gave up: {exc}")
-            return MessageStatus.FAILED
-        claimed.update(status=MessageStatus.QUEUED, error=str(exc))
-        delay = backoff_delay(message.attempts, retry_after=exc.retry_after)
-        message_send_task.apply_async((message.pk,), countdown=delay)
-        return MessageStatus.QUEUED
-    except ProviderPermanentError as exc:
-        claimed.update(status=MessageStatus.FAILED, error=str(exc))
-        if exc.endpoint_unreachable:
-            endpoints_mark_bounced(channel=message.channel, address=message.address)
-        return MessageStatus.FAILED
-    claimed.update(
+        return provider.send(_outbound(message, rendered, links))
+    except ProviderError as exc:
+        return exc
+
+
+def _send_in_chunks(
+    queued: list[Message], rendered: dict[str, tuple[RenderedMessage, MessageLinks]], *, provider
+) -> list[str]:
+    """Claim, call and record `queued` a chunk at a time; returns the statuses they end in."""
+    limiter = rate_limiter_for(provider.name)
+    size = max(1, settings.DISPATCH_SEND_THREADS) * SEND_CHUNK_PER_THREAD
+    statuses: list[str] = []
+    for start in range(0, len(queued), size):
+        claimed = _claim(queued[start : start + size], timezone.now())
+        if not claimed:
+            continue
+        outcomes: list[_Outcome]
+        try:
+            limiter.take(cost=min(len(claimed), limiter.capacity))
+        except ProviderTransientError as exc:
+            outcomes = [exc] * len(claimed)
+        else:
+            outcomes = list(
+                _send_pool().map(
+                    lambda m: _call(provider, m, *rendered[m.idempotency_key]), claimed
+                )
+            )
+        statuses += _record(claimed, outcomes, rendered)
+    return statuses
+
+
+def _sent_fields(message: Message, rendered: RenderedMessage, result: ProviderResult) -> dict:
+    return dict(
         status=MessageStatus.SENT,
         provider_message_id=result.provider_message_id[:200],
         sent_at=timezone.now(),
@@ -434,7 +591,73 @@ def _deliver(
         # The in-app inbox shows what was sent (campaigns/inbox_services.py).
         **({"payload": in_app_payload(rendered)} if message.channel == Channel.IN_APP else {}),
     )
-    return MessageStatus.SENT
+
+
+def _record(
+    claimed: list[Message],
+    outcomes: list[_Outcome],
+    rendered: dict[str, tuple[RenderedMessage, MessageLinks]],
+) -> list[str]:
+    """Store the outcomes of claimed (`sending`) messages: the accepted ones in one UPDATE
+    (in-app ones one by one, with what they showed), errors one by one. Returns statuses."""
+    statuses: list[str] = []
+    accepted: list[tuple[int, str]] = []
+    for message, outcome in zip(claimed, outcomes, strict=True):
+        if isinstance(outcome, ProviderError):
+            statuses.append(_record_error(message, outcome))
+        elif message.channel == Channel.IN_APP:
+            fields = _sent_fields(message, rendered[message.idempotency_key][0], outcome)
+            Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(**fields)
+            statuses.append(MessageStatus.SENT)
+        else:
+            accepted.append((message.pk, outcome.provider_message_id[:200]))
+            statuses.append(MessageStatus.SENT)
+    if accepted:
+        table = Message._meta.db_table
+        values = ", ".join(["(%s::bigint, %s)"] * len(accepted))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} AS m SET status = %s, provider_message_id = v.provider_id, "  # noqa: S608
+                f"sent_at = %s, error = '' FROM (VALUES {values}) AS v(id, provider_id) "
+                "WHERE m.id = v.id AND m.status = %s",
+                [
+                    MessageStatus.SENT,
+                    timezone.now(),
+                    *(x for pair in accepted for x in pair),
+                    MessageStatus.SENDING,
+                ],
+            )
+    return statuses
+
+
+def _record_error(message: Message, exc: ProviderError) -> str:
+    claimed = Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING)
+    if isinstance(exc, ProviderTransientError):
+        if message.attempts >= MAX_SEND_ATTEMPTS:
+            claimed.update(status=MessageStatus.FAILED, error=f"gave up: {exc}")
+            return MessageStatus.FAILED
+        claimed.update(status=MessageStatus.QUEUED, error=str(exc))
+        delay = backoff_delay(message.attempts, retry_after=exc.retry_after)
+        message_send_task.apply_async((message.pk,), countdown=delay)
+        return MessageStatus.QUEUED
+    claimed.update(status=MessageStatus.FAILED, error=str(exc))
+    if isinstance(exc, ProviderPermanentError) and exc.endpoint_unreachable:
+        endpoints_mark_bounced(channel=message.channel, address=message.address)
+    return MessageStatus.FAILED
+
+
+def _deliver(
+    message: Message, rendered: RenderedMessage, links: MessageLinks, *, provider: Any
+) -> str:
+    """Send one claimed (`sending`) message; returns the status it ends in."""
+    outcome: _Outcome
+    try:
+        rate_limiter_for(provider.name).take()
+    except ProviderTransientError as exc:
+        outcome = exc
+    else:
+        outcome = _call(provider, message, rendered, links)
+    return _record([message], [outcome], {message.idempotency_key: (rendered, links)})[0]
 
 
 def _reachable_now(message: Message) -> str:
@@ -453,7 +676,7 @@ def message_send(*, message_id: int) -> str:
     """Send one `queued` message again (a retry); anything else is left as it is. Returns
     the status the message ends in."""
     now = timezone.now()
-    messages_expire_stale(queryset=Message.objects.filter(pk=message_id), now=now)
+    messages_resolve_stale(queryset=Message.objects.filter(pk=message_id), now=now)
     with transaction.atomic(durable=True):
         message = (
             Message.objects.select_for_update(of=("self",), skip_locked=True)

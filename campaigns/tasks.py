@@ -32,6 +32,15 @@ def message_send_task(message_id: int) -> None:
     logger.info("message retried", extra={"message": message_id, "status": status})
 
 
+@shared_task(name="campaigns.campaigns_sweep", soft_time_limit=120, time_limit=180)
+def campaigns_sweep_task() -> None:
+    """Finish what crashed workers left (beat, every minute; campaigns/recovery.py)."""
+    from campaigns.recovery import campaigns_sweep
+
+    result = campaigns_sweep()
+    logger.info("campaign sweep", extra=result.__dict__)
+
+
 @shared_task(name="campaigns.campaigns_launch_due")
 def campaigns_launch_due_task() -> None:
     from campaigns.lifecycle import campaigns_launch_due

@@ -81,6 +81,11 @@ app.conf.beat_schedule = {
         "task": "campaigns.campaigns_launch_due",
         "schedule": crontab(minute="*"),
     },
+    # every minute: settle the sends crashed workers left in flight, re-run stalled fan-outs
+    "campaigns-sweep": {
+        "task": "campaigns.campaigns_sweep",
+        "schedule": crontab(minute="*"),
+    },
     # every minute: credit new goal events (purchases...) to the messages that led to them
     "campaigns-conversions-attribute": {
         "task": "campaigns.conversions_attribute",

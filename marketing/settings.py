@@ -235,7 +235,7 @@ CAMPAIGN_OUTBOX_DIR = env("CAMPAIGN_OUTBOX_DIR", default=str(BASE_DIR / ".data" 
 # Dispatch (campaigns/dispatch.py): recipients per batch task, frequency caps (marketing
 # messages per customer per CAMPAIGN_FREQUENCY_DAYS, overall and per channel), the share of
 # customers kept out of every campaign, the timezone for quiet hours when a customer has none,
-# and how long a message may stay "sending" before a retry counts it as lost (at-most-once).
+# and how long a message may stay "sending" before it is settled with the provider (see there).
 DISPATCH_BATCH_SIZE = env.int("DISPATCH_BATCH_SIZE", default=500)
 CAMPAIGN_FREQUENCY_CAP = env.int("CAMPAIGN_FREQUENCY_CAP", default=3)
 CAMPAIGN_FREQUENCY_CAP_PER_CHANNEL = env.int("CAMPAIGN_FREQUENCY_CAP_PER_CHANNEL", default=3)
@@ -243,6 +243,10 @@ CAMPAIGN_FREQUENCY_DAYS = env.int("CAMPAIGN_FREQUENCY_DAYS", default=7)
 CAMPAIGN_GLOBAL_CONTROL_PERCENT = env.int("CAMPAIGN_GLOBAL_CONTROL_PERCENT", default=0)
 CAMPAIGN_DEFAULT_TIMEZONE = env("CAMPAIGN_DEFAULT_TIMEZONE", default="UTC")
 MESSAGE_SEND_LEASE_SECONDS = env.int("MESSAGE_SEND_LEASE_SECONDS", default=300)
+# Provider calls made at once by one batch (threads), and how long a sending campaign may show
+# no progress before the sweeper runs its fan-out again (campaigns/recovery.py).
+DISPATCH_SEND_THREADS = env.int("DISPATCH_SEND_THREADS", default=8)
+CAMPAIGN_STALL_SECONDS = env.int("CAMPAIGN_STALL_SECONDS", default=600)
 # Days an in-app message stays in the inbox (GET /api/v1/customers/{id}/messages).
 IN_APP_MESSAGE_TTL_DAYS = env.int("IN_APP_MESSAGE_TTL_DAYS", default=30)
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://localhost:8000")

@@ -6,17 +6,27 @@ benchmark) point the clients at them through settings, never by patching a clien
     stand_in.fail_next(2, 429, retry_after=7)   # the next two requests get 429
     stand_in.fail_for("bad@example.com", 400)   # every request for this recipient gets 400
     stand_in.delay = 2.0                        # answer late (client timeouts)
+
+The SendGrid stand-ins also answer the Email Activity API's `GET /v3/messages?query=
+(unique_args['message_id']="<id>")` from the messages they accepted, which is how dispatch
+settles the sends of a crashed worker. `python -m tests.stand_ins sendgrid --port N` runs a
+lean asyncio SendGrid stand-in in a process of its own for the benchmarks: it keeps only counts
+per message id (`GET /stand-in/stats`), so that it costs little CPU next to the workers.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import itertools
 import json
+import re
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 
 @dataclass(frozen=True)
@@ -73,15 +83,22 @@ class StandIn:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                self._answer(stand_in.handle(self._request("POST", body)))
+
+            def do_GET(self) -> None:
+                self._answer(stand_in.query(self._request("GET", b"")))
+
+            def _request(self, method: str, body: bytes) -> RecordedRequest:
                 parts = urlsplit(self.path)
-                request = RecordedRequest(
-                    method="POST",
+                return RecordedRequest(
+                    method=method,
                     path=parts.path,
                     query=parse_qs(parts.query),
                     headers=dict(self.headers.items()),
                     body=body,
                 )
-                answer = stand_in.handle(request)
+
+            def _answer(self, answer: Answer) -> None:
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():
                     self.send_header(name, value)
@@ -148,6 +165,10 @@ class StandIn:
             return answer
         return self.success(request, number)
 
+    def query(self, request: RecordedRequest) -> Answer:
+        """A GET (not recorded in `requests`); only the SendGrid stand-in answers one."""
+        return _json(404, {"errors": [{"field": None, "message": "not found"}]})
+
     def recipient(self, request: RecordedRequest) -> str:
         raise NotImplementedError
 
@@ -166,9 +187,44 @@ def _json(status: int, payload, headers: dict[str, str] | None = None) -> Answer
     )
 
 
+ACTIVITY_QUERY = re.compile(r"unique_args\['message_id'\]=\"([^\"]*)\"")
+
+
+def sendgrid_message_id(body: bytes) -> str:
+    """Our message id in a v3 mail/send body (its `message_id` custom arg), or ""."""
+    try:
+        return str(json.loads(body)["custom_args"]["message_id"])
+    except (ValueError, KeyError, TypeError):
+        return ""
+
+
+def sendgrid_activity(query: str, accepted: dict[str, str]) -> Answer:
+    """The Email Activity API's answer to `query` (only our `unique_args['message_id']`
+    filter is understood) from {message id: X-Message-Id} of the accepted messages."""
+    match = ACTIVITY_QUERY.search(query)
+    found = accepted.get(match.group(1)) if match else None
+    messages = [{"msg_id": f"{found}.filter0001", "status": "processed"}] if found else []
+    return _json(200, {"messages": messages})
+
+
 class SendGridStandIn(StandIn):
     """POST /v3/mail/send: 202 with an empty body and X-Message-Id; errors as
-    `{"errors": [{"message", "field", "help"}]}`."""
+    `{"errors": [{"message", "field", "help"}]}`. GET /v3/messages: the Email Activity API."""
+
+    def __init__(self) -> None:
+        self.accepted: dict[str, str] = {}
+        super().__init__()
+
+    def reset(self) -> None:
+        super().reset()
+        with self._lock:
+            self.accepted.clear()
+
+    def query(self, request: RecordedRequest) -> Answer:
+        if request.path != "/v3/messages":
+            return super().query(request)
+        with self._lock:
+            return sendgrid_activity((request.query.get("query") or [""])[0], self.accepted)
 
     def recipient(self, request: RecordedRequest) -> str:
         try:
@@ -179,6 +235,8 @@ class SendGridStandIn(StandIn):
     def success(self, request: RecordedRequest, number: int) -> Answer:
         if request.path != "/v3/mail/send":
             return _json(404, {"errors": [{"field": None, "message": "not found"}]})
+        with self._lock:
+            self.accepted[sendgrid_message_id(request.body)] = f"sg-msg-{number}"
         return Answer(202, b"", {"X-Message-Id": f"sg-msg-{number}"})
 
     def error(self, request: RecordedRequest, failure: Failure) -> Answer:
@@ -268,3 +326,88 @@ class PushStandIn(StandIn):
 
     def error(self, request: RecordedRequest, failure: Failure) -> Answer:
         return _json(failure.status, {"code": failure.status, "errno": 0, "message": "failed"})
+
+
+class LeanSendGrid(asyncio.Protocol):
+    """One connection to the lean SendGrid stand-in (HTTP/1.1, Content-Length bodies only):
+    POST /v3/mail/send, GET /v3/messages, GET /stand-in/stats, POST /stand-in/reset."""
+
+    received: Counter = Counter()  # message id -> requests (shared by all connections)
+    accepted: dict[str, str] = {}
+    numbers = itertools.count(1)
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            lines = self.buffer[:end].decode("latin-1").split("\r\n")
+            headers = {
+                k.strip().lower(): v.strip()
+                for k, _, v in (line.partition(":") for line in lines[1:])
+            }
+            length = int(headers.get("content-length") or 0)
+            if len(self.buffer) < end + 4 + length:
+                return
+            body = self.buffer[end + 4 : end + 4 + length]
+            self.buffer = self.buffer[end + 4 + length :]
+            method, target = lines[0].split(" ")[:2]
+            self._reply(self.answer(method, target, body))
+            if headers.get("connection", "").lower() == "close":
+                self.transport.close()
+                return
+
+    def answer(self, method: str, target: str, body: bytes) -> Answer:
+        path, _, query = target.partition("?")
+        cls = type(self)
+        if method == "POST" and path == "/v3/mail/send":
+            message_id = sendgrid_message_id(body)
+            cls.received[message_id] += 1
+            number = f"sg-msg-{next(cls.numbers)}"
+            cls.accepted.setdefault(message_id, number)
+            return Answer(202, b"", {"X-Message-Id": number})
+        if method == "GET" and path == "/v3/messages":
+            return sendgrid_activity(unquote_plus(query), cls.accepted)
+        if path == "/stand-in/stats":
+            return _json(200, lean_stats(cls.received))
+        if method == "POST" and path == "/stand-in/reset":
+            cls.received.clear()
+            cls.accepted.clear()
+            return _json(200, {})
+        return _json(404, {"errors": [{"field": None, "message": "not found"}]})
+
+    def _reply(self, answer: Answer) -> None:
+        head = [f"HTTP/1.1 {answer.status} X", f"Content-Length: {len(answer.body)}"]
+        head += [f"{k}: {v}" for k, v in answer.headers.items()]
+        self.transport.write(("\r\n".join(head) + "\r\n\r\n").encode() + answer.body)
+
+
+def lean_stats(received: Counter) -> dict:
+    return {
+        "requests": sum(received.values()),
+        "unique": len(received),
+        "duplicates": sum(n - 1 for n in received.values()),
+    }
+
+
+def lean_sendgrid_serve(port: int) -> None:
+    async def serve() -> None:
+        server = await asyncio.get_running_loop().create_server(
+            LeanSendGrid, "127.0.0.1", port, backlog=1024
+        )
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="A provider stand-in in its own process.")
+    parser.add_argument("provider", choices=["sendgrid"])
+    parser.add_argument("--port", type=int, required=True)
+    lean_sendgrid_serve(parser.parse_args().port)

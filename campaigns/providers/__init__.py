@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from campaigns.providers.base import (
+    LookupProvider,
     OutboundMessage,
     Provider,
     ProviderError,
@@ -34,6 +35,7 @@ from campaigns.providers.sms import TwilioSmsProvider
 from profiles.models import Channel
 
 __all__ = [
+    "LookupProvider",
     "OutboundMessage",
     "Provider",
     "ProviderError",

@@ -93,6 +93,14 @@ class Provider(Protocol):
     def send(self, message: OutboundMessage) -> ProviderResult: ...
 
 
+class LookupProvider(Provider, Protocol):
+    """A provider that can be asked afterwards whether it accepted a message with our id
+    (`None`: it did not); it raises a ProviderError when it cannot tell. Dispatch uses it to
+    settle the sends a crashed worker left in flight (campaigns/dispatch.py)."""
+
+    def lookup(self, message_id: str) -> ProviderResult | None: ...
+
+
 def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
     """Retry-After is either delta-seconds or an HTTP date; anything else is None."""
     if not value:

@@ -87,6 +87,29 @@ class SendGridEmailProvider:
             accepted=response.status_code in (200, 202),
         )
 
+    def lookup(self, message_id: str) -> ProviderResult | None:
+        """Did SendGrid accept the message with our id? Asks the Email Activity API, filtered
+        by the custom arg that carries the id: its result, or None when SendGrid has no such
+        message. Raises a ProviderError when it cannot tell (no Email Activity access,
+        unreachable): the caller then knows nothing. Dispatch asks only about claims older than
+        its lease, by which time an accepted message is in the activity feed."""
+        query = f"(unique_args['{MESSAGE_ID_ARG}']=\"{message_id}\")"
+        try:
+            response = self.client.client.messages.get(
+                query_params={"query": query, "limit": 1}, timeout=self.timeout
+            )
+        except HTTPError as exc:
+            raise self._error(exc) from exc
+        except (URLError, TimeoutError, OSError, http.client.HTTPException) as exc:
+            raise ProviderTransientError(f"SendGrid unreachable: {exc}") from exc
+        try:
+            found = json.loads(response.body or b"{}").get("messages") or []
+        except (ValueError, AttributeError) as exc:
+            raise ProviderTransientError("SendGrid activity: unreadable answer") from exc
+        if not found:
+            return None
+        return ProviderResult(provider_message_id=str(found[0].get("msg_id") or ""))
+
     @staticmethod
     def _error(exc: HTTPError) -> Exception:
         status = int(exc.status_code)

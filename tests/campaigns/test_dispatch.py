@@ -12,7 +12,6 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from campaigns.dispatch import (
-    LOST_ERROR,
     BatchResult,
     campaign_message_counts,
     message_send,
@@ -394,12 +393,17 @@ def test_quiet_seconds_left(local, start, end, left):
     assert quiet_seconds_left(h * 3600 + m * 60 + sec, start=start, end=end) == left
 
 
-def test_stale_sending_row_is_counted_lost_and_never_resent(sendgrid_stand_in, settings):
+def test_stale_sending_rows_are_settled_with_sendgrid_and_sent_once(sendgrid_stand_in, settings):
     settings.MESSAGE_SEND_LEASE_SECONDS = 60
-    crashed, in_flight, fresh = recipients(3)
-    campaign = sending_campaign([crashed, in_flight, fresh])
+    crashed, accepted, in_flight, fresh = recipients(4)
+    campaign = sending_campaign([crashed, accepted, in_flight, fresh])
     now = timezone.now()
-    for customer, claimed in ((crashed, now - dt.timedelta(minutes=5)), (in_flight, now)):
+    claims = (
+        (crashed, now - dt.timedelta(minutes=5)),
+        (accepted, now - dt.timedelta(minutes=5)),
+        (in_flight, now),
+    )
+    for customer, claimed in claims:
         Message.objects.create(
             campaign=campaign,
             customer=customer,
@@ -410,20 +414,23 @@ def test_stale_sending_row_is_counted_lost_and_never_resent(sendgrid_stand_in, s
             attempts=1,
             claimed_at=claimed,
         )
+    # SendGrid got `accepted` before its worker died; `crashed` never left the worker.
+    sendgrid_stand_in.accepted[f"{campaign.pk}:0:{accepted.pk}:email"] = "sg-msg-early"
 
-    result = messages_send_batch(campaign=campaign, customer_ids=pks([crashed, in_flight, fresh]))
+    result = messages_send_batch(
+        campaign=campaign, customer_ids=pks([crashed, accepted, in_flight, fresh])
+    )
 
-    assert result == BatchResult(sent=1, lost=1)
-    assert sent_to(sendgrid_stand_in) == Counter({fresh.email: 1})
-    statuses = dict(Message.objects.filter(campaign=campaign).values_list("customer_id", "status"))
-    assert statuses == {crashed.pk: "failed", in_flight.pk: "sending", fresh.pk: "sent"}
-    assert Message.objects.get(customer=crashed).error == LOST_ERROR
-    assert campaign_message_counts(campaign=campaign) == {
-        "failed": 1,
-        "sending": 1,
-        "sent": 1,
-        "lost": 1,
+    assert result == BatchResult(sent=2)
+    assert sent_to(sendgrid_stand_in) == Counter({crashed.email: 1, fresh.email: 1})
+    rows = {
+        m.customer_id: (m.status, m.provider_message_id[:12], m.attempts)
+        for m in Message.objects.filter(campaign=campaign)
     }
+    assert rows[crashed.pk][0::2] == ("sent", 2)
+    assert rows[accepted.pk] == ("sent", "sg-msg-early", 1)
+    assert rows[in_flight.pk] == ("sending", "", 1)
+    assert campaign_message_counts(campaign=campaign) == {"sending": 1, "sent": 3, "lost": 0}
 
 
 def test_a_queued_row_left_by_a_crash_before_the_claim_is_sent_once(sendgrid_stand_in):

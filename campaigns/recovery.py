@@ -1,0 +1,135 @@
+"""The sweeper (beat, every minute): finishes what a crashed worker left behind.
+
+A worker killed with SIGKILL leaves, besides the uncertain `sending` claims of the chunk in hand
+(campaigns/dispatch.py), the tasks it had taken from the broker: acks are late, but Redis gives
+an unacknowledged task back only after its visibility timeout (an hour). So a page of the
+fan-out, or a whole batch, can be missing until then. The sweeper does not wait:
+
+1. It settles stale claims with the provider (`messages_resolve_stale`) and sends the ones
+   the provider never got (`message_send`).
+2. A `sending` campaign that made no progress (no message row created, claimed or sent, no
+   status change) for CAMPAIGN_STALL_SECONDS lost its chain of pages: its fan-out runs again
+   from the first page.
+3. A campaign whose fan-out completed less than SWEEP_WINDOW ago (after that the broker has
+   given the lost tasks back anyway) and that has been quiet for CAMPAIGN_STALL_SECONDS gets
+   batches for the audience members without a message row (their batch died with
+   the worker; members inside their quiet hours are left to their deferred batch) and
+   `message_send` for `queued` rows whose retry is overdue.
+
+Everything it enqueues is idempotent (rows are unique per key, claims are atomic), so a false
+alarm costs work, never a duplicate. One effect to know: within the window, a customer who
+joined a rule segment after its campaign's fan-out is sent the campaign too (as the broker's
+redelivery of a lost batch would).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Max, Q
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from campaigns.dispatch import _quiet_for, messages_resolve_stale
+from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus
+from campaigns.tasks import (
+    campaign_dispatch_page_task,
+    message_send_task,
+    messages_send_batch_task,
+)
+from profiles.models import Customer
+from profiles.segments.selectors import segment_member_ids_sql
+
+logger = logging.getLogger(__name__)
+
+# The broker's visibility timeout (CELERY_BROKER_TRANSPORT_OPTIONS).
+SWEEP_WINDOW = timedelta(hours=1)
+# The longest retry backoff (campaigns.providers.backoff_delay's cap): a `queued` row claimed
+# longer ago than this plus the stall time has lost its retry task.
+RETRY_BACKOFF_MAX = timedelta(seconds=600)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    confirmed: int = 0
+    requeued: int = 0
+    lost: int = 0
+    restarted: int = 0  # fan-outs run again
+    rebatched: int = 0  # audience members enqueued again
+    retried: int = 0  # overdue queued rows sent again
+
+
+def _last_activity(campaign: Campaign) -> Any:
+    latest = Message.objects.filter(campaign=campaign).aggregate(
+        at=Max(Greatest("created_at", "claimed_at", "sent_at"))
+    )["at"]
+    marks = [campaign.updated_at, campaign.started_at, campaign.finished_at, latest]
+    return max(m for m in marks if m is not None)
+
+
+def _unrecorded_members(campaign: Campaign, now: Any) -> list[int]:
+    """Audience members with no message row for the campaign, outside their quiet hours."""
+    if campaign.segment is None:
+        return []
+    sql, params = segment_member_ids_sql(segment=campaign.segment)
+    members = RawSQL(sql, params)  # noqa: S611 - SQL compiled by the ORM, values as params
+    recorded = Message.objects.filter(campaign=campaign, channel=campaign.channel).values(
+        "customer_id"
+    )
+    missing = (
+        Customer.objects.filter(pk__in=members, erased_at=None)
+        .exclude(pk__in=recorded)
+        .order_by("pk")
+        .values_list("pk", "timezone")
+    )
+    return [pk for pk, tz_name in missing if not _quiet_for(campaign, tz_name, now)]
+
+
+def campaigns_sweep(*, now: Any = None) -> SweepResult:
+    """One round of the sweeper (see the module docstring)."""
+    now = now or timezone.now()
+    stale = messages_resolve_stale(queryset=Message.objects.all(), now=now)
+    for message_id in stale.requeued_ids:
+        message_send_task.delay(message_id)
+    stall = timedelta(seconds=settings.CAMPAIGN_STALL_SECONDS)
+    restarted = rebatched = retried = 0
+    candidates = Campaign.objects.select_related("segment").filter(
+        Q(status=CampaignStatus.SENDING)
+        | Q(status=CampaignStatus.DONE, finished_at__gte=now - SWEEP_WINDOW)
+    )
+    for campaign in candidates.order_by("pk"):
+        if _last_activity(campaign) > now - stall:
+            continue
+        if campaign.status == CampaignStatus.SENDING:
+            campaign_dispatch_page_task.delay(campaign.pk, 0)
+            restarted += 1
+            continue
+        missing = _unrecorded_members(campaign, now)
+        for start in range(0, len(missing), settings.DISPATCH_BATCH_SIZE):
+            batch = missing[start : start + settings.DISPATCH_BATCH_SIZE]
+            messages_send_batch_task.delay(campaign.pk, batch)
+        rebatched += len(missing)
+        overdue = Message.objects.filter(
+            Q(claimed_at=None) | Q(claimed_at__lt=now - stall - RETRY_BACKOFF_MAX),
+            campaign=campaign,
+            status=MessageStatus.QUEUED,
+        ).values_list("pk", flat=True)
+        for message_id in overdue:
+            message_send_task.delay(message_id)
+            retried += 1
+    result = SweepResult(
+        confirmed=stale.confirmed,
+        requeued=stale.requeued,
+        lost=stale.lost,
+        restarted=restarted,
+        rebatched=rebatched,
+        retried=retried,
+    )
+    if result != SweepResult():
+        logger.warning("campaign sweep", extra=result.__dict__)
+    return result

@@ -6,13 +6,12 @@ the inbox entry, and `payload` holds the content as rendered at send time. Rende
 when the storefront asks would show today's recommendations and profile, not what was sent.
 
 Each mark is set once (a conditional UPDATE on the still-empty column), and only the call that
-sets it records the customer's event through `profiles.services.events_ingest`, with an
-event id derived from the message and the action, so a retried request adds nothing.
+sets it records the customer's event, through campaigns/outcomes.py like every event a message
+causes (deterministic event ids, channel `app`), so a retried request adds nothing.
 """
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -22,13 +21,9 @@ from django.utils import timezone
 
 from campaigns.inbox_selectors import inbox_messages
 from campaigns.models import Message
+from campaigns.outcomes import MessageEvent, RecordedOutcome, message_events_record
 from campaigns.templating import RenderedMessage
-from profiles.ingest import EventRow
-from profiles.models import Customer, EventChannel, EventType
-from profiles.services import events_ingest
-
-# uuid5 namespace of the events recorded for inbox actions (stable: event ids derive from it).
-INBOX_EVENT_NAMESPACE = uuid.UUID("0b4c3f0e-58a4-4c55-9d55-3f0b8f8e6a11")
+from profiles.models import Customer, EventType
 
 
 def in_app_payload(rendered: RenderedMessage) -> dict[str, str]:
@@ -47,18 +42,13 @@ class InboxAction(StrEnum):
     DISMISS = "dismiss"
 
 
-# The column each action sets, and the event it records: a click is the `click` event of the
-# app channel (attributed to the campaign like any click); reading and dismissing have no
-# event type of their own, so they are `custom` events named in their properties.
+# The column each action sets. A click is the `click` event of the app channel (attributed to
+# the campaign like any click); reading and dismissing have no event type of their own, so
+# they are `custom` events named `in_app_read` / `in_app_dismiss` in their properties.
 _COLUMN = {
     InboxAction.READ: "opened_at",
     InboxAction.CLICK: "clicked_at",
     InboxAction.DISMISS: "dismissed_at",
-}
-_EVENT_TYPE = {
-    InboxAction.READ: EventType.CUSTOM,
-    InboxAction.CLICK: EventType.CLICK,
-    InboxAction.DISMISS: EventType.CUSTOM,
 }
 
 
@@ -66,10 +56,6 @@ _EVENT_TYPE = {
 class InboxMarkResult:
     message: Message
     changed: bool  # False: the message had been marked so already (a repeat)
-
-
-def inbox_event_id(*, message_id: int, action: str) -> uuid.UUID:
-    return uuid.uuid5(INBOX_EVENT_NAMESPACE, f"{message_id}:{action}")
 
 
 def inbox_message_mark(
@@ -93,25 +79,29 @@ def inbox_message_mark(
         if action == InboxAction.CLICK:
             Message.objects.filter(pk=message.pk, opened_at__isnull=True).update(opened_at=now)
         if changed:
-            events_ingest(rows=[_event(customer=customer, message=message, action=action, at=now)])
+            message_events_record(
+                events=[_event(customer=customer, message=message, action=action, at=now)]
+            )
     message.refresh_from_db(fields=["opened_at", "clicked_at", "dismissed_at"])
     return InboxMarkResult(message=message, changed=changed)
 
 
-def _event(*, customer: Customer, message: Message, action: InboxAction, at: datetime) -> EventRow:
-    properties: dict = {"message_id": message.pk}
-    if _EVENT_TYPE[action] == EventType.CUSTOM:
-        properties["name"] = f"in_app_{action}"
-    if action == InboxAction.CLICK and message.payload.get("url"):
-        properties["url"] = message.payload["url"]
-    return EventRow(
-        event_id=inbox_event_id(message_id=message.pk, action=action),
-        customer_id=customer.external_id,
-        type=_EVENT_TYPE[action],
-        item_id="",
-        value=None,
-        channel=EventChannel.APP,
+def _event(
+    *, customer: Customer, message: Message, action: InboxAction, at: datetime
+) -> MessageEvent:
+    recorded = RecordedOutcome(
+        key=message.idempotency_key,
+        message_id=message.pk,
         campaign_id=message.campaign_id,
-        occurred_at=at,
-        properties=properties,
+        channel=message.channel,
+        address=message.address,
+        customer_external_id=customer.external_id,
+        customer_live=customer.erased_at is None,
+        first_open=action == InboxAction.READ,
+        first_click=action == InboxAction.CLICK,
     )
+    if action == InboxAction.CLICK:
+        url = message.payload.get("url", "")
+        return MessageEvent(recorded, EventType.CLICK, at, url, {"url": url} if url else None)
+    name = f"in_app_{action}"
+    return MessageEvent(recorded, EventType.CUSTOM, at, name, {"name": name})

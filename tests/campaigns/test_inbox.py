@@ -9,7 +9,6 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from campaigns.dispatch import BatchResult, messages_send_batch
-from campaigns.inbox_services import inbox_event_id
 from campaigns.models import Message
 from profiles.models import ChannelEndpoint, Consent, Customer, CustomerAlias, Event
 from profiles.segments.services import segment_create_static
@@ -269,7 +268,6 @@ def test_read_sets_opened_at_once_and_records_one_event(shop, campaign):
         "app",
         campaign.pk,
     )
-    assert event.event_id == inbox_event_id(message_id=message.pk, action="read")
     assert event.properties == {"name": "in_app_read", "message_id": message.pk}
     assert event.occurred_at == opened_at
 

@@ -5,15 +5,12 @@ progress finish and sees the sent count in the report."""
 from collections import Counter
 
 import pytest
-from django.utils import timezone
 from playwright.sync_api import expect
 
 from campaigns.models import Campaign, Message
-from profiles.models import ChannelEndpoint, Consent
 from profiles.segments.services import segment_create_static
 from tests.campaigns import conftest as campaign_fixtures
-from tests.campaigns.factories import MessageTemplateFactory
-from tests.profiles.factories import CustomerFactory
+from tests.campaigns.factories import MessageTemplateFactory, emailable_customer
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -38,21 +35,12 @@ def worker_sendgrid_env(request, monkeypatch):
 
 
 def _audience(n: int) -> list:
-    customers = []
-    for i, first in enumerate(["Grace", "Ada", "Edsger", "Barbara", "Alan"][:n]):
-        customer = CustomerFactory(
+    return [
+        emailable_customer(
             external_id=f"shop-{i}", first_name=first, email=f"{first.lower()}@example.com"
         )
-        ChannelEndpoint.objects.create(customer=customer, channel="email", address=customer.email)
-        Consent.objects.create(
-            customer=customer,
-            purpose="marketing_email",
-            granted=True,
-            source="api",
-            changed_at=timezone.now(),
-        )
-        customers.append(customer)
-    return customers
+        for i, first in enumerate(["Grace", "Ada", "Edsger", "Barbara", "Alan"][:n])
+    ]
 
 
 def test_create_preview_send_and_report(

@@ -1,7 +1,9 @@
 import factory
+from django.utils import timezone
 
 from campaigns.models import Campaign, MessageTemplate
-from tests.profiles.factories import SegmentFactory
+from profiles.models import ChannelEndpoint, Consent, Customer
+from tests.profiles.factories import CustomerFactory, SegmentFactory
 
 
 class MessageTemplateFactory(factory.django.DjangoModelFactory):
@@ -23,3 +25,17 @@ class CampaignFactory(factory.django.DjangoModelFactory):
     status = "draft"
     template = factory.SubFactory(MessageTemplateFactory)
     segment = factory.SubFactory(SegmentFactory)
+
+
+def emailable_customer(**fields) -> Customer:
+    """A customer with an email endpoint and marketing-email consent: dispatch sends to them."""
+    customer = CustomerFactory(**fields)
+    ChannelEndpoint.objects.create(customer=customer, channel="email", address=customer.email)
+    Consent.objects.create(
+        customer=customer,
+        purpose="marketing_email",
+        granted=True,
+        source="api",
+        changed_at=timezone.now(),
+    )
+    return customer

@@ -466,7 +466,10 @@ def messages_send_batch(*, campaign: Campaign | int, customer_ids: list[int]) ->
         queued = list(
             Message.objects.filter(idempotency_key__in=list(rendered), status=MessageStatus.QUEUED)
             .order_by("pk")
-            .only("pk", "campaign_id", "customer_id", "channel", "address", "idempotency_key")
+            .only(
+                *("pk", "campaign_id", "customer_id", "channel", "address", "idempotency_key"),
+                "attempts",  # deferred, each would be one query
+            )
         )
         for status in _send_in_chunks(queued, rendered, provider=provider):
             counts[status] += 1

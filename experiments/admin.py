@@ -1,24 +1,52 @@
 from django.contrib import admin
 
-from experiments.models import Experiment, Variant
+from experiments.models import AllocationChange, Experiment, Exposure, Variant
 
 
 class VariantInline(admin.TabularInline):
     model = Variant
     extra = 0
+    readonly_fields = ["allocation_weight"]
 
 
 @admin.register(Experiment)
 class ExperimentAdmin(admin.ModelAdmin):
-    list_display = ["name", "kind", "status", "primary_metric", "started_at", "stopped_at"]
-    list_filter = ["kind", "status"]
-    search_fields = ["name", "hypothesis"]
+    list_display = [
+        "name",
+        "key",
+        "kind",
+        "allocation",
+        "status",
+        "metric_event_type",
+        "started_at",
+        "stopped_at",
+    ]
+    list_filter = ["kind", "allocation", "status"]
+    search_fields = ["name", "key", "hypothesis"]
+    prepopulated_fields = {"key": ["name"]}
+    raw_id_fields = ["audience_segment"]
     inlines = [VariantInline]
 
 
 @admin.register(Variant)
 class VariantAdmin(admin.ModelAdmin):
-    list_display = ["name", "experiment", "weight", "is_control"]
+    list_display = ["name", "key", "experiment", "weight", "allocation_weight", "is_control"]
     list_filter = ["is_control", "experiment__kind"]
-    search_fields = ["name", "experiment__name"]
+    search_fields = ["name", "key", "experiment__name"]
     list_select_related = ["experiment"]
+
+
+@admin.register(AllocationChange)
+class AllocationChangeAdmin(admin.ModelAdmin):
+    list_display = ["experiment", "changed_at", "reason", "weights"]
+    list_filter = ["reason"]
+    list_select_related = ["experiment"]
+    date_hierarchy = "changed_at"
+
+
+@admin.register(Exposure)
+class ExposureAdmin(admin.ModelAdmin):
+    list_display = ["experiment", "customer", "variant", "exposed_at", "propensity"]
+    list_select_related = ["experiment", "customer", "variant"]
+    raw_id_fields = ["experiment", "customer", "variant"]
+    date_hierarchy = "exposed_at"

@@ -96,4 +96,9 @@ app.conf.beat_schedule = {
         "task": "marketing.beat_heartbeat",
         "schedule": crontab(minute="*"),
     },
+    # every 5 seconds: copy the exposures the assignment API buffered in Redis to PostgreSQL
+    "experiments-exposures-flush": {
+        "task": "experiments.exposures_flush",
+        "schedule": 5.0,
+    },
 }

@@ -158,12 +158,13 @@ def demo_objects_create(*, truth: StoreTruth) -> dict[str, int]:
         )
 
     experiment, _ = Experiment.objects.update_or_create(
-        name="Homepage recommendations",
+        key="homepage-recommendations",
         defaults={
+            "name": "Homepage recommendations",
             "kind": ExperimentKind.AB,
             "status": ExperimentStatus.RUNNING,
             "hypothesis": "Personalised recommendations lift purchases over best-sellers.",
-            "primary_metric": "purchase",
+            "metric_event_type": "purchase",
             "started_at": start + timedelta(days=cfg.days // 2),
             "stopped_at": None,
         },
@@ -174,8 +175,8 @@ def demo_objects_create(*, truth: StoreTruth) -> dict[str, int]:
     ):
         Variant.objects.update_or_create(
             experiment=experiment,
-            name=name,
-            defaults={"is_control": is_control, "weight": 1, "config": config},
+            key=name,
+            defaults={"name": name, "is_control": is_control, "weight": 1, "config": config},
         )
 
     return {

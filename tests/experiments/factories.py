@@ -7,6 +7,7 @@ class ExperimentFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Experiment
 
+    key = factory.Sequence(lambda n: f"experiment-{n}")
     name = factory.Sequence(lambda n: f"Experiment {n}")
     kind = "ab"
     status = "draft"
@@ -18,5 +19,6 @@ class VariantFactory(factory.django.DjangoModelFactory):
         model = Variant
 
     experiment = factory.SubFactory(ExperimentFactory)
-    name = factory.Sequence(lambda n: f"variant-{n}")
+    key = factory.Sequence(lambda n: f"variant-{n}")
+    name = factory.LazyAttribute(lambda o: o.key)
     weight = 1

@@ -1,0 +1,269 @@
+"""The assignment hot path: `experiment_assign_variant` answers in one Redis round trip and
+writes nothing to PostgreSQL.
+
+- Config: each process keeps the experiments it served in memory, stamped with the Redis
+  generation it loaded them at. Every change (create, start, stop, reweight) bumps the
+  generation (`experiment_cache_invalidate`, on commit), and the round trip of each
+  assignment checks the stamp, so a stopped experiment stops everywhere at once.
+- Stickiness and exposures: one Lua script checks the generation, reads the customer's
+  sticky variant `exp:s:<experiment>:<customer>` and, for a first assignment, stores it and
+  appends the exposure to the list `exp:exposures` that `exposures_flush` (a Celery task every
+  few seconds) copies into PostgreSQL. Setting the sticky key is the "once": a customer's
+  later calls find it and log nothing.
+- Fixed weights need no state to be sticky (the hash decides); the key only deduplicates
+  exposures, so losing it costs a repeated log line that the flush ignores. A bandit's
+  weights move, so its sticky key is the truth: when Redis has none (first call, expiry
+  after STICKY_DAYS, a flushed Redis) the exposure table is asked before a new variant is
+  drawn from the weights in force.
+- Audience: the materialized segment membership (experiments.selectors.segment_has_member),
+  one indexed query, asked only for customers the hashes let through.
+- Redis down: the hash still decides (sticky for fixed weights), nothing is logged, and the
+  config is reloaded from PostgreSQL every LOCAL_TTL_SECONDS. Never an error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import redis
+from django.conf import settings
+
+from experiments import selectors
+from experiments.assignment import (
+    HOLDOUT,
+    Decision,
+    ExperimentConfig,
+    VariantConfig,
+    decide,
+)
+from experiments.errors import ExperimentNotFoundError
+
+logger = logging.getLogger(__name__)
+
+STICKY_DAYS = 120
+LOCAL_TTL_SECONDS = 5.0
+BREAKER_SECONDS = 2.0
+SOCKET_TIMEOUT = 0.25
+EXPOSURE_BUFFER = "exp:exposures"
+GENERATION = "exp:gen"
+
+# KEYS: generation, sticky key, exposure buffer. ARGV: the generation the config was loaded
+# at, the variant to store ("" = only look), the exposure record, the sticky TTL in seconds.
+# Returns {0} stale config, {1, value} already assigned, {2} not assigned (look only),
+# {3, value} assigned now and logged.
+_ASSIGN_LUA = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0} end
+local old = redis.call('GET', KEYS[2])
+if old then return {1, old} end
+if ARGV[2] == '' then return {2} end
+redis.call('SET', KEYS[2], ARGV[2], 'EX', tonumber(ARGV[4]))
+redis.call('RPUSH', KEYS[3], ARGV[3])
+return {3, ARGV[2]}
+"""
+STALE, FOUND, MISSING, STORED = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class Assignment:
+    experiment: str
+    variant: str | None
+    in_experiment: bool
+    reason: str = ""
+
+
+@dataclass
+class _Cached:
+    generation: str | None
+    config: ExperimentConfig | None
+    expires: float
+
+
+_configs: dict[str, _Cached] = {}
+_state: dict = {"client": None, "location": None, "script": None, "open_until": 0.0}
+_lock = threading.Lock()
+
+
+def redis_key(name: str) -> str:
+    return f"{settings.CACHES['default'].get('KEY_PREFIX', '')}:{name}"
+
+
+def redis_client() -> redis.Redis:
+    """One long-lived client per process with short timeouts (a hung Redis must not hang
+    the assignment path)."""
+    location = settings.CACHES["default"]["LOCATION"]
+    if _state["location"] != location:
+        with _lock:
+            client = redis.Redis.from_url(
+                location,
+                socket_timeout=SOCKET_TIMEOUT,
+                socket_connect_timeout=SOCKET_TIMEOUT,
+                health_check_interval=30,
+            )
+            _state.update(
+                client=client, location=location, script=client.register_script(_ASSIGN_LUA)
+            )
+    return _state["client"]
+
+
+def _redis_ok() -> bool:
+    return time.monotonic() >= _state["open_until"]
+
+
+def _redis_failed(operation: str, exc: Exception) -> None:
+    _state["open_until"] = time.monotonic() + BREAKER_SECONDS
+    logger.warning(
+        "experiment cache unavailable",
+        extra={"operation": operation, "error": f"{type(exc).__name__}: {exc}"[:300]},
+    )
+
+
+def _generation_read() -> str | None:
+    """The current generation (created on first use); None when Redis is unavailable."""
+    if not _redis_ok():
+        return None
+    try:
+        client = redis_client()
+        raw = client.get(redis_key(GENERATION))
+        if raw is None:
+            client.set(redis_key(GENERATION), time.time_ns(), nx=True)
+            raw = client.get(redis_key(GENERATION))
+    except redis.RedisError as exc:
+        _redis_failed("generation", exc)
+        return None
+    return None if raw is None else _text(raw)
+
+
+def experiment_cache_invalidate() -> None:
+    """Make every process reload its experiment configs (run on commit of every change)."""
+    _configs.clear()
+    try:
+        client = redis_client()
+        if client.incr(redis_key(GENERATION)) == 1:  # the key was gone: restart from the clock
+            client.set(redis_key(GENERATION), time.time_ns())
+    except redis.RedisError as exc:
+        _redis_failed("invalidate", exc)
+
+
+def _config(key: str) -> _Cached:
+    cached = _configs.get(key)
+    if cached is not None and (cached.generation is not None or cached.expires > time.monotonic()):
+        return cached
+    generation = _generation_read()  # before the load: a change in between is seen as stale
+    cached = _Cached(
+        generation=generation,
+        config=selectors.experiment_config(key=key),
+        expires=time.monotonic() + LOCAL_TTL_SECONDS,
+    )
+    if cached.config is not None:  # an unknown key is not cached: it may be created next
+        _configs[key] = cached
+    return cached
+
+
+def _in_audience(segment_id: int, customer_id: str) -> bool:
+    return selectors.segment_has_member(segment_id=segment_id, external_id=customer_id)
+
+
+def _answer(config: ExperimentConfig, decision: Decision) -> Assignment:
+    if decision.reason:
+        return Assignment(config.key, None, False, decision.reason)
+    assert decision.variant is not None  # noqa: S101 - decide() sets one when reason is ""
+    return Assignment(config.key, decision.variant.key, True)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _from_sticky(config: ExperimentConfig, value: bytes | str, fallback: Decision) -> Assignment:
+    text = _text(value)
+    if text == "h":
+        return Assignment(config.key, None, False, HOLDOUT)
+    for variant in config.variants:
+        if str(variant.id) == text:
+            return Assignment(config.key, variant.key, True)
+    return _answer(config, fallback)  # a variant deleted since: serve what the hash says
+
+
+def _sticky_value(decision: Decision) -> str:
+    return "h" if decision.variant is None else str(decision.variant.id)
+
+
+def _record(config: ExperimentConfig, customer_id: str, decision: Decision) -> str:
+    variant: VariantConfig | None = decision.variant
+    return json.dumps(
+        [config.id, customer_id, variant.id if variant else None, decision.propensity, time.time()]
+    )
+
+
+def _run_script(generation: str, sticky: str, value: str, record: str) -> list:
+    return _state["script"](
+        keys=[redis_key(GENERATION), redis_key(sticky), redis_key(EXPOSURE_BUFFER)],
+        args=[generation, value, record, STICKY_DAYS * 86_400],
+        client=redis_client(),
+    )
+
+
+def _assign(cached: _Cached, customer_id: str) -> Assignment | None:
+    """The assignment, or None when the config turned out stale."""
+    config = cached.config
+    assert config is not None  # noqa: S101 - the caller checked
+    decision = decide(
+        config,
+        customer_id,
+        global_control_percent=settings.CAMPAIGN_GLOBAL_CONTROL_PERCENT,
+        in_audience=_in_audience,
+    )
+    if cached.generation is None or not _redis_ok():
+        return _answer(config, decision)
+    try:
+        if not decision.logged:
+            current = redis_client().get(redis_key(GENERATION))
+            if current is None or _text(current) != cached.generation:
+                return None
+            return _answer(config, decision)
+        sticky = f"exp:s:{config.id}:{customer_id}"
+        if config.adaptive and decision.variant is not None:
+            status, *value = _run_script(cached.generation, sticky, "", "")
+            if status == STALE:
+                return None
+            if status == FOUND:
+                return _from_sticky(config, value[0], decision)
+            logged = selectors.exposure_variant_id(experiment_id=config.id, external_id=customer_id)
+            if logged is not None:  # Redis forgot; the table remembers the first variant
+                text = "h" if logged == 0 else str(logged)
+                redis_client().set(redis_key(sticky), text, ex=STICKY_DAYS * 86_400)
+                return _from_sticky(config, text, decision)
+        status, *value = _run_script(
+            cached.generation,
+            sticky,
+            _sticky_value(decision),
+            _record(config, customer_id, decision),
+        )
+    except redis.RedisError as exc:
+        _redis_failed("assign", exc)
+        return _answer(config, decision)
+    if status == STALE:
+        return None
+    return _from_sticky(config, value[0], decision)
+
+
+def experiment_assign_variant(*, key: str, customer_id: str) -> Assignment:
+    """The customer's variant in the experiment `key` (see the module docstring); raises
+    ExperimentNotFoundError for an unknown key."""
+    for _ in range(3):
+        cached = _config(key)
+        if cached.config is None:
+            raise ExperimentNotFoundError.for_key(key)
+        answer = _assign(cached, customer_id)
+        if answer is not None:
+            return answer
+        _configs.pop(key, None)
+    # Changes keep racing this call: decide on the freshest config without the stamp check.
+    cached = _config(key)
+    if cached.config is None:
+        raise ExperimentNotFoundError.for_key(key)
+    return _assign(_Cached(None, cached.config, 0.0), customer_id) or Assignment(key, None, False)

@@ -1,0 +1,21 @@
+import logging
+from dataclasses import asdict
+
+from celery import shared_task
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(
+    name="experiments.exposures_flush",
+    soft_time_limit=50,
+    time_limit=60,
+    # Beat sends one every few seconds: a flush that waited longer than that is superseded.
+    expires=30,
+)
+def exposures_flush_task() -> dict:
+    """Copy the exposures the assignment API buffered in Redis into PostgreSQL. Safe to run
+    twice or concurrently: one flush holds a lock, and a record stored twice is ignored."""
+    from experiments.services import exposures_flush
+
+    return asdict(exposures_flush())

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
 from campaigns.api_inbox import CustomerMessageViewSet
+from experiments.api import ExperimentViewSet
 from marketing.authentication import HasScope
 from marketing.models import ApiKey
 from profiles.api import CustomerViewSet, EventIngestView
@@ -33,6 +34,7 @@ router.register(
 )
 router.register("customers", CustomerViewSet, basename="customer")
 router.register("segments", SegmentViewSet, basename="segment")
+router.register("experiments", ExperimentViewSet, basename="experiment")
 
 
 @extend_schema(

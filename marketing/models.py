@@ -16,6 +16,9 @@ class Scope(models.TextChoices):
     CATALOG_WRITE = "catalog:write", "Change the catalog"
     SEGMENTS_READ = "segments:read", "Read segments and customers' memberships"
     SEGMENTS_WRITE = "segments:write", "Create and change segments"
+    EXPERIMENTS_READ = "experiments:read", "Read experiments"
+    EXPERIMENTS_WRITE = "experiments:write", "Create, start and stop experiments"
+    EXPERIMENTS_ASSIGN = "experiments:assign", "Assign customers to experiment variants"
     MESSAGES_READ = "messages:read", "Read customers' in-app messages"
     MESSAGES_WRITE = "messages:write", "Report in-app messages read, clicked or dismissed"
 

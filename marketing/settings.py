@@ -171,6 +171,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "EndpointChannelEnum": "profiles.models.Channel.choices",
         "EventChannelEnum": "profiles.models.EventChannel.choices",
+        # Events' `type` and experiment metrics' `event_type` share it.
+        "EventTypeEnum": "profiles.models.EventType.choices",
     },
 }
 

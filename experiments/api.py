@@ -1,0 +1,151 @@
+"""The experiments API: product teams define, start and stop experiments from their own
+automation, and storefronts ask which variant a customer gets (the hot path)."""
+
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from experiments import selectors
+from experiments.models import ExperimentStatus
+from experiments.serializers import (
+    AssignInputSerializer,
+    AssignOutputSerializer,
+    ExperimentCreateInputSerializer,
+    ExperimentOutputSerializer,
+)
+from experiments.services import (
+    MetricSpec,
+    VariantSpec,
+    experiment_create,
+    experiment_start,
+    experiment_stop,
+)
+from experiments.serving import experiment_assign_variant
+from marketing.authentication import HasScope
+
+ERROR = OpenApiResponse(description='Error body: {"code", "message", "extra"}')
+INVALID = OpenApiResponse(
+    description='Invalid definition: code "invalid", `extra.fields` maps each field (e.g. '
+    '"variants", "metric") to its messages.'
+)
+STATUS_CONFLICT = OpenApiResponse(
+    description='code "experiment_status_conflict": a stopped experiment cannot start again, '
+    "a draft cannot stop."
+)
+
+
+@extend_schema(tags=["experiments"])
+class ExperimentViewSet(viewsets.GenericViewSet):
+    """Experiments by key. Keys need `experiments:read` to read, `experiments:write` to
+    create, start and stop, and `experiments:assign` to assign customers."""
+
+    permission_classes = [HasScope]
+    required_scopes = {
+        "list": "experiments:read",
+        "retrieve": "experiments:read",
+        "create": "experiments:write",
+        "start": "experiments:write",
+        "stop": "experiments:write",
+        "assign": "experiments:assign",
+    }
+    serializer_class = ExperimentOutputSerializer
+    lookup_url_kwarg = "key"
+    lookup_value_regex = "[-a-zA-Z0-9_]+"
+
+    def get_queryset(self):
+        status_filter = self.request.query_params.get("status") or ""
+        if status_filter and status_filter not in ExperimentStatus.values:
+            raise serializers.ValidationError(
+                {"status": [f"One of {', '.join(ExperimentStatus.values)}."]}
+            )
+        return selectors.experiment_list(filters={"status": status_filter})
+
+    def get_object(self):
+        experiment = selectors.experiment_get(key=self.kwargs["key"])
+        if experiment is None:
+            raise Http404("No such experiment")
+        return experiment
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=ExperimentStatus.values, required=False),
+        ],
+        responses={200: ExperimentOutputSerializer(many=True)},
+    )
+    def list(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(ExperimentOutputSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=ExperimentCreateInputSerializer,
+        responses={201: ExperimentOutputSerializer, 400: INVALID},
+        description="Create a draft experiment; start it with POST .../start. Without a "
+        "variant marked `is_control`, the first one is the control.",
+    )
+    def create(self, request):
+        data = ExperimentCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        params = values.pop("allocation_params", None) or {}
+        experiment = experiment_create(
+            **{k: v for k, v in values.items() if k not in ("variants", "metric", "guardrails")},
+            variants=[VariantSpec(**v) for v in values["variants"]],
+            metric=MetricSpec(**values["metric"]),
+            guardrails=[MetricSpec(**g) for g in values["guardrails"]],
+            bandit_burn_in=params.get("burn_in", 100),
+            bandit_min_share=params.get("min_share", 0.01),
+            bandit_epsilon=params.get("epsilon", 0.1),
+        )
+        return Response(ExperimentOutputSerializer(experiment).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={200: ExperimentOutputSerializer, 404: ERROR})
+    def retrieve(self, request, key=None):
+        return Response(ExperimentOutputSerializer(self.get_object()).data)
+
+    @extend_schema(
+        request=None,
+        responses={200: ExperimentOutputSerializer, 404: ERROR, 409: STATUS_CONFLICT},
+        description="Start assigning customers (a running experiment: no change).",
+    )
+    @action(detail=True, methods=["post"])
+    def start(self, request, key=None):
+        return Response(
+            ExperimentOutputSerializer(experiment_start(experiment=self.get_object())).data
+        )
+
+    @extend_schema(
+        request=None,
+        responses={200: ExperimentOutputSerializer, 404: ERROR, 409: STATUS_CONFLICT},
+        description="Stop assigning customers (a stopped experiment: no change).",
+    )
+    @action(detail=True, methods=["post"])
+    def stop(self, request, key=None):
+        return Response(
+            ExperimentOutputSerializer(experiment_stop(experiment=self.get_object())).data
+        )
+
+    @extend_schema(
+        request=AssignInputSerializer,
+        responses={200: AssignOutputSerializer, 400: INVALID, 404: ERROR},
+        description="The customer's variant: deterministic and sticky, the same on every "
+        "server. The first assignment of a customer is logged as their exposure (in the "
+        "background; an unknown customer id gets an anonymous profile, as with events). "
+        "Not in the experiment (`variant` null, `reason` says why): global control group, "
+        "outside the traffic share or the audience, held out, or the experiment not running.",
+    )
+    @action(detail=True, methods=["post"])
+    def assign(self, request, key=None):
+        data = AssignInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        answer = experiment_assign_variant(key=key, customer_id=data.validated_data["customer_id"])
+        body = {
+            "experiment": answer.experiment,
+            "variant": answer.variant,
+            "in_experiment": answer.in_experiment,
+        }
+        if answer.reason:
+            body["reason"] = answer.reason
+        # The output serializer's shape (the schema says so), built directly on the hot path.
+        return Response(body)

@@ -75,6 +75,7 @@ from campaigns.dispatch_rules import (
     cap_reached,
     in_global_control,
     in_holdout,
+    local_send_wait_seconds,
     quiet_seconds_left,
     variant_index,
 )
@@ -82,6 +83,7 @@ from campaigns.errors import (
     CampaignNotReadyError,
 )
 from campaigns.inbox_services import in_app_payload
+from campaigns.journeys import journey_entry_settle
 from campaigns.models import (
     Campaign,
     CampaignStatus,
@@ -89,6 +91,7 @@ from campaigns.models import (
     Message,
     MessageStatus,
     MessageTemplate,
+    ScheduleType,
     SkipReason,
 )
 from campaigns.personalization import context_for_customers
@@ -157,8 +160,18 @@ class StaleResult:
 # --- one batch ------------------------------------------------------------------------------
 
 
-def message_key(*, campaign_id: int, variant_id: int | None, customer_id: int, channel: str) -> str:
-    return f"{campaign_id}:{variant_id or 0}:{customer_id}:{channel}"
+def message_key(
+    *,
+    campaign_id: int,
+    variant_id: int | None,
+    customer_id: int,
+    channel: str,
+    journey_entry_id: int | None = None,
+) -> str:
+    """A journey sends a customer one message per entry (campaigns/journeys.py), so the
+    entry is part of its key."""
+    key = f"{campaign_id}:{variant_id or 0}:{customer_id}:{channel}"
+    return f"{key}:e{journey_entry_id}" if journey_entry_id else key
 
 
 def _provider_verdict(message: Message) -> ProviderResult | None | str:
@@ -225,13 +238,30 @@ def _variants(campaign: Campaign) -> list[tuple[CampaignVariant | None, MessageT
     return [(None, campaign.template)]
 
 
-def _quiet_for(campaign: Campaign, tz_name: str, now: Any) -> int:
-    """Seconds until the recipient's quiet hours end (0: not quiet now)."""
+def _zone(tz_name: str) -> zoneinfo.ZoneInfo:
+    """The recipient's timezone, else CAMPAIGN_DEFAULT_TIMEZONE."""
     try:
-        zone = zoneinfo.ZoneInfo(tz_name or settings.CAMPAIGN_DEFAULT_TIMEZONE)
+        return zoneinfo.ZoneInfo(tz_name or settings.CAMPAIGN_DEFAULT_TIMEZONE)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        zone = zoneinfo.ZoneInfo(settings.CAMPAIGN_DEFAULT_TIMEZONE)
-    local = now.astimezone(zone)
+        return zoneinfo.ZoneInfo(settings.CAMPAIGN_DEFAULT_TIMEZONE)
+
+
+def _local_time_wait(campaign: Campaign, tz_name: str, now: Any) -> int:
+    """Seconds until a same-local-time campaign's send time in the recipient's timezone, on
+    the date of `scheduled_at` (the launch date when unset); 0 once it has passed, so a
+    recipient whose send time was already over at launch gets the message at once."""
+    if campaign.schedule_type != ScheduleType.LOCAL_TIME or campaign.send_local_time is None:
+        return 0
+    day = timezone.localtime(campaign.scheduled_at or campaign.started_at or now).date()
+    return local_send_wait_seconds(now, on=day, at=campaign.send_local_time, zone=_zone(tz_name))
+
+
+def _quiet_for(campaign: Campaign, tz_name: str, now: Any) -> int:
+    """Seconds the recipient waits: until their local send time (a same-local-time
+    campaign), else until their quiet hours end (0: send now)."""
+    if wait := _local_time_wait(campaign, tz_name, now):
+        return wait
+    local = now.astimezone(_zone(tz_name))
     return quiet_seconds_left(
         local.hour * 3600 + local.minute * 60 + local.second,
         start=campaign.quiet_hours_start,
@@ -354,19 +384,27 @@ def _render_for(
     return message_track(render(compiled, context, links=links), key), links
 
 
-def messages_send_batch(*, campaign: Campaign | int, customer_ids: list[int]) -> BatchResult:
+def messages_send_batch(
+    *, campaign: Campaign | int, customer_ids: list[int], journey_entry_id: int | None = None
+) -> BatchResult:
     """Decide, render, record and send the messages of `customer_ids` (one page of the
-    audience). Safe to run again with the same ids: nothing already recorded is resent."""
+    audience, or the customer of one journey entry). Safe to run again with the same ids:
+    nothing already recorded is resent.
+
+    A done campaign still sends the batches deferred by quiet hours or local send times (its
+    fan-out is over, its recipients are not); a paused or cancelled one sends nothing."""
     if not isinstance(campaign, Campaign):
         campaign = Campaign.objects.select_related("template").get(pk=campaign)
     else:
         campaign.refresh_from_db(fields=["status"])  # paused since the caller read it?
-    if campaign.status != CampaignStatus.SENDING or not customer_ids:
+    if campaign.status not in (CampaignStatus.SENDING, CampaignStatus.DONE) or not customer_ids:
         return BatchResult()
     now = timezone.now()
     channel = campaign.channel
     ids = sorted(set(customer_ids))
     mine = Message.objects.filter(campaign=campaign, customer_id__in=ids, channel=channel)
+    if journey_entry_id:
+        mine = mine.filter(journey_entry_id=journey_entry_id)
     lost = messages_resolve_stale(queryset=mine, now=now).lost
     existing = {row[0]: row[1:] for row in mine.values_list("customer_id", "status", "address")}
 
@@ -399,6 +437,7 @@ def messages_send_batch(*, campaign: Campaign | int, customer_ids: list[int]) ->
             variant_id=variant.pk if variant else None,
             customer_id=customer_id,
             channel=channel,
+            journey_entry_id=journey_entry_id,
         )
         row = Message(
             campaign=campaign,
@@ -407,6 +446,7 @@ def messages_send_batch(*, campaign: Campaign | int, customer_ids: list[int]) ->
             channel=channel,
             idempotency_key=key,
             address=addresses.get(customer_id, ""),
+            journey_entry_id=journey_entry_id,
         )
         if customer_id not in existing:
             reason = _skip_reason(
@@ -456,7 +496,9 @@ def messages_send_batch(*, campaign: Campaign | int, customer_ids: list[int]) ->
             del rendered[key]
         Message.objects.bulk_create(rows, ignore_conflicts=True)
     for countdown, deferred_ids in sorted(deferred.items()):
-        messages_send_batch_task.apply_async((campaign.pk, deferred_ids), countdown=countdown)
+        messages_send_batch_task.apply_async(
+            (campaign.pk, deferred_ids, journey_entry_id), countdown=countdown
+        )
     counts: dict[str, int] = defaultdict(int)
     for row in rows:
         if row.status != MessageStatus.QUEUED:
@@ -481,6 +523,8 @@ def messages_send_batch(*, campaign: Campaign | int, customer_ids: list[int]) ->
         lost=lost,
         deferred=sum(len(v) for v in deferred.values()),
     )
+    if journey_entry_id and not deferred:
+        journey_entry_settle(entry_id=journey_entry_id)
     logger.info(
         "campaign batch sent",
         extra={"campaign": campaign.pk, "size": len(ids), **result.__dict__},

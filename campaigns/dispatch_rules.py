@@ -1,5 +1,6 @@
 """Pure decisions of dispatch (no Django): who is held out, which variant a customer gets,
-whether a local hour is quiet, whether a frequency cap is reached.
+whether a local hour is quiet, whether a frequency cap is reached; and of schedules: how long
+a recipient waits for their local send time, when a recurring campaign occurs next.
 
 Every split is a deterministic hash of its inputs, so a redelivered or re-run batch decides
 exactly as before, and any worker can decide without reading shared state.
@@ -8,7 +9,9 @@ exactly as before, and any worker can decide without reading shared state.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 
 def bucket(*parts: object) -> float:
@@ -68,3 +71,42 @@ def quiet_seconds_left(second_of_day: int, *, start: int | None, end: int | None
 def cap_reached(*, overall: int, on_channel: int, cap: int, cap_per_channel: int) -> bool:
     """Caps of 0 or less are off."""
     return (cap > 0 and overall >= cap) or (cap_per_channel > 0 and on_channel >= cap_per_channel)
+
+
+# --- schedules ------------------------------------------------------------------------------
+
+# The earliest timezone on earth (Kiribati, UTC+14): a local-time campaign starts when its
+# send time arrives there.
+EARLIEST_UTC_OFFSET = timedelta(hours=14)
+RECURRENCE_DAYS = {"daily": 1, "weekly": 7}
+
+
+def local_send_wait_seconds(now: datetime, *, on: date, at: time, zone: tzinfo) -> int:
+    """Seconds from `now` until `at` o'clock on the date `on` in `zone` (0 when that moment
+    has passed). Both sides go through UTC: arithmetic between datetimes of one zoneinfo
+    would be wall-clock arithmetic and wrong across a DST change."""
+    target = datetime.combine(on, at, tzinfo=zone).astimezone(UTC)
+    return max(0, math.ceil((target - now.astimezone(UTC)).total_seconds()))
+
+
+def local_time_launch_at(*, on: date, at: time) -> datetime:
+    """When a same-local-time campaign must start: when `at` on `on` comes first on earth."""
+    return datetime.combine(on, at, tzinfo=UTC) - EARLIEST_UTC_OFFSET
+
+
+def next_occurrence(at: datetime, *, recurrence: str, zone: tzinfo) -> datetime:
+    """The occurrence after `at`: the same wall-clock time a day or a week later in `zone`,
+    so a 09:00 newsletter stays at 09:00 across DST changes."""
+    return (at.astimezone(zone) + timedelta(days=RECURRENCE_DAYS[recurrence])).astimezone(UTC)
+
+
+def occurrence_due(
+    first: datetime, now: datetime, *, recurrence: str, zone: tzinfo
+) -> tuple[datetime, datetime]:
+    """(the latest occurrence at or before `now`, starting from `first`; the one after it).
+    Occurrences missed entirely (beat down for days) are passed over: a stale newsletter is
+    not worth sending, and sending three at once would be worse."""
+    due, following = first, next_occurrence(first, recurrence=recurrence, zone=zone)
+    while following <= now:
+        due, following = following, next_occurrence(following, recurrence=recurrence, zone=zone)
+    return due, following

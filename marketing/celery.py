@@ -76,7 +76,8 @@ app.conf.beat_schedule = {
         "task": "profiles.segments_refresh_all",
         "schedule": crontab(minute="*/15"),
     },
-    # every minute: launch the scheduled campaigns whose time has come
+    # every minute: launch the scheduled campaigns whose time has come (and each occurrence
+    # of a recurring one, and same-local-time campaigns once their time comes somewhere)
     "campaigns-launch-due": {
         "task": "campaigns.campaigns_launch_due",
         "schedule": crontab(minute="*"),
@@ -89,6 +90,17 @@ app.conf.beat_schedule = {
     # every minute: credit new goal events (purchases...) to the messages that led to them
     "campaigns-conversions-attribute": {
         "task": "campaigns.conversions_attribute",
+        "schedule": crontab(minute="*"),
+    },
+    # every minute: new trigger events into journey entries (a safety net; ingestion wakes
+    # the journey consumer itself)
+    "campaigns-journeys-consume": {
+        "task": "campaigns.journeys_consume",
+        "schedule": crontab(minute="*"),
+    },
+    # every minute: decide the journey entries that fell due (exit, or send)
+    "campaigns-journey-entries-decide": {
+        "task": "campaigns.journey_entries_decide",
         "schedule": crontab(minute="*"),
     },
     # every minute: beat records a heartbeat that /healthz and the dashboard show

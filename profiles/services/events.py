@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -54,6 +54,19 @@ WITH ins AS (
 )
 INSERT INTO profiles_featurebacklog (event_pk) SELECT id FROM ins
 """
+
+
+# Run after the commit of every ingest that stored new events (no arguments): how other apps
+# react to the stream in near real time without profiles importing them (campaigns wakes its
+# journey consumer). Registered from an AppConfig.ready().
+_EVENTS_COMMITTED_HOOKS: list[Callable[[], None]] = []
+
+
+def events_committed_hook_add(hook: Callable[[], None]) -> None:
+    """Run `hook` after each ingest that stored new events commits; it should only enqueue
+    (debounced), as it runs in the request. Adding the same hook twice adds it once."""
+    if hook not in _EVENTS_COMMITTED_HOOKS:
+        _EVENTS_COMMITTED_HOOKS.append(hook)
 
 
 def customers_resolve(*, external_ids: Sequence[str]) -> tuple[dict[str, int], int]:
@@ -127,6 +140,8 @@ def events_ingest(
         _unsubscribes_apply(rows, customer_pks, source=consent_source)
         if accepted:
             transaction.on_commit(features_update_schedule)
+            for hook in _EVENTS_COMMITTED_HOOKS:
+                transaction.on_commit(hook)
     return IngestResult(
         accepted=accepted, duplicates=len(rows) - accepted, customers_created=created
     )

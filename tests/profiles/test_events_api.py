@@ -208,7 +208,10 @@ def test_ingest_wakes_the_features_consumer_after_commit(
 ):
     with django_capture_on_commit_callbacks() as callbacks:
         storefront_client.post(URL, _event(), format="json")
-    assert [c.__name__ for c in callbacks] == ["features_update_schedule"]
+    assert [c.__name__ for c in callbacks] == [
+        "features_update_schedule",
+        "journeys_consume_schedule",
+    ]
     with django_capture_on_commit_callbacks() as callbacks:
         storefront_client.post(
             URL, _event(event_id=str(Event.objects.get().event_id)), format="json"

@@ -24,8 +24,6 @@ from _scratch import (
 )
 from template_render import HTML, SUBJECT, _prepare
 
-from tests.helpers import wait_for
-
 QUEUES = "default,email"
 
 
@@ -133,12 +131,54 @@ def bench_arguments(parser: argparse.ArgumentParser, *, recipients: int) -> None
     parser.add_argument("--redis-db", type=int, default=1)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a live process (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _group_pids(pgid: int) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.getpgid(int(entry)) == pgid:
+                    pids.append(int(entry))
+            except OSError:
+                continue
+    return pids
+
+
 class Bench:
     """A prepared run: its environment, stand-in, campaign and the workers it started."""
 
-    def __init__(self, env: dict, url: str, campaign_id: int):
+    def __init__(self, env: dict, url: str, campaign_id: int, stand_in: subprocess.Popen):
         self.env, self.url, self.campaign_id = env, url, campaign_id
+        self.stand_in = stand_in
         self.workers: list[subprocess.Popen] = []
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds so far of the workers (with their pool processes), the stand-in and
+        the PostgreSQL backends serving the scratch database (a backend that has exited is
+        no longer counted: the workers keep theirs open, CONN_MAX_AGE)."""
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            )
+            backends = [row[0] for row in cursor.fetchall()]
+        workers = [pid for w in self.workers for pid in _group_pids(w.pid)]
+        return {
+            "workers": sum(_cpu_seconds(pid) for pid in workers),
+            "stand_in": _cpu_seconds(self.stand_in.pid),
+            "postgres": sum(_cpu_seconds(pid) for pid in backends),
+        }
 
     def worker(self, *, concurrency: int, name: str) -> subprocess.Popen:
         proc = worker_start(self.env, concurrency=concurrency, name=name)
@@ -152,6 +192,8 @@ class Bench:
         return message_counts(self.campaign_id)
 
     def wait(self, predicate, *, timeout: float, interval: float = 0.25):
+        from tests.helpers import wait_for  # imports DRF's test client: after django.setup()
+
         return wait_for(predicate, timeout=timeout, interval=interval)
 
 
@@ -163,7 +205,7 @@ def campaign_bench(db: str, *, recipients: int, redis_db: int, **extra: str) -> 
     bench = None
     try:
         env = campaign_env(db, redis_db=redis_db, stand_in_url=url, **extra)
-        bench = Bench(env, url, audience_create(env, recipients))
+        bench = Bench(env, url, audience_create(env, recipients), stand_in)
         queues_purge(env)
         yield bench
     finally:

@@ -12,7 +12,9 @@ pool processes runs the campaign: `campaign_launch`, the fan-out into pages, and
 stand-in (tests/stand_ins.py, lean asyncio server) runs in a process of its own and counts the
 requests per message id, so duplicates are counted where they would matter.
 
-emails/s = sent / (last sent_at - launch). JSON on the last line.
+emails/s = sent / (last sent_at - launch). The CPU of the workers, the stand-in and the
+PostgreSQL backends during the run is measured too (from /proc): the other load on the
+machine makes the rate noisy, the CPU per email much less so. JSON on the last line.
 """
 
 import argparse
@@ -45,6 +47,7 @@ def main() -> None:
 
         bench.worker(concurrency=args.workers, name="bench-throughput")
         time.sleep(3)  # the pool processes import Django before the first task
+        cpu_before = bench.cpu()
         launched = campaign_launch(campaign=bench.campaign_id).started_at
 
         def finished() -> bool:
@@ -54,10 +57,12 @@ def main() -> None:
             return done and final >= args.recipients
 
         bench.wait(finished, timeout=600)
+        cpu = {k: v - cpu_before.get(k, 0.0) for k, v in bench.cpu().items()}
         messages = Message.objects.filter(campaign_id=bench.campaign_id)
         last = messages.aggregate(at=Max("sent_at"))["at"]
         counts = bench.counts()
         seconds = (last - launched).total_seconds()
+        sent = max(1, counts.get("sent", 0))
         stats = bench.stats()
     result = {
         "benchmark": "campaign_throughput",
@@ -70,6 +75,11 @@ def main() -> None:
         "stand_in_requests": stats["requests"],
         "stand_in_unique_message_ids": stats["unique"],
         "duplicates": stats["duplicates"],
+        # CPU per email, to judge a run on a busy machine: on 2 idle cores the rate is at
+        # most 2 s / (CPU s per email) of everything that runs.
+        "cpu_ms_per_email": {k: round(v / sent * 1000, 3) for k, v in cpu.items()},
+        "cores_busy_at_this_rate": round(sum(cpu.values()) / seconds, 2),
+        "emails_per_s_if_2_cores_idle": round(2 / (sum(cpu.values()) / sent)),
         "workers": args.workers,
         "threads_per_worker": args.threads,
         "batch": args.batch,

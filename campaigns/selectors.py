@@ -8,6 +8,7 @@ campaign of 100,000 recipients costs the same few queries as one of ten.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -34,25 +35,10 @@ GLOBAL_CONTROL = Q(status=MessageStatus.SKIPPED, skip_reason=SkipReason.GLOBAL_C
 
 
 def campaign_list(*, filters: dict | None = None) -> QuerySet[Campaign]:
-    """Campaigns newest first, each with `sent`, `opened`, `clicked` and `converted` counts
-    of its messages (one grouped query with the page). `parent` gives the occurrences of a
-    recurring campaign."""
+    """Campaigns newest first; `parent` gives the occurrences of a recurring campaign. Their
+    figures are `campaigns_with_figures`' (for one page, not every campaign)."""
     filters = filters or {}
-    qs = Campaign.objects.select_related("segment", "template").annotate(
-        sent=Count("messages", filter=Q(messages__status=MessageStatus.SENT)),
-        opened=Count(
-            "messages",
-            filter=Q(messages__status=MessageStatus.SENT, messages__opened_at__isnull=False),
-        ),
-        clicked=Count(
-            "messages",
-            filter=Q(messages__status=MessageStatus.SENT, messages__clicked_at__isnull=False),
-        ),
-        converted=Count(
-            "messages",
-            filter=Q(messages__status=MessageStatus.SENT, messages__converted_at__isnull=False),
-        ),
-    )
+    qs = Campaign.objects.select_related("segment", "template")
     if q := filters.get("q"):
         qs = qs.filter(name__icontains=q)
     if status := filters.get("status"):
@@ -64,6 +50,35 @@ def campaign_list(*, filters: dict | None = None) -> QuerySet[Campaign]:
     if parent := filters.get("parent"):
         qs = qs.filter(parent=parent)
     return qs.order_by("-created_at", "-pk")
+
+
+FIGURES = ("sent", "opened", "clicked", "converted")
+
+
+def campaigns_with_figures(campaigns: Iterable[Campaign]) -> list[Campaign]:
+    """The campaigns, each given `sent`, `opened`, `clicked` and `converted` counts of its
+    sent messages, in one grouped query over the messages of these campaigns only (a list
+    page must not aggregate the messages of every campaign ever sent)."""
+    campaigns = list(campaigns)
+    rows = (
+        Message.objects.filter(campaign__in=[c.pk for c in campaigns], status=MessageStatus.SENT)
+        .values("campaign_id")
+        .annotate(
+            sent=Count("pk"),
+            opened=Count("pk", filter=Q(opened_at__isnull=False)),
+            clicked=Count("pk", filter=Q(clicked_at__isnull=False)),
+            converted=Count("pk", filter=Q(converted_at__isnull=False)),
+        )
+        .order_by()
+    )
+    by_campaign: dict[int, dict[str, Any]] = (
+        {row["campaign_id"]: dict(row) for row in rows} if campaigns else {}
+    )
+    for campaign in campaigns:
+        row = by_campaign.get(campaign.pk, {})
+        for name in FIGURES:
+            setattr(campaign, name, row.get(name, 0))
+    return campaigns
 
 
 def campaign_get(*, pk: int) -> Campaign | None:

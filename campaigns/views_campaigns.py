@@ -42,6 +42,7 @@ from campaigns.selectors import (
     campaign_list,
     campaign_preview,
     campaign_progress,
+    campaigns_with_figures,
 )
 from marketing.common.errors import ApplicationError
 from marketing.common.htmx import HtmxHttpRequest
@@ -211,7 +212,7 @@ def campaign_detail_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "preview_form": CampaignPreviewForm(initial={"customer": query}),
         "variants": list(campaign.variants.all()),
         "occurrences": (
-            list(campaign_list(filters={"parent": campaign})[:OCCURRENCES_SHOWN])
+            campaigns_with_figures(campaign_list(filters={"parent": campaign})[:OCCURRENCES_SHOWN])
             if campaign.schedule_type == ScheduleType.RECURRING
             else []
         ),

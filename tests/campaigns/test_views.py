@@ -80,7 +80,7 @@ def test_campaign_list_empty_state(analyst_client):
 @pytest.mark.parametrize("n", [1, 20])
 def test_campaign_list_query_count_is_constant(marketer_client, django_assert_num_queries, n):
     CampaignFactory.create_batch(n)
-    # session, user, count, page with segment and template joined, can_edit groups
-    with django_assert_num_queries(5):
+    # session, user, count, page with segment and template joined, its figures, can_edit groups
+    with django_assert_num_queries(6):
         response = marketer_client.get(reverse("campaigns:campaign-list"))
     assert len(_names(response)) == n

@@ -686,3 +686,21 @@ def test_a_recurring_campaign_lists_its_occurrences_with_their_figures(analyst_c
     assert 'id="campaign-occurrences"' in response.content.decode()
     child_page = analyst_client.get(reverse("campaigns:campaign-detail", args=[child.pk]))
     assert reverse("campaigns:campaign-detail", args=[parent.pk]) in child_page.content.decode()
+
+
+def test_schedule_button_confirms_the_time(marketer_client, setup):
+    campaign = CampaignFactory(
+        segment=setup["segment"],
+        template=setup["a"],
+        schedule_type="local_time",
+        scheduled_at=dt.datetime(2030, 12, 24, 9, 0, tzinfo=dt.UTC),
+        send_local_time=dt.time(10, 0),
+    )
+    content = marketer_client.get(
+        reverse("campaigns:campaign-detail", args=[campaign.pk])
+    ).content.decode()
+    assert "On 2030-12-24 at 10:00 in each recipient&#x27;s timezone" in content
+    assert (
+        'hx-confirm="Schedule this campaign (on 2030-12-24 at 10:00 in each recipient&#x27;s '
+        'timezone)?"' in content
+    )

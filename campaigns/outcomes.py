@@ -109,23 +109,41 @@ FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[],
              unsubscribed_at, provider_id),
      campaigns_message AS old, profiles_customer AS c
 WHERE m.idempotency_key = v.key AND old.id = m.id AND c.id = m.customer_id
-    AND m.status <> 'skipped'
+    AND m.status <> 'skipped' {changed}
 RETURNING m.idempotency_key, m.id, m.campaign_id, m.channel, m.address, c.external_id,
     c.erased_at IS NULL, old.opened_at IS NULL AND m.opened_at IS NOT NULL,
     old.clicked_at IS NULL AND m.clicked_at IS NOT NULL
 """
 
 
-def messages_outcomes_record(*, outcomes: Mapping[str, Outcome]) -> list[RecordedOutcome]:
+# Only rows the outcome changes: a repeated pixel load then writes nothing (no new row
+# version, no WAL to flush).
+_CHANGES = (
+    """AND (
+    v.accepted_at IS NOT NULL AND (m.status NOT IN ('sent', 'skipped') OR m.sent_at IS NULL)
+    OR m.provider_message_id = '' AND v.provider_id <> ''
+"""
+    + "".join(
+        f"    OR m.{name} IS NULL AND v.{name} IS NOT NULL\n"
+        for name in ("delivered_at", "bounced_at", "opened_at", "clicked_at", "unsubscribed_at")
+    )
+    + ")"
+)
+
+
+def messages_outcomes_record(
+    *, outcomes: Mapping[str, Outcome], changed_only: bool = False
+) -> list[RecordedOutcome]:
     """Apply the outcomes of many messages (by idempotency key) in one UPDATE: a webhook
     delivery of 1,000 events is one statement, not 1,000. Unknown keys and skipped rows are
-    left out of the result."""
+    left out of the result, and with `changed_only` the rows the outcomes do not change."""
     if not outcomes:
         return []
     keys = sorted(outcomes)  # one lock order for concurrent deliveries
     columns = [[getattr(outcomes[k], f.name) for k in keys] for f in fields(Outcome)]
     with connection.cursor() as cursor:
-        cursor.execute(_OUTCOMES_UPDATE, [keys, *columns])
+        sql = _OUTCOMES_UPDATE.format(changed=_CHANGES if changed_only else "")
+        cursor.execute(sql, [keys, *columns])
         rows = cursor.fetchall()
     return [RecordedOutcome(*row) for row in rows]
 
@@ -196,14 +214,26 @@ def _engagement_events(recorded: RecordedOutcome, *, at: datetime, url: str = ""
     return events
 
 
+def _commit_without_waiting() -> None:
+    """Inside the caller's transaction: commit without waiting for the WAL flush. A pixel
+    or click is cheap to lose (a database crash forgets the last moments of opens, nothing
+    else), and waiting for the disk on every image a mail client loads is most of the
+    request."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+
 def message_open_record(*, key: str, at: datetime | None = None) -> bool:
     """The open pixel of `key` loaded: opened_at (first time) and one `email_open` event.
     A repeated load is one UPDATE that changes nothing. Returns whether it was the first."""
     at = at or timezone.now()
-    recorded = messages_outcomes_record(outcomes={key: Outcome(accepted_at=at, opened_at=at)})
-    if not recorded or not recorded[0].first_open:
-        return False
-    message_events_record(events=_engagement_events(recorded[0], at=at))
+    with transaction.atomic():
+        _commit_without_waiting()
+        outcome = Outcome(accepted_at=at, opened_at=at)
+        recorded = messages_outcomes_record(outcomes={key: outcome}, changed_only=True)
+        if not recorded or not recorded[0].first_open:
+            return False
+        message_events_record(events=_engagement_events(recorded[0], at=at))
     return True
 
 
@@ -214,10 +244,12 @@ def message_click_record(*, key: str, url: str, at: datetime | None = None) -> b
     at = at or timezone.now()
     outcome = Outcome()
     outcome.note("clicked_at", at)
-    recorded = messages_outcomes_record(outcomes={key: outcome})
-    if not recorded:
-        return False
-    message_events_record(events=_engagement_events(recorded[0], at=at, url=url))
+    with transaction.atomic():
+        _commit_without_waiting()
+        recorded = messages_outcomes_record(outcomes={key: outcome})
+        if not recorded:
+            return False
+        message_events_record(events=_engagement_events(recorded[0], at=at, url=url))
     return True
 
 

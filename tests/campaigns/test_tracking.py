@@ -6,6 +6,7 @@ from collections import Counter
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -162,12 +163,20 @@ def test_open_pixel_sets_opened_at_once_and_records_one_event(client):
     ]
 
 
-def test_repeated_opens_cost_one_query(client, django_assert_num_queries):
+def test_a_repeated_open_writes_nothing(client, django_assert_max_num_queries):
     message = sent_message()
     url = path_of(tracking.open_url(message.idempotency_key))
     client.get(url)
-    with django_assert_num_queries(1):
+    row_version = _row_version(message)
+    with django_assert_max_num_queries(4):  # the UPDATE, SET LOCAL and (in tests) a savepoint
         assert client.get(url).status_code == 200
+    assert _row_version(message) == row_version
+
+
+def _row_version(message):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT xmin::text FROM campaigns_message WHERE id = %s", [message.pk])
+        return cursor.fetchone()[0]
 
 
 def test_click_redirects_sets_clicked_and_opened_and_records_events(client):

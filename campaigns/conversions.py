@@ -11,9 +11,12 @@ null, so a batch read twice (a redelivered task, a lost watermark) changes nothi
 
 Event pks are taken when a row is inserted, not when its transaction commits, so an event
 can become visible after a larger pk was read. The watermark therefore only passes events
-received more than SETTLE_SECONDS ago; younger ones are read again by the next run. Without
-a watermark (first run, cache flushed) it starts from the events inside the longest goal
-window, found through the (type, occurred_at) index.
+received more than SETTLE_SECONDS ago; younger ones are read again by the next run.
+
+Only events that occurred within the longest goal window (plus LATE_EVENT_DAYS for events that
+arrive late) can convert a message still in its window, so the read is bounded by
+`occurred_at` as well: the (type, occurred_at) index keeps it small however many events pass
+without a goal among them, and a first run (or a flushed cache, watermark 0) reads only those.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 CONVERSIONS_BATCH_SIZE = 5000
 SETTLE_SECONDS = 120
+LATE_EVENT_DAYS = 7
 WATERMARK_KEY = "campaigns:conversions:event_pk"
 DEFAULT_GOAL = EventType.PURCHASE
 CONTROL_REASONS = (SkipReason.HOLDOUT, SkipReason.GLOBAL_CONTROL)
@@ -54,18 +58,6 @@ def _goals_and_window() -> tuple[set[str], timedelta]:
     goals = {goal or DEFAULT_GOAL for (goal,) in rows}
     hours = Campaign.objects.aggregate(h=Max("goal_window_hours"))["h"] or 0
     return goals, timedelta(hours=hours)
-
-
-def _start(goals: set[str], window: timedelta, now: datetime) -> int:
-    """The watermark when there is none: just before the first goal event inside the
-    longest window."""
-    first = (
-        Event.objects.filter(type__in=goals, occurred_at__gte=now - window)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-        .first()
-    )
-    return first - 1 if first is not None else 0
 
 
 def _touches(goals: list[Goal], window: timedelta) -> dict[int, list[Touch]]:
@@ -140,11 +132,10 @@ def conversions_attribute_new(
     the settled ones."""
     now = now or timezone.now()
     goals, window = _goals_and_window()
-    watermark = cache.get(WATERMARK_KEY)
-    if watermark is None:
-        watermark = _start(goals, window, now)
+    watermark = cache.get(WATERMARK_KEY) or 0
+    since = now - window - timedelta(days=LATE_EVENT_DAYS)
     rows = list(
-        Event.objects.filter(pk__gt=watermark, type__in=goals)
+        Event.objects.filter(pk__gt=watermark, type__in=goals, occurred_at__gte=since)
         .order_by("pk")
         .values_list("pk", "customer_id", "type", "occurred_at", "value", "received_at")[
             :batch_size

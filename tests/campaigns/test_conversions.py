@@ -226,3 +226,16 @@ def test_the_task_runs_the_service_and_is_idempotent(no_watermark):
     row.refresh_from_db()
     assert row.conversion_value == Decimal("7.00")
     assert Message.objects.filter(converted_at__isnull=False).count() == 1
+
+
+@pytest.mark.django_db
+def test_events_older_than_every_window_are_not_read(no_watermark):
+    customer = CustomerFactory()
+    CampaignFactory(goal_window_hours=24)
+    received(event(customer, hours_before=24 + 8 * 24), 10)
+    recent = event(customer, hours_before=1)
+    received(recent, 10)
+
+    result = conversions_attribute_new()
+
+    assert (result.events, result.watermark) == (1, recent.pk)

@@ -122,6 +122,18 @@ def click_token_read(token: str) -> tuple[str, str]:
     return key, url
 
 
+def click_target(url: str) -> str:
+    """The target of one of our click links (a provider's own click tracking reports the
+    link it saw, which is ours), else `url` itself."""
+    prefix = _absolute("campaigns:track-click", "")
+    if not url.startswith(prefix):
+        return url
+    try:
+        return click_token_read(url[len(prefix) :])[1]
+    except InvalidTokenError:
+        return url
+
+
 def open_token_read(token: str) -> str:
     return token_read(OPEN_SALT, token, parts=1)[0]
 

@@ -26,6 +26,7 @@ from campaigns.outcomes import (
 )
 from campaigns.providers.base import MESSAGE_ID_ARG
 from campaigns.providers.sms import TWILIO_UNREACHABLE_CODES
+from campaigns.tracking import click_target
 from profiles.models import Channel, EventType
 from profiles.services import endpoints_mark_bounced
 
@@ -99,7 +100,7 @@ def sendgrid_message_events_apply(*, events: list) -> set[int]:
         outcome.provider_message_id = outcome.provider_message_id or _sendgrid_provider_id(event)
         positions.setdefault(key, []).append(index)
         if field == "clicked_at" and event.get("url"):
-            clicks.append((key, at, str(event["url"])[:2000]))
+            clicks.append((key, at, click_target(str(event["url"]))[:2000]))
     recorded = {r.key: r for r in messages_outcomes_record(outcomes=outcomes)}
     profile_events = [
         MessageEvent(r, EventType.EMAIL_OPEN, opened_at)

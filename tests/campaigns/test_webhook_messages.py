@@ -6,9 +6,11 @@ from collections import Counter
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from django.conf import settings
 from django.utils import timezone
 from twilio.request_validator import RequestValidator
 
+from campaigns import tracking
 from campaigns.models import Message
 from profiles.consent import consent_set
 from profiles.models import ChannelEndpoint, Consent, Event
@@ -296,3 +298,13 @@ def test_twilio_unknown_message_or_status_is_ignored(client, twilio_token):  # n
     assert odd.json()["ignored"] is True
     message.refresh_from_db()
     assert message.delivered_at is None
+
+
+def test_a_sendgrid_click_on_our_tracked_link_is_the_same_click_event(client, signing_key):  # noqa: F811
+    message = message_to()
+    tracked = tracking.click_url(message.idempotency_key, "https://shop.example/p/9")
+    _post_sendgrid(client, [ev("click", message, "e1", url=tracked)], signing_key)
+    client.get(tracked.removeprefix(settings.PUBLIC_BASE_URL.rstrip("/")))
+
+    clicks = Event.objects.filter(type="email_click")
+    assert [e.properties["url"] for e in clicks] == ["https://shop.example/p/9"]

@@ -278,14 +278,13 @@ def _hand_over(entries: list[tuple[int, int, int]]) -> None:
 
 
 def journey_entry_settle(*, entry_id: int) -> str:
-    """The entry's outcome from its message: sent (or on its way: queued for a retry,
-    being sent), skipped (held out, capped, no consent...) or failed -> skipped. An entry
-    without a message yet (deferred by quiet hours) keeps waiting. Returns the status."""
+    """The entry's outcome from its message, once dispatch has decided it (not deferred):
+    sent (or on its way: queued for a retry, being sent), skipped (held out, capped, no
+    consent...) or failed -> skipped; no message at all means there was nobody to send to
+    (the customer was erased) -> skipped. Returns the status."""
     status = (
         Message.objects.filter(journey_entry_id=entry_id).values_list("status", flat=True).first()
     )
-    if status is None:
-        return JourneyStatus.WAITING
     outcome = (
         JourneyStatus.SENT
         if status in (MessageStatus.SENT, MessageStatus.QUEUED, MessageStatus.SENDING)

@@ -29,6 +29,7 @@ from campaigns.lifecycle import (
 from campaigns.models import Campaign, JourneyEntry, Message
 from marketing.celery import app as celery_app
 from profiles.ingest import EventRow
+from profiles.models import Customer
 from profiles.services.events import events_ingest
 from tests.campaigns.factories import CampaignFactory
 from tests.campaigns.test_dispatch import (  # noqa: F401 - worker_sendgrid_env is a fixture
@@ -316,6 +317,23 @@ def test_caps_apply_to_journey_messages(
     message = Message.objects.get(campaign=campaign)
     assert (message.status, message.skip_reason) == ("skipped", "frequency_cap")
     assert JourneyEntry.objects.get(campaign=campaign).status == "skipped"
+    assert sendgrid_stand_in.requests == []
+
+
+def test_an_entry_of_a_customer_erased_meanwhile_is_skipped(
+    sendgrid_stand_in, eager, django_capture_on_commit_callbacks
+):
+    customer = recipients(1)[0]
+    campaign = journey()
+    ingest(customer, "add_to_cart", timezone.now())
+    journey_events_consume()
+    Customer.objects.filter(pk=customer.pk).update(erased_at=timezone.now())
+
+    with django_capture_on_commit_callbacks(execute=True):
+        journey_entries_decide_due(now=timezone.now() + dt.timedelta(minutes=31))
+
+    assert JourneyEntry.objects.get(campaign=campaign).status == "skipped"
+    assert not Message.objects.exists()
     assert sendgrid_stand_in.requests == []
 
 

@@ -8,13 +8,16 @@ fan-out, or a whole batch, can be missing until then. The sweeper does not wait:
 1. It settles stale claims with the provider (`messages_resolve_stale`) and sends the ones
    the provider never got (`message_send`).
 2. A `sending` campaign that made no progress (no message row created, claimed or sent, no
-   status change) for CAMPAIGN_STALL_SECONDS lost its chain of pages: its fan-out runs again
-   from the first page.
+   change of the campaign) for CAMPAIGN_STALL_SECONDS lost its chain of pages: the audience
+   members up to the highest one recorded that have no row get batches again (their batch
+   died with the worker; members inside their quiet hours are left to their deferred batch),
+   and the fan-out resumes after that member.
 3. A campaign whose fan-out completed less than SWEEP_WINDOW ago (after that the broker has
-   given the lost tasks back anyway) and that has been quiet for CAMPAIGN_STALL_SECONDS gets
-   batches for the audience members without a message row (their batch died with
-   the worker; members inside their quiet hours are left to their deferred batch) and
-   `message_send` for `queued` rows whose retry is overdue.
+   given the lost tasks back anyway) and that has been quiet as long gets batches for the
+   audience members without a row, and `message_send` for `queued` rows whose retry is
+   overdue.
+
+A campaign acted on is touched (`updated_at`), so it is acted on at most once per stall time.
 
 Everything it enqueues is idempotent (rows are unique per key, claims are atomic), so a false
 alarm costs work, never a duplicate. One effect to know: within the window, a customer who
@@ -72,8 +75,9 @@ def _last_activity(campaign: Campaign) -> Any:
     return max(m for m in marks if m is not None)
 
 
-def _unrecorded_members(campaign: Campaign, now: Any) -> list[int]:
-    """Audience members with no message row for the campaign, outside their quiet hours."""
+def _unrecorded_members(campaign: Campaign, now: Any, *, up_to: int | None = None) -> list[int]:
+    """Audience members (up to pk `up_to`) with no message row for the campaign, outside
+    their quiet hours."""
     if campaign.segment is None:
         return []
     sql, params = segment_member_ids_sql(segment=campaign.segment)
@@ -81,12 +85,10 @@ def _unrecorded_members(campaign: Campaign, now: Any) -> list[int]:
     recorded = Message.objects.filter(campaign=campaign, channel=campaign.channel).values(
         "customer_id"
     )
-    missing = (
-        Customer.objects.filter(pk__in=members, erased_at=None)
-        .exclude(pk__in=recorded)
-        .order_by("pk")
-        .values_list("pk", "timezone")
-    )
+    audience = Customer.objects.filter(pk__in=members, erased_at=None)
+    if up_to is not None:
+        audience = audience.filter(pk__lte=up_to)
+    missing = audience.exclude(pk__in=recorded).order_by("pk").values_list("pk", "timezone")
     return [pk for pk, tz_name in missing if not _quiet_for(campaign, tz_name, now)]
 
 
@@ -105,11 +107,18 @@ def campaigns_sweep(*, now: Any = None) -> SweepResult:
     for campaign in candidates.order_by("pk"):
         if _last_activity(campaign) > now - stall:
             continue
+        Campaign.objects.filter(pk=campaign.pk).update(updated_at=now)
+        up_to = None
         if campaign.status == CampaignStatus.SENDING:
-            campaign_dispatch_page_task.delay(campaign.pk, 0)
+            up_to = (
+                Message.objects.filter(campaign=campaign, channel=campaign.channel).aggregate(
+                    last=Max("customer_id")
+                )["last"]
+                or 0
+            )
+            campaign_dispatch_page_task.delay(campaign.pk, up_to)
             restarted += 1
-            continue
-        missing = _unrecorded_members(campaign, now)
+        missing = _unrecorded_members(campaign, now, up_to=up_to)
         for start in range(0, len(missing), settings.DISPATCH_BATCH_SIZE):
             batch = missing[start : start + settings.DISPATCH_BATCH_SIZE]
             messages_send_batch_task.delay(campaign.pk, batch)
@@ -118,8 +127,8 @@ def campaigns_sweep(*, now: Any = None) -> SweepResult:
             Q(claimed_at=None) | Q(claimed_at__lt=now - stall - RETRY_BACKOFF_MAX),
             campaign=campaign,
             status=MessageStatus.QUEUED,
-        ).values_list("pk", flat=True)
-        for message_id in overdue:
+        ).exclude(pk__in=stale.requeued_ids)
+        for message_id in overdue.values_list("pk", flat=True):
             message_send_task.delay(message_id)
             retried += 1
     result = SweepResult(

@@ -39,3 +39,19 @@ def emailable_customer(**fields) -> Customer:
         changed_at=timezone.now(),
     )
     return customer
+
+
+def emailable_customers(n: int, *, prefix: str) -> list[int]:
+    """`n` such customers in three bulk inserts (for audiences of thousands); their pks."""
+    customers = Customer.objects.bulk_create(
+        Customer(external_id=f"{prefix}-{i}", email=f"{prefix}-{i}@example.com") for i in range(n)
+    )
+    ChannelEndpoint.objects.bulk_create(
+        ChannelEndpoint(customer=c, channel="email", address=c.email) for c in customers
+    )
+    now = timezone.now()
+    Consent.objects.bulk_create(
+        Consent(customer=c, purpose="marketing_email", granted=True, source="api", changed_at=now)
+        for c in customers
+    )
+    return [c.pk for c in customers]

@@ -6,30 +6,17 @@ from collections import Counter
 
 import pytest
 from django.db import connection
-from django.utils import timezone
 
 from campaigns.dispatch import BatchResult, messages_send_batch
 from campaigns.models import Message
-from profiles.models import ChannelEndpoint, Consent, Customer
 from profiles.segments.services import segment_create_static
-from tests.campaigns.factories import CampaignFactory
+from tests.campaigns.factories import CampaignFactory, emailable_customers
 
 pytestmark = pytest.mark.django_db
 
 
 def audience(n: int) -> list[int]:
-    customers = Customer.objects.bulk_create(
-        Customer(external_id=f"cap-{i}", email=f"cap-{i}@example.com") for i in range(n)
-    )
-    ChannelEndpoint.objects.bulk_create(
-        ChannelEndpoint(customer=c, channel="email", address=c.email) for c in customers
-    )
-    now = timezone.now()
-    Consent.objects.bulk_create(
-        Consent(customer=c, purpose="marketing_email", granted=True, source="api", changed_at=now)
-        for c in customers
-    )
-    return [c.pk for c in customers]
+    return emailable_customers(n, prefix="cap")
 
 
 def sending(pks: list[int], name: str):

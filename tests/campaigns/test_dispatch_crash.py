@@ -20,9 +20,8 @@ from campaigns.lifecycle import campaign_launch
 from campaigns.models import Campaign, Message
 from campaigns.recovery import SweepResult, campaigns_sweep
 from marketing.celery import app as celery_app
-from profiles.models import ChannelEndpoint, Consent, Customer
 from profiles.segments.services import segment_create_static
-from tests.campaigns.factories import CampaignFactory
+from tests.campaigns.factories import CampaignFactory, emailable_customers
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.django_db
@@ -31,18 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def audience(n: int, *, prefix: str = "k") -> list[int]:
-    customers = Customer.objects.bulk_create(
-        Customer(external_id=f"{prefix}-{i}", email=f"{prefix}-{i}@example.com") for i in range(n)
-    )
-    ChannelEndpoint.objects.bulk_create(
-        ChannelEndpoint(customer=c, channel="email", address=c.email) for c in customers
-    )
-    now = timezone.now()
-    Consent.objects.bulk_create(
-        Consent(customer=c, purpose="marketing_email", granted=True, source="api", changed_at=now)
-        for c in customers
-    )
-    return [c.pk for c in customers]
+    return emailable_customers(n, prefix=prefix)
 
 
 def campaign_for(pks: list[int], **fields) -> Campaign:

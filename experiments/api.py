@@ -24,6 +24,7 @@ from experiments.services import (
 )
 from experiments.serving import experiment_assign_variant
 from marketing.authentication import HasScope
+from marketing.throttling import CounterRateThrottle
 
 ERROR = OpenApiResponse(description='Error body: {"code", "message", "extra"}')
 INVALID = OpenApiResponse(
@@ -50,6 +51,7 @@ class ExperimentViewSet(viewsets.GenericViewSet):
         "stop": "experiments:write",
         "assign": "experiments:assign",
     }
+    throttle_classes = [CounterRateThrottle]
     serializer_class = ExperimentOutputSerializer
     lookup_url_kwarg = "key"
     lookup_value_regex = "[-a-zA-Z0-9_]+"

@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marketing.authentication import HasScope
-from marketing.throttling import ApiKeyRateThrottle
+from marketing.throttling import ServingRateThrottle
 from recommender import selectors, serving
 from recommender.serializers import (
     ItemFilterSerializer,
@@ -17,7 +17,6 @@ from recommender.serializers import (
     SimilarItemsOutputSerializer,
     SimilarQuerySerializer,
 )
-from recommender.serving_cache import default_cache_reusing
 
 logger = logging.getLogger(__name__)
 
@@ -43,15 +42,6 @@ class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     )
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
-
-
-class ServingRateThrottle(ApiKeyRateThrottle):
-    """The per-key limit (failing open like every endpoint's) through a Redis client that is
-    not rebuilt per call; same counters as every other endpoint."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.cache = default_cache_reusing()
 
 
 ATTRIBUTE_PARAMETER = OpenApiParameter(

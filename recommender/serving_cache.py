@@ -19,7 +19,6 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +29,6 @@ SOCKET_TIMEOUT = 0.25
 
 _breaker = {"open_until": 0.0}
 _clients: dict[str, redis.Redis] = {}
-_default_caches: dict[str, RedisCache] = {}
 _local_lock = threading.Lock()
 _local_listeners: list = []
 
@@ -164,32 +162,3 @@ def serving_cache_invalidate() -> None:
             _client().set(_key(GENERATION_KEY), time.time_ns())
     except Exception as exc:  # noqa: BLE001
         _failed("invalidate", exc)
-
-
-class _ReusingClient(RedisCacheClient):
-    """Django's client builds a redis.Redis (and its callback tables) on every call; this one
-    keeps one per connection pool."""
-
-    def get_client(self, key=None, *, write=False):
-        index = self._get_connection_pool_index(write)
-        reused = self.__dict__.setdefault("_reused", {})
-        if index not in reused:
-            reused[index] = self._client(connection_pool=self._get_connection_pool(write))
-        return reused[index]
-
-
-class _ReusingRedisCache(RedisCache):
-    def __init__(self, server, params):
-        super().__init__(server, params)
-        self._class = _ReusingClient
-
-
-def default_cache_reusing() -> RedisCache:
-    """The default cache (same keys and values as `caches["default"]`, so shared state such
-    as rate-limit counters stays shared) with clients reused across calls."""
-    params = settings.CACHES["default"]
-    location = params["LOCATION"]
-    cache = _default_caches.get(location)
-    if cache is None:
-        cache = _default_caches[location] = _ReusingRedisCache(location, params)
-    return cache

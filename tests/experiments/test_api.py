@@ -1,9 +1,11 @@
 """POST /api/v1/experiments, start/stop, assign: validation, scopes, shapes."""
 
 import pytest
+from rest_framework.test import APIClient
 
 from experiments import serving
 from experiments.models import AllocationChange, Experiment, Variant
+from marketing.services import api_key_create
 from tests.helpers import api_key_client
 from tests.profiles.factories import SegmentFactory
 
@@ -268,3 +270,24 @@ def test_logged_in_analyst_reads_but_cannot_create(analyst_client):
 def test_logged_in_marketer_creates(marketer_client):
     created = marketer_client.post("/api/v1/experiments", BODY, content_type="application/json")
     assert created.status_code == 201
+
+
+def test_assign_is_rate_limited_per_key_with_a_counter(automation):
+    create(automation)
+    key, raw = api_key_create(name="limited", scopes=["experiments:assign"])
+    key.rate_limit = "3/min"
+    key.save()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+    statuses = [
+        client.post("/api/v1/experiments/banner/assign", {"customer_id": f"c-{i}"}).status_code
+        for i in range(4)
+    ]
+    assert statuses == [200, 200, 200, 429]
+    refused = client.post("/api/v1/experiments/banner/assign", {"customer_id": "c"}).json()
+    assert refused["code"] == "throttled"
+    assert 0 < refused["extra"]["retry_after_seconds"] <= 60
+    # Another key has its own counter.
+    assert automation.post(
+        "/api/v1/experiments/banner/assign", {"customer_id": "c"}
+    ).status_code == (200)

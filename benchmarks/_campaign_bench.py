@@ -160,11 +160,13 @@ class Bench:
         self.env, self.url, self.campaign_id = env, url, campaign_id
         self.stand_in = stand_in
         self.workers: list[subprocess.Popen] = []
+        self.backends: dict[int, float] = {}
 
-    def cpu(self) -> dict[str, float]:
-        """CPU seconds so far of the workers (with their pool processes), the stand-in and
-        the PostgreSQL backends serving the scratch database (a backend that has exited is
-        no longer counted: the workers keep theirs open, CONN_MAX_AGE)."""
+    def postgres_sample(self) -> None:
+        """Note the CPU so far of each PostgreSQL backend serving the scratch database. The
+        workers' backends live one task each (Celery closes the connections after a task),
+        so sampling while the run goes is the only way to see them; what a backend uses
+        after its last sample is missed (a lower bound)."""
         from django.db import connection
 
         with connection.cursor() as cursor:
@@ -172,18 +174,19 @@ class Bench:
                 "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
                 "AND pid <> pg_backend_pid()"
             )
-            backends = [row[0] for row in cursor.fetchall()]
+            for (pid,) in cursor.fetchall():
+                self.backends[pid] = max(self.backends.get(pid, 0.0), _cpu_seconds(pid))
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds so far of the workers (with their pool processes), the stand-in and
+        the sampled PostgreSQL backends."""
+        self.postgres_sample()
         workers = [pid for w in self.workers for pid in _group_pids(w.pid)]
         return {
             "workers": sum(_cpu_seconds(pid) for pid in workers),
             "stand_in": _cpu_seconds(self.stand_in.pid),
-            "postgres": sum(_cpu_seconds(pid) for pid in backends),
+            "postgres": sum(self.backends.values()),
         }
-
-    def worker(self, *, concurrency: int, name: str) -> subprocess.Popen:
-        proc = worker_start(self.env, concurrency=concurrency, name=name)
-        self.workers.append(proc)
-        return proc
 
     def stats(self) -> dict:
         return stand_in_stats(self.url)

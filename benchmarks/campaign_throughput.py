@@ -51,12 +51,13 @@ def main() -> None:
         launched = campaign_launch(campaign=bench.campaign_id).started_at
 
         def finished() -> bool:
+            bench.postgres_sample()
             done = Campaign.objects.get(pk=bench.campaign_id).status == "done"
             counts = bench.counts()
             final = sum(counts.get(s, 0) for s in ("sent", "failed", "skipped"))
             return done and final >= args.recipients
 
-        bench.wait(finished, timeout=600)
+        bench.wait(finished, timeout=600, interval=0.1)
         cpu = {k: v - cpu_before.get(k, 0.0) for k, v in bench.cpu().items()}
         messages = Message.objects.filter(campaign_id=bench.campaign_id)
         last = messages.aggregate(at=Max("sent_at"))["at"]

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import redis
 from django.conf import settings
+from django.db import transaction
 
 from experiments import selectors
 from experiments.assignment import (
@@ -146,6 +147,11 @@ def experiment_cache_invalidate() -> None:
             client.set(redis_key(GENERATION), time.time_ns())
     except redis.RedisError as exc:
         _redis_failed("invalidate", exc)
+
+
+def experiment_cache_invalidate_on_commit(**kwargs) -> None:
+    """Connected to Experiment's and Variant's post_save and post_delete (see apps.py)."""
+    transaction.on_commit(experiment_cache_invalidate)
 
 
 def _config(key: str) -> _Cached:

@@ -197,3 +197,13 @@ def test_without_redis_the_hash_still_answers(settings):
         "default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}
     }
     assert {f"c-{i}": assign(f"c-{i}") for i in range(20)} == expected
+
+
+def test_an_admin_edit_reaches_processes_holding_the_old_config():
+    experiment = running()
+    assert assign("c-1").in_experiment
+    cached = serving._configs["banner"]
+    experiment.traffic_percent = 0.01  # as the admin form saves it
+    experiment.save()
+    serving._configs["banner"] = cached
+    assert [assign(f"c-{i}").reason for i in range(3)] == ["traffic"] * 3

@@ -188,6 +188,11 @@ class Bench:
             "postgres": sum(self.backends.values()),
         }
 
+    def worker(self, *, concurrency: int, name: str) -> subprocess.Popen:
+        proc = worker_start(self.env, concurrency=concurrency, name=name)
+        self.workers.append(proc)
+        return proc
+
     def stats(self) -> dict:
         return stand_in_stats(self.url)
 

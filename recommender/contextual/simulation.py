@@ -101,17 +101,31 @@ class OfferStorefront:
         """(customers, offers) part of the click logit that does not depend on the request."""
         t, cfg = self.truth, self.config
         items = self.offer_item
-        taste = np.log(t.taste[:, self.offer_category] + 0.02)
         mismatch = np.abs(t.price_level[:, None] - t.item_price_level[items][None, :])
         latent = t.customer_latent @ t.item_latent[items].T
-        latent = latent / (latent.std() + 1e-9)
+        self._taste_term = cfg.taste_weight * np.log(t.taste[:, self.offer_category] + 0.02)
+        self._latent_term = cfg.latent_weight * 0.5 * latent / (latent.std() + 1e-9)
         return (
             cfg.base_logit
-            + cfg.taste_weight * taste
+            + self._taste_term
             - cfg.price_mismatch * mismatch
             + 0.5 * t.item_quality[items][None, :]
-            + cfg.latent_weight * 0.5 * latent
+            + self._latent_term
         )
+
+    def profile_oracle_choice(self, request: Request) -> int:
+        """The best offer for someone who knows the click model but sees the customer only
+        through the profile: view shares instead of the hidden taste, no latent match.
+
+        A ceiling for any ranker fed these features, between random and the full oracle.
+        """
+        c = request.customer
+        p = self.click_probabilities(request)
+        logit = np.log(p / (1 - p)) - self._taste_term[c] - self._latent_term[c]
+        shares = self.customer_features(c)["category_affinity"]
+        observed = np.array([shares.get(CATEGORIES[k], 0.0) for k in self.offer_category])
+        logit += self.config.taste_weight * np.log(observed + 0.02)
+        return int(np.argmax(logit))
 
     def customer_features(self, customer: int) -> dict[str, Any]:
         """The live-profile view of a customer (computed once, then fixed)."""

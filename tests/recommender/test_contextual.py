@@ -366,6 +366,18 @@ def test_storefront_click_rates_are_low_and_tastes_matter(storefront):
     assert np.mean(oracle_rate) > 3 * np.mean(random_rate)
 
 
+def test_profile_oracle_lies_between_random_and_the_full_oracle(storefront):
+    rng = np.random.default_rng(1)
+    rates = []
+    for _ in range(2000):
+        request = storefront.draw_request(rng)
+        truth = storefront.click_probabilities(request)
+        choice = storefront.profile_oracle_choice(request)
+        rates.append((truth.mean(), truth[choice], truth.max()))
+    random_rate, profile_rate, oracle_rate = np.mean(rates, axis=0)
+    assert 2 * random_rate < profile_rate < oracle_rate
+
+
 def test_storefront_profiles_are_fixed_and_offers_carry_their_attributes(storefront):
     profile = storefront.customer_features(5)
     assert storefront.customer_features(5) is profile

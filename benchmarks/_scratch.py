@@ -124,3 +124,66 @@ def celery_worker_start(
         stdout=subprocess.DEVNULL,
         start_new_session=True,
     )
+
+
+def open_loop_drive(
+    port: int,
+    calls: list[tuple[str, bytes]],
+    *,
+    rate: float,
+    headers: dict,
+    threads: int = 32,
+) -> dict:
+    """Send every (path, body) at `rate` per second, open loop: each call is due at an exact
+    time and its latency counts from then, so a stalled server is not hidden by a waiting
+    client (no coordinated omission). A body makes the call a POST, none a GET."""
+    import http.client
+    import threading
+
+    import numpy as np
+
+    n = len(calls)
+    lock = threading.Lock()
+    state = {"next": 0}
+    latencies = np.zeros(n)
+    statuses = np.zeros(n, dtype=np.int32)
+    start = time.perf_counter() + 0.2
+
+    def worker():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        while True:
+            with lock:
+                index = state["next"]
+                state["next"] += 1
+            if index >= n:
+                break
+            due = start + index / rate
+            if (wait := due - time.perf_counter()) > 0:
+                time.sleep(wait)
+            path, body = calls[index]
+            try:
+                conn.request("POST" if body else "GET", path, body=body or None, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                statuses[index] = response.status
+            except (OSError, http.client.HTTPException):
+                statuses[index] = -1
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            latencies[index] = time.perf_counter() - due
+        conn.close()
+
+    pool = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    elapsed = time.perf_counter() - start
+    ms = latencies * 1000
+    return {
+        "requests": n,
+        "non_200": int((statuses != 200).sum()),
+        "achieved_rps": round(n / elapsed, 1),
+        **{f"p{q}_ms": round(float(np.percentile(ms, q)), 2) for q in (50, 90, 95, 99)},
+        "max_ms": round(float(ms.max()), 2),
+    }

@@ -12,14 +12,12 @@ Prints JSON on its last line; ok = API p99 < 25 ms at >= 295 requests/s.
 """
 
 import argparse
-import http.client
 import json
 import os
 import random
 import signal
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -32,6 +30,7 @@ from _scratch import (
     django_setup,
     free_port,
     gunicorn_start,
+    open_loop_drive,
     wait_listening,
 )
 
@@ -132,54 +131,11 @@ def _prepare(customers: int, items: int, days: int) -> tuple[str, list[str], dic
 
 
 def _drive(port: int, paths: list[str], *, rate: float, seconds: float, key: str) -> dict:
-    """Send len(paths) requests at `rate`, open loop; latency from each scheduled time."""
+    """GET `rate` x `seconds` of the paths (cycled) at `rate`, open loop."""
     n = int(rate * seconds)
-    lock = threading.Lock()
-    state = {"next": 0}
-    latencies = np.zeros(n)
-    statuses = np.zeros(n, dtype=np.int32)
+    calls = [(paths[index % len(paths)], b"") for index in range(n)]
     headers = {"Authorization": f"Api-Key {key}", "Connection": "keep-alive"}
-    start = time.perf_counter() + 0.2
-
-    def worker():
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        while True:
-            with lock:
-                index = state["next"]
-                state["next"] += 1
-            if index >= n:
-                break
-            due = start + index / rate
-            if (wait := due - time.perf_counter()) > 0:
-                time.sleep(wait)
-            try:
-                conn.request("GET", paths[index % len(paths)], headers=headers)
-                response = conn.getresponse()
-                response.read()
-                statuses[index] = response.status
-            except (OSError, http.client.HTTPException):
-                statuses[index] = -1
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            latencies[index] = time.perf_counter() - due
-        conn.close()
-
-    pool = [threading.Thread(target=worker, daemon=True) for _ in range(32)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    elapsed = time.perf_counter() - start
-    ms = latencies * 1000
-    return {
-        "requests": n,
-        "non_200": int((statuses != 200).sum()),
-        "achieved_rps": round(n / elapsed, 1),
-        "p50_ms": round(float(np.percentile(ms, 50)), 2),
-        "p90_ms": round(float(np.percentile(ms, 90)), 2),
-        "p99_ms": round(float(np.percentile(ms, 99)), 2),
-        "max_ms": round(float(ms.max()), 2),
-    }
+    return open_loop_drive(port, calls, rate=rate, headers=headers)
 
 
 def _cpu_seconds(pattern: str) -> float:

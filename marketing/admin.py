@@ -1,7 +1,7 @@
 from django.contrib import admin
 from rest_framework_api_key.admin import APIKeyModelAdmin
 
-from marketing.models import ApiKey, ImportFile, Job
+from marketing.models import ApiKey, ImportFile, Job, MetricRollup, RollupFlush
 
 
 @admin.register(ApiKey)
@@ -50,3 +50,31 @@ class ImportFileAdmin(admin.ModelAdmin):
     raw_id_fields = ["job"]
     list_select_related = ["created_by"]
     readonly_fields = ["created_at", "finished_at"]
+
+
+@admin.register(MetricRollup)
+class MetricRollupAdmin(admin.ModelAdmin):
+    """Read-only: the flush task owns these rows (a hand edit would be added to, not kept)."""
+
+    list_display = ["grain", "bucket", "metric", "key", "value"]
+    list_filter = ["grain", "metric"]
+    search_fields = ["key"]
+    date_hierarchy = "bucket"
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(RollupFlush)
+class RollupFlushAdmin(admin.ModelAdmin):
+    list_display = ["token", "flushed_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -108,6 +108,16 @@ app.conf.beat_schedule = {
         "task": "marketing.beat_heartbeat",
         "schedule": crontab(minute="*"),
     },
+    # every minute: the dashboard's counters (a safety net; ingestion wakes the consumer)
+    "marketing-rollup-events-consume": {
+        "task": "marketing.rollup_events_consume",
+        "schedule": crontab(minute="*"),
+    },
+    # every minute: the dashboard's Redis minute counters into the rollup tables
+    "marketing-rollups-flush": {
+        "task": "marketing.rollups_flush",
+        "schedule": crontab(minute="*"),
+    },
     # every 5 seconds: copy the exposures the assignment API buffered in Redis to PostgreSQL
     "experiments-exposures-flush": {
         "task": "experiments.exposures_flush",

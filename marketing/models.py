@@ -84,3 +84,4 @@ class Job(TimeStampedModel):
 
 
 from marketing.imports_models import ImportFile  # noqa: E402, F401
+from marketing.rollups_models import MetricRollup, RollupFlush  # noqa: E402, F401

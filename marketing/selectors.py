@@ -38,22 +38,6 @@ def platform_counts() -> PlatformCounts:
     )
 
 
-def events_per_day(*, days: int = 60) -> list[tuple[str, str, int]]:
-    """(day, type, count) for the last `days` days that have events, for the dashboard chart."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            WITH last AS (SELECT max(occurred_at) AS t FROM profiles_event)
-            SELECT date_trunc('day', e.occurred_at)::date, e.type, count(*)
-            FROM profiles_event e, last
-            WHERE e.occurred_at > last.t - make_interval(days => %s)
-            GROUP BY 1, 2 ORDER BY 1, 2
-            """,
-            [days],
-        )
-        return [(d.isoformat(), t, n) for d, t, n in cursor.fetchall()]
-
-
 def job_get(*, pk: int) -> Job | None:
     return Job.objects.filter(pk=pk).first()
 

@@ -1,5 +1,6 @@
 import json
 
+from django import forms
 from django.contrib.auth.decorators import login_not_required
 from django.http import (
     Http404,
@@ -11,32 +12,39 @@ from django.shortcuts import render
 from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from django.views.decorators.vary import vary_on_headers
 
-from marketing import selectors, services
+from marketing import dashboard, selectors, services
 from marketing.common.htmx import HtmxHttpRequest
 from marketing.models import JobStatus
 
 
+class DashboardWindowForm(forms.Form):
+    window = forms.ChoiceField(choices=list(dashboard.WINDOW_LABELS.items()), required=False)
+
+
 @require_GET
+@vary_on_headers("HX-Request")
 def dashboard_view(request: HtmxHttpRequest) -> HttpResponse:
-    series: dict[str, dict[str, list]] = {}
-    for day, event_type, count in selectors.events_per_day(days=60):
-        s = series.setdefault(event_type, {"x": [], "y": []})
-        s["x"].append(day)
-        s["y"].append(count)
-    chart = [
-        {"type": "scatter", "mode": "lines", "name": name, "x": s["x"], "y": s["y"]}
-        for name, s in sorted(series.items())
-    ]
-    return render(
-        request,
-        "marketing/dashboard.html",
-        {
-            "counts": selectors.platform_counts(),
-            "chart_json": json.dumps(chart),
-            "jobs": selectors.job_list_recent(limit=5),
-        },
-    )
+    """The live dashboard: rollups only (marketing/dashboard.py); htmx polls the live part."""
+    form = DashboardWindowForm(request.GET)
+    if not form.is_valid():
+        return render(request, "marketing/dashboard.html", {"form": form}, status=400)
+    window = form.cleaned_data["window"] or "hour"
+    board = dashboard.dashboard_for_window(window=window)
+    context = {
+        "form": form,
+        "window": window,
+        "windows": dashboard.WINDOW_LABELS,
+        "window_label": dashboard.WINDOW_LABELS[window],
+        "board": board,
+        "charts": {k: json.dumps(v) for k, v in dashboard.dashboard_charts(board).items()},
+        "panels": dashboard.dashboard_panels(),
+    }
+    if request.htmx and not request.htmx.history_restore_request:
+        return render(request, "marketing/dashboard.html#dashboard-live", context)
+    context.update(counts=selectors.platform_counts(), jobs=selectors.job_list_recent(limit=5))
+    return render(request, "marketing/dashboard.html", context)
 
 
 @login_not_required

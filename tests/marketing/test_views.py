@@ -1,11 +1,8 @@
-import json
-
 import pytest
 from django.urls import reverse
 
 from marketing.common.context_processors import NAVIGATION
 from marketing.models import Job
-from tests.profiles.factories import EventFactory
 
 NAV_URL_NAMES = [name for _, name in NAVIGATION]
 
@@ -56,27 +53,6 @@ def test_login_then_next_returns_to_requested_page(client, marketer):
     )
     assert response.status_code == 302
     assert response["Location"] == url
-
-
-def test_dashboard_shows_counts_and_chart_data(marketer_client):
-    events = EventFactory.create_batch(3, type="purchase")
-    response = marketer_client.get(reverse("dashboard"))
-    assert response.status_code == 200
-    assert response.context["counts"].events == 3
-    assert response.context["counts"].customers == 3
-    day = events[0].occurred_at.date().isoformat()
-    assert json.loads(response.context["chart_json"]) == [
-        {"type": "scatter", "mode": "lines", "name": "purchase", "x": [day], "y": [3]}
-    ]
-    assert b'id="events-chart"' in response.content
-    assert b"No events yet." not in response.content
-
-
-def test_dashboard_without_events_shows_empty_chart_text(analyst_client):
-    response = analyst_client.get(reverse("dashboard"))
-    assert response.status_code == 200
-    assert response.context["chart_json"] == "[]"
-    assert b"No events yet." in response.content
 
 
 def test_dashboard_lists_recent_jobs(marketer_client):

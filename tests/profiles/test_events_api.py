@@ -210,6 +210,7 @@ def test_ingest_wakes_the_features_consumer_after_commit(
         storefront_client.post(URL, _event(), format="json")
     assert [c.__name__ for c in callbacks] == [
         "features_update_schedule",
+        "rollup_events_consume_schedule",
         "journeys_consume_schedule",
     ]
     with django_capture_on_commit_callbacks() as callbacks:

@@ -1,0 +1,169 @@
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from campaigns.models import Message
+from marketing import rollups
+from marketing.models import MetricRollup, RollupFlush
+from marketing.tasks import rollup_events_consume_schedule
+from profiles.services.events import _EVENTS_COMMITTED_HOOKS
+from tests.campaigns.factories import CampaignFactory
+from tests.profiles.factories import CustomerFactory, EventFactory
+
+pytestmark = pytest.mark.django_db
+
+# Two hours ago, at 17 past the hour: recent enough to be kept, with a whole hour around it.
+MINUTE = (timezone.now() - dt.timedelta(hours=2)).replace(minute=17, second=0, microsecond=0)
+
+
+def rollup(grain: str, bucket: dt.datetime, metric: str, key: str = "") -> float | None:
+    row = MetricRollup.objects.filter(grain=grain, bucket=bucket, metric=metric, key=key).first()
+    return None if row is None else row.value
+
+
+def settled_now() -> dt.datetime:
+    return timezone.now() + dt.timedelta(seconds=rollups.SETTLE_SECONDS + 1)
+
+
+def store_events() -> None:
+    alice, bob = CustomerFactory(), CustomerFactory()
+    at = MINUTE + dt.timedelta(seconds=5)
+    EventFactory(customer=alice, type="view", item_external_id="sku-1", occurred_at=at)
+    EventFactory(customer=bob, type="view", item_external_id="sku-1", occurred_at=at)
+    EventFactory(
+        customer=bob, type="purchase", item_external_id="sku-1", value=Decimal("19.50"),
+        occurred_at=at + dt.timedelta(seconds=30),
+    )  # fmt: skip
+    EventFactory(customer=alice, type="offer_shown", item_external_id="offer-7", occurred_at=at)
+    EventFactory(
+        customer=alice, type="view", item_external_id="sku-2",
+        occurred_at=at + dt.timedelta(minutes=1),
+    )  # fmt: skip
+
+
+def start_after_existing() -> None:
+    """The consumer starts after the events already stored; start it before the test's."""
+    assert rollups.rollup_events_consume(now=settled_now()).events == 0
+
+
+def test_consume_then_flush_fills_minute_hour_and_day_rollups():
+    start_after_existing()
+    store_events()
+    result = rollups.rollup_events_consume(now=settled_now())
+    assert result.events == 5
+    flushed = rollups.rollups_flush()
+    assert flushed.minutes == 2
+    hour = MINUTE.replace(minute=0)
+    day = MINUTE.replace(hour=0, minute=0)
+    assert rollup("minute", MINUTE, "events", "view") == 2
+    assert rollup("minute", MINUTE + dt.timedelta(minutes=1), "events", "view") == 1
+    assert rollup("hour", hour, "events", "view") == 3
+    assert rollup("day", day, "events", "view") == 3
+    assert rollup("minute", MINUTE, "revenue") == 19.5
+    assert rollup("day", day, "conversions") == 1
+    assert rollup("minute", MINUTE, "active") == 2
+    assert rollup("hour", hour, "active") == 2
+    # Items and offers keep hours and days only.
+    assert rollup("minute", MINUTE, "item_view", "sku-1") is None
+    assert rollup("hour", hour, "item_view", "sku-1") == 2
+    assert rollup("hour", hour, "item_purchase", "sku-1") == 1
+    assert rollup("day", day, "offer_shown", "offer-7") == 1
+
+
+def test_consume_counts_each_event_once():
+    start_after_existing()
+    store_events()
+    assert rollups.rollup_events_consume(now=settled_now()).events == 5
+    assert rollups.rollup_events_consume(now=settled_now()).events == 0
+    rollups.rollups_flush()
+    rollups.rollups_flush()
+    assert rollup("hour", MINUTE.replace(minute=0), "events", "view") == 3
+
+
+def test_events_received_within_the_settle_time_wait_for_the_next_run():
+    start_after_existing()
+    store_events()
+    assert rollups.rollup_events_consume(now=timezone.now()).events == 0
+    assert rollups.rollups_flush().minutes == 0
+    assert not MetricRollup.objects.filter(metric="events").exists()
+    assert rollups.rollup_events_consume(now=settled_now()).events == 5
+
+
+def test_late_events_add_to_an_already_flushed_minute():
+    start_after_existing()
+    store_events()
+    rollups.rollup_events_consume(now=settled_now())
+    rollups.rollups_flush()
+    EventFactory(type="view", occurred_at=MINUTE + dt.timedelta(seconds=50))
+    rollups.rollup_events_consume(now=settled_now())
+    rollups.rollups_flush()
+    assert rollup("minute", MINUTE, "events", "view") == 3
+    assert rollup("minute", MINUTE, "active") == 3
+
+
+def test_flush_that_stopped_after_its_commit_does_not_add_twice():
+    """Redelivery: the pending hash is still in Redis but its token was committed."""
+    start_after_existing()
+    store_events()
+    rollups.rollup_events_consume(now=settled_now())
+    client = rollups.redis_client()
+    minute = int(MINUTE.timestamp())
+    kept = client.hgetall(rollups.live_key(minute))
+    rollups.rollups_flush()
+    pending = rollups.redis_name(f"rollups:p:crashed:{minute}")
+    client.hset(pending, mapping=kept)
+    client.sadd(rollups.redis_name(rollups.PENDING_KEY), pending)
+    RollupFlush.objects.create(token=pending, flushed_at=timezone.now())
+    assert rollups.rollups_flush().rows == 0
+    assert rollup("minute", MINUTE, "events", "view") == 2
+    assert not client.exists(pending)
+    assert not client.smembers(rollups.redis_name(rollups.PENDING_KEY))
+
+
+def test_messages_rollup_counts_each_stage_by_channel_as_absolute_values():
+    now = timezone.now().replace(second=30, microsecond=0)
+    minute = now.replace(second=0)
+    campaign = CampaignFactory()
+    customers = [CustomerFactory() for _ in range(3)]
+    for i, customer in enumerate(customers):
+        Message.objects.create(
+            campaign=campaign, customer=customer, channel="email", idempotency_key=f"k{i}",
+            sent_at=minute, opened_at=minute if i < 2 else None,
+            clicked_at=minute if i == 0 else None,
+        )  # fmt: skip
+    Message.objects.create(
+        campaign=campaign, customer=customers[0], channel="sms", idempotency_key="s", sent_at=minute
+    )
+    rollups.messages_rollup(now=now)
+    rollups.messages_rollup(now=now)
+    assert rollup("minute", minute, "messages", "email:sent") == 3
+    assert rollup("minute", minute, "messages", "email:opened") == 2
+    assert rollup("minute", minute, "messages", "email:clicked") == 1
+    assert rollup("hour", minute.replace(minute=0), "messages", "sms:sent") == 1
+    assert rollup("minute", minute, "messages", "email:delivered") is None
+
+
+def test_rebuild_from_raw_events_matches_the_live_counters():
+    start_after_existing()
+    store_events()
+    rollups.rollup_events_consume(now=settled_now())
+    rollups.rollups_flush()
+    live = {
+        (r.grain, r.bucket, r.metric, r.key): r.value
+        for r in MetricRollup.objects.exclude(metric="messages")
+    }
+    MetricRollup.objects.all().delete()
+    rollups.rollups_rebuild(days=800)
+    rebuilt = {
+        (r.grain, r.bucket, r.metric, r.key): r.value
+        for r in MetricRollup.objects.exclude(metric="messages")
+    }
+    assert rebuilt == live
+    # The live counters restart after the rebuilt events.
+    assert rollups.rollup_events_consume(now=settled_now()).events == 0
+
+
+def test_ingest_hook_wakes_the_consumer():
+    assert rollup_events_consume_schedule in _EVENTS_COMMITTED_HOOKS

@@ -6,7 +6,8 @@ campaign lose or duplicate anything? (The issue asks for 100,000 recipients.)
 A scratch database with N recipients (as benchmarks/campaign_throughput.py), the lean
 SendGrid stand-in in its own process counting requests per message id, and a real
 `celery worker` subprocess running the campaign. When `--kill-at` of the audience has been
-sent, the worker's whole process group gets SIGKILL (parent and pool processes, mid-batch,
+sent and messages are being sent (claims `sending`), the worker's whole process group gets
+SIGKILL (parent and pool processes, mid-batch,
 with provider calls in flight and tasks taken from the broker); a new worker starts at once.
 The sweeper task (campaigns.campaigns_sweep, every minute from beat in production) is sent
 every `--sweep-every` seconds, with a lease of `--lease` seconds and a stall time of `--stall`.
@@ -52,7 +53,12 @@ def main() -> None:
         started = time.monotonic()
         campaign_launch(campaign=bench.campaign_id)
         kill_after = int(args.recipients * args.kill_at)
-        bench.wait(lambda: bench.stats()["unique"] >= kill_after, timeout=900, interval=0.05)
+        # Past the mark and with claims in hand, so that provider calls are in flight.
+        bench.wait(
+            lambda: bench.stats()["unique"] >= kill_after and bench.counts().get("sending"),
+            timeout=900,
+            interval=0.05,
+        )
         process_stop(first, signal.SIGKILL)  # the parent and its pool processes
         at_kill = {"db": bench.counts(), "stand_in": bench.stats()}
         bench.worker(concurrency=args.workers, name="bench-crash-2")

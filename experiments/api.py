@@ -9,11 +9,13 @@ from rest_framework.response import Response
 
 from experiments import selectors
 from experiments.models import ExperimentStatus
+from experiments.results import experiment_results
 from experiments.serializers import (
     AssignInputSerializer,
     AssignOutputSerializer,
     ExperimentCreateInputSerializer,
     ExperimentOutputSerializer,
+    ExperimentResultsOutputSerializer,
 )
 from experiments.services import (
     MetricSpec,
@@ -46,6 +48,7 @@ class ExperimentViewSet(viewsets.GenericViewSet):
     required_scopes = {
         "list": "experiments:read",
         "retrieve": "experiments:read",
+        "results": "experiments:read",
         "create": "experiments:write",
         "start": "experiments:write",
         "stop": "experiments:write",
@@ -127,6 +130,16 @@ class ExperimentViewSet(viewsets.GenericViewSet):
         return Response(
             ExperimentOutputSerializer(experiment_stop(experiment=self.get_object())).data
         )
+
+    @extend_schema(
+        responses={200: ExperimentResultsOutputSerializer, 404: ERROR},
+        description="Every statistic of the primary metric and the guardrails, per variant "
+        "against control, with the plain-language decision (cached for a minute).",
+    )
+    @action(detail=True, methods=["get"])
+    def results(self, request, key=None):
+        # Built by experiments.results in the serializer's shape (documented, not re-validated).
+        return Response(experiment_results(experiment=self.get_object()))
 
     @extend_schema(
         request=AssignInputSerializer,

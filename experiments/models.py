@@ -83,6 +83,15 @@ class Experiment(TimeStampedModel):
     bandit_epsilon = models.FloatField(default=0.1, help_text="Exploration of epsilon-greedy.")
     started_at = models.DateTimeField(null=True, blank=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
+    campaign = models.OneToOneField(
+        "campaigns.Campaign",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="experiment",
+        help_text="A campaign run as this experiment: its dispatch picks each recipient's "
+        "variant through assignment (Variant.config holds the campaign variant's id).",
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -201,3 +210,34 @@ class Exposure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id} in {self.experiment_id}: {self.variant_id or 'holdout'}"
+
+
+class SequentialLook(models.Model):
+    """The always-valid (mSPRT) p-value of a variant against control at one daily look.
+
+    The p-value of a look is the minimum over all looks so far (what makes it always valid
+    when the results page is read every day), so each day's value is stored and the next
+    look starts from the smallest one: the number shown can only go down."""
+
+    experiment = models.ForeignKey(
+        Experiment, on_delete=models.CASCADE, related_name="sequential_looks"
+    )
+    variant = models.ForeignKey(Variant, on_delete=models.CASCADE, related_name="+")
+    metric = models.CharField(max_length=80, help_text='"primary" or a guardrail\'s event type.')
+    day = models.DateField()
+    p_value = models.FloatField()
+    users = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["experiment", "metric", "variant", "day"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["experiment", "variant", "metric", "day"], name="sequential_look_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(p_value__gte=0, p_value__lte=1), name="sequential_look_p_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.variant_id} {self.metric} {self.day}: p={self.p_value:.4g}"

@@ -128,3 +128,105 @@ class ExperimentOutputSerializer(serializers.Serializer):
             "window_days": experiment.metric_window_days,
             "kind": experiment.metric_kind,
         }
+
+
+class IntervalSerializer(serializers.Serializer):
+    estimate = serializers.FloatField(allow_null=True)
+    lower = serializers.FloatField(allow_null=True)
+    upper = serializers.FloatField(allow_null=True)
+
+
+class ResultVariantSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    is_control = serializers.BooleanField()
+    weight = serializers.IntegerField()
+    allocation_weight = serializers.FloatField(allow_null=True)
+    users = serializers.IntegerField(help_text="Exposed customers.")
+    total = serializers.FloatField(help_text="Sum of the metric over the exposed customers.")
+    mean = serializers.FloatField(allow_null=True, help_text="Conversion rate or mean per user.")
+
+
+class DecisionSerializer(serializers.Serializer):
+    code = serializers.ChoiceField(
+        choices=["sample_ratio_mismatch", "keep_running", "winner", "control_wins", "no_difference"]
+    )
+    message = serializers.CharField(help_text="The plain-language verdict.")
+    winner = serializers.CharField(allow_null=True)
+    probability = serializers.FloatField(allow_null=True)
+    expected_loss = serializers.FloatField(allow_null=True)
+    users_needed_per_variant = serializers.IntegerField(allow_null=True)
+
+
+class ComparisonSerializer(serializers.Serializer):
+    variant = serializers.CharField()
+    absolute_lift = IntervalSerializer()
+    relative_lift = IntervalSerializer()
+    test = serializers.JSONField(
+        help_text="{statistic, p_value, df}: two-proportion z-test (rates) or Welch t (means)."
+    )
+    p_value_adjusted = serializers.FloatField(help_text="Holm-adjusted over the variants.")
+    sequential = serializers.JSONField(
+        help_text="mSPRT: {difference, log_likelihood_ratio, p_value (always valid), interval}."
+    )
+    sequential_p_adjusted = serializers.FloatField()
+    prob_beat_control = serializers.FloatField()
+    expected_loss = serializers.FloatField()
+    expected_loss_control = serializers.FloatField()
+
+
+class AnalysisSerializer(serializers.Serializer):
+    metric = serializers.ChoiceField(choices=["conversion", "mean"])
+    control = serializers.CharField()
+    alpha = serializers.FloatField()
+    interval_alpha = serializers.FloatField(help_text="Bonferroni level of the intervals.")
+    correction = serializers.ChoiceField(choices=["holm", "none"])
+    variants = serializers.JSONField(help_text="[{variant, n, value: interval}]")
+    comparisons = ComparisonSerializer(many=True)
+    srm = serializers.JSONField(
+        allow_null=True,
+        help_text="{observed, expected, statistic, p_value, mismatch}; null for bandits.",
+    )
+    required_users_per_variant = serializers.IntegerField(allow_null=True)
+    decision = DecisionSerializer()
+
+
+class CupedSerializer(serializers.Serializer):
+    theta = serializers.FloatField()
+    variance_reduction = serializers.FloatField(help_text="1 - adjusted / raw variance.")
+    analysis = AnalysisSerializer()
+
+
+class GuardrailResultSerializer(serializers.Serializer):
+    metric = MetricSerializer()
+    analysis = AnalysisSerializer(allow_null=True)
+    breached = serializers.ListField(
+        child=serializers.CharField(), help_text="Variants significantly worse than control."
+    )
+
+
+class ExperimentResultsOutputSerializer(serializers.Serializer):
+    experiment = serializers.JSONField(help_text="{key, name, status, allocation, metric, control}")
+    computed_at = serializers.DateTimeField()
+    variants = ResultVariantSerializer(many=True)
+    holdout = serializers.JSONField(allow_null=True, help_text="{users, mean} of held-out users.")
+    analysis = AnalysisSerializer(
+        allow_null=True, help_text="The primary metric; null until every variant has users."
+    )
+    decision = DecisionSerializer()
+    cuped = CupedSerializer(
+        allow_null=True, help_text="The primary metric adjusted by its pre-exposure value."
+    )
+    ipw = serializers.JSONField(
+        allow_null=True,
+        help_text="Bandits: per variant {rate, standard_error, rate_hajek}, inverse propensity "
+        "weighted with the logged propensities.",
+    )
+    guardrails = GuardrailResultSerializer(many=True)
+    timeline = serializers.JSONField(
+        help_text="{days, variants: {key: {users, value, lower, upper}}, lift: {key: "
+        "{estimate, lower, upper}}}: cumulative by exposure day."
+    )
+    sequential_history = serializers.JSONField(
+        help_text="{variant: [{day, p_value, users}]}: the stored daily always-valid p-values."
+    )

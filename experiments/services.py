@@ -14,7 +14,7 @@ import redis
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from experiments import selectors
+from experiments import bandits, selectors
 from experiments.assignment import shares
 from experiments.errors import ExperimentInvalidError, ExperimentStatusError
 from experiments.models import (
@@ -26,6 +26,7 @@ from experiments.models import (
     MetricKind,
     Variant,
 )
+from experiments.results import Metric, arm_counts
 from experiments.serving import (
     EXPOSURE_BUFFER,
     experiment_cache_invalidate,
@@ -41,6 +42,8 @@ EXPOSURES_FLUSH_BATCH = 5_000
 EXPOSURES_FLUSH_MAX_BATCHES = 20
 FLUSH_LOCK = "exp:flush-lock"
 FLUSH_LOCK_SECONDS = 120
+# A reweighting younger than this is not repeated (a redelivered or doubled task is a no-op).
+REWEIGHT_MIN_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -320,3 +323,84 @@ def _exposures_store(raw: list[bytes | str]) -> tuple[int, int]:
 def exposure_buffer_size() -> int:
     """Exposures waiting for the flush (the health of the pipeline)."""
     return int(redis_client().llen(redis_key(EXPOSURE_BUFFER)))
+
+
+@dataclass(frozen=True)
+class ReweightResult:
+    experiment: str
+    changed: bool
+    reason: str  # reweighted, burn_in, unchanged, too_soon, not_running, fixed
+    weights: dict[str, float] = field(default_factory=dict)
+
+
+def experiment_bandit_reweight(*, experiment: Experiment) -> ReweightResult:
+    """The next weights of a running bandit from its logged outcomes: per arm, the exposed
+    customers and those who converted (the metric's event within its window; a bandit's
+    reward is Bernoulli whatever the reported metric), through `bandits.allocate` with the
+    experiment's burn-in, minimum share and epsilon, put in force by
+    `experiment_allocation_set` (which logs the AllocationChange the propensities refer to).
+
+    Idempotent: nothing is written during burn-in, when the weights would not move, or when
+    the last reweighting is less than REWEIGHT_MIN_SECONDS old. Thompson sampling is seeded
+    with the number of earlier changes, so a run is reproducible and successive runs draw
+    afresh."""
+    if experiment.status != ExperimentStatus.RUNNING:
+        return ReweightResult(experiment.key, False, "not_running")
+    if experiment.allocation == Allocation.FIXED:
+        return ReweightResult(experiment.key, False, "fixed")
+    last = experiment.allocation_changes.order_by("-changed_at", "-pk").first()
+    now = timezone.now()
+    if (
+        last
+        and last.reason == "bandit"
+        and (now - last.changed_at).total_seconds() < (REWEIGHT_MIN_SECONDS)
+    ):
+        return ReweightResult(experiment.key, False, "too_soon")
+    variants = list(experiment.variants.order_by("pk"))
+    counts = arm_counts(
+        experiment=experiment,
+        metric=Metric(experiment.metric_event_type, experiment.metric_window_days, "conversion"),
+        variants=variants,
+    )
+    n = [counts[v.key][0] for v in variants]
+    successes = [counts[v.key][1] for v in variants]
+    rules = bandits.AllocationRules(
+        burn_in=experiment.bandit_burn_in,
+        min_share=experiment.bandit_min_share,
+        epsilon=experiment.bandit_epsilon,
+    )
+    if min(n) < rules.burn_in:
+        return ReweightResult(experiment.key, False, "burn_in")
+    weights = bandits.allocate(
+        experiment.allocation,
+        n,
+        successes,
+        initial_weights=[float(v.weight) for v in variants],
+        rules=rules,
+        seed=experiment.allocation_changes.count(),
+    )
+    new = {v.key: float(w) for v, w in zip(variants, weights, strict=True)}
+    current = shares(
+        [v.weight if v.allocation_weight is None else v.allocation_weight for v in variants]
+    )
+    if all(abs(new[v.key] - c) < 1e-6 for v, c in zip(variants, current, strict=True)):
+        return ReweightResult(experiment.key, False, "unchanged", new)
+    experiment_allocation_set(
+        experiment=experiment,
+        weights=new,
+        reason="bandit",
+        details={
+            "n": dict(zip(new, n, strict=True)),
+            "successes": dict(zip(new, successes, strict=True)),
+        },
+    )
+    logger.info("bandit reweighted", extra={"experiment": experiment.key, "weights": new})
+    return ReweightResult(experiment.key, True, "reweighted", new)
+
+
+def bandits_reweight() -> list[ReweightResult]:
+    """Reweight every running bandit (the Celery task every 10 minutes)."""
+    running = Experiment.objects.filter(status=ExperimentStatus.RUNNING).exclude(
+        allocation=Allocation.FIXED
+    )
+    return [experiment_bandit_reweight(experiment=e) for e in running.order_by("pk")]

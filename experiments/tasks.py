@@ -19,3 +19,23 @@ def exposures_flush_task() -> dict:
     from experiments.services import exposures_flush
 
     return asdict(exposures_flush())
+
+
+@shared_task(
+    name="experiments.bandits_reweight",
+    soft_time_limit=240,
+    time_limit=300,
+    # Beat sends one every 10 minutes; a run that waited that long is superseded by the next.
+    expires=540,
+)
+def bandits_reweight_task() -> list[dict]:
+    """New weights for every running bandit from its logged outcomes (idempotent: see
+    experiment_bandit_reweight)."""
+    from experiments.services import bandits_reweight
+
+    results = [asdict(r) for r in bandits_reweight()]
+    logger.info(
+        "bandits reweighted",
+        extra={"experiments": len(results), "changed": sum(r["changed"] for r in results)},
+    )
+    return results

@@ -123,4 +123,9 @@ app.conf.beat_schedule = {
         "task": "experiments.exposures_flush",
         "schedule": 5.0,
     },
+    # every 10 minutes: running bandits get new weights from their logged outcomes
+    "experiments-bandits-reweight": {
+        "task": "experiments.bandits_reweight",
+        "schedule": crontab(minute="*/10"),
+    },
 }

@@ -103,7 +103,6 @@ def experiment_create(
             f"A min_share of {bandit_min_share} for {len(variants)} variants is more than all "
             "the traffic.",
         )
-    control = next((i for i, v in enumerate(variants) if v.is_control), 0)
     try:
         with transaction.atomic():
             experiment = Experiment.objects.create(
@@ -128,6 +127,14 @@ def experiment_create(
         raise ExperimentInvalidError.for_field(
             taken, f"An experiment with this {taken} already exists."
         ) from exc
+    _variants_create(experiment, variants)
+    transaction.on_commit(experiment_cache_invalidate)
+    return selectors.experiment_get(key=key) or experiment
+
+
+def _variants_create(experiment: Experiment, variants: Sequence[VariantSpec]) -> None:
+    """Without a variant marked as control, the first one is."""
+    control = next((i for i, v in enumerate(variants) if v.is_control), 0)
     Variant.objects.bulk_create(
         Variant(
             experiment=experiment,
@@ -139,8 +146,68 @@ def experiment_create(
         )
         for i, v in enumerate(variants)
     )
-    transaction.on_commit(experiment_cache_invalidate)
-    return selectors.experiment_get(key=key) or experiment
+
+
+EDITABLE_FIELDS = (
+    "name",
+    "hypothesis",
+    "audience_segment",
+    "traffic_percent",
+    "holdout_percent",
+    "allocation",
+    "bandit_burn_in",
+    "bandit_min_share",
+    "bandit_epsilon",
+)
+
+
+def experiment_update(
+    *,
+    experiment: Experiment,
+    fields: dict,
+    variants: Sequence[VariantSpec],
+    metric: MetricSpec,
+    guardrails: Sequence[MetricSpec] = (),
+) -> Experiment:
+    """Change a draft (a started experiment's variants and metric are fixed: its exposures
+    and results refer to them). The variants are replaced by `variants`; the key and salt
+    stay."""
+    if problems := variants_problems(variants):
+        raise ExperimentInvalidError("Invalid input.", extra={"fields": {"variants": problems}})
+    with transaction.atomic():
+        locked = selectors.experiment_qs_for_update().get(pk=experiment.pk)
+        if locked.status != ExperimentStatus.DRAFT:
+            raise ExperimentStatusError(
+                f"Experiment {locked.key!r} has started; only drafts can be edited."
+            )
+        for name in EDITABLE_FIELDS:
+            if name in fields:
+                setattr(locked, name, fields[name])
+        if locked.allocation != Allocation.FIXED and locked.bandit_min_share * len(variants) > 1:
+            raise ExperimentInvalidError.for_field(
+                "bandit_min_share",
+                f"A min share of {locked.bandit_min_share} for {len(variants)} variants is more "
+                "than all the traffic.",
+            )
+        locked.kind = (
+            ExperimentKind.AB if locked.allocation == Allocation.FIXED else ExperimentKind.BANDIT
+        )
+        locked.metric_event_type = metric.event_type
+        locked.metric_window_days = metric.window_days
+        locked.metric_kind = metric.kind
+        locked.guardrails = [_metric_json(g) for g in guardrails]
+        try:
+            with transaction.atomic():
+                locked.full_clean(exclude=["salt", "campaign"])
+                locked.save()
+        except IntegrityError as exc:
+            raise ExperimentInvalidError.for_field(
+                "name", "An experiment with this name already exists."
+            ) from exc
+        locked.variants.all().delete()
+        _variants_create(locked, variants)
+        transaction.on_commit(experiment_cache_invalidate)
+    return selectors.experiment_get(key=locked.key) or locked
 
 
 def _metric_json(metric: MetricSpec) -> dict:

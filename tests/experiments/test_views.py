@@ -26,7 +26,8 @@ def test_experiment_list_shows_experiments_with_variants(request, client_fixture
     assert '<span class="badge control" title="control">control · 2</span>' in content
     assert '<span class="badge" title="">red · 1</span>' in content
     assert content.index("control · 2") < content.index("red · 1")
-    assert ("/admin/experiments/experiment/" in content) is (client_fixture == "marketer_client")
+    assert ("/experiments/new/" in content) is (client_fixture == "marketer_client")
+    assert f"/experiments/{experiment.key}/" in content  # the results link, for every role
 
 
 def test_experiment_list_search_kind_and_status_filters(marketer_client):

@@ -221,14 +221,14 @@ return claimed
 _UPSERT_ADD = """
 INSERT INTO marketing_metricrollup (grain, bucket, metric, key, value)
 SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::float8[])
-ON CONFLICT (grain, bucket, metric, key)
+ON CONFLICT (grain, metric, bucket, key)
 DO UPDATE SET value = marketing_metricrollup.value + EXCLUDED.value
 """
 
 _UPSERT_SET = """
 INSERT INTO marketing_metricrollup (grain, bucket, metric, key, value)
 SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::float8[])
-ON CONFLICT (grain, bucket, metric, key) DO UPDATE SET value = EXCLUDED.value
+ON CONFLICT (grain, metric, bucket, key) DO UPDATE SET value = EXCLUDED.value
 """
 
 GRAIN_NAMES = {"m": RollupGrain.MINUTE, "h": RollupGrain.HOUR, "d": RollupGrain.DAY}

@@ -17,8 +17,8 @@ class RollupGrain(models.TextChoices):
 class MetricRollup(models.Model):
     """One counter of one time bucket: `metric` names what is counted (events, revenue,
     messages, offer_shown, item_view, active...), `key` the dimension (event type,
-    "channel:stage", offer or item id; empty for totals). The unique index (grain, bucket,
-    metric, key) is both the upsert target and the read path of a window."""
+    "channel:stage", offer or item id; empty for totals). The unique index is both the
+    upsert target and the read path of a window; (grain, bucket) serves the pruning."""
 
     grain = models.CharField(max_length=8, choices=RollupGrain.choices)
     bucket = models.DateTimeField()
@@ -28,13 +28,18 @@ class MetricRollup(models.Model):
 
     class Meta:
         constraints = [
+            # Metric before bucket: a window reads each metric as one index range (the items'
+            # rows, most of a bucket, are skipped), index-only thanks to the included value.
             models.UniqueConstraint(
-                fields=["grain", "bucket", "metric", "key"], name="metricrollup_unique"
+                fields=["grain", "metric", "bucket", "key"],
+                include=["value"],
+                name="metricrollup_unique",
             ),
             models.CheckConstraint(
                 condition=Q(grain__in=RollupGrain.values), name="metricrollup_grain_valid"
             ),
         ]
+        indexes = [models.Index(fields=["grain", "bucket"], name="metricrollup_grain_bucket")]
 
     def __str__(self) -> str:
         return f"{self.grain} {self.bucket:%Y-%m-%d %H:%M} {self.metric}[{self.key}]={self.value}"

@@ -11,6 +11,7 @@ NAVIGATION = (
     ("Offers", "recommender:offer-list"),
     ("Campaigns", "campaigns:campaign-list"),
     ("Experiments", "experiments:experiment-list"),
+    ("Attribution", "experiments:attribution"),
     ("Insights", "insights:post-list"),
 )
 

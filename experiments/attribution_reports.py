@@ -16,11 +16,13 @@ A conversion just before the period would otherwise leave its touches to the nex
 the period; the touches at or before each customer's last pre-period conversion (within the
 lookback) are dropped, as they were credited to that earlier one.
 
-Results are cached in Redis for CACHE_SECONDS per (period, goal, lookback, settings): the
-page, its refreshes and the CSV export of the same report compute it once. All models over
-the paths of a month of a mid-size store take seconds (benchmarks/attribution_models.py: all
-models over 1,000,000 paths in well under a minute), which a request can afford once per
-cache period; a store much larger than that would move this into a Celery task with a Job.
+Long computations, both ways: a report is cached in Redis per (period, goal, lookback,
+settings) for CACHE_SECONDS, so the page, its reloads and the CSV export compute it once. A
+report the planner expects to read at most INLINE_MAX_ROWS rows is computed in the request
+(seconds); a bigger one runs as a Celery task with a Job whose progress (reading, then each
+model) the page polls, and stays cached JOB_CACHE_SECONDS. Reading the rows costs about
+8 us a row (9 s a million), far more than the models (benchmarks/attribution_models.py: all
+models over 1,000,000 paths in well under a minute).
 """
 
 from __future__ import annotations
@@ -29,24 +31,39 @@ import csv
 import hashlib
 import io
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from campaigns.models import Campaign
 from experiments.attribution import (
+    MODELS,
     AttributionSettings,
     Paths,
     attribute_all,
     paths_from_touchpoints,
 )
+from experiments.tasks import attribution_report_compute_task
+from marketing.models import Job, JobStatus
+from marketing.selectors import job_get
+from marketing.services import (
+    job_create,
+    job_finish,
+    job_mark_failed,
+    job_progress,
+    job_start,
+)
 
 CACHE_SECONDS = 300
+JOB_CACHE_SECONDS = 3600
+# Rows (touches + conversions) a request may read itself: about 4 s at ~8 us a row.
+INLINE_MAX_ROWS = 500_000
 FETCH_CHUNK = 50_000
 TOUCH_EVENT_TYPES = (
     "email_open", "email_click", "sms_click", "push_open", "offer_shown", "offer_click",
@@ -103,17 +120,28 @@ class AttributionQuery:
     lookback_days: float = 30.0
     settings: AttributionSettings = field(default_factory=AttributionSettings)
 
-    def cache_key(self) -> str:
-        body = json.dumps(
-            {
-                "since": self.since.isoformat(),
-                "until": self.until.isoformat(),
-                "goals": self.goal_types,
-                "lookback": self.lookback_days,
-                "settings": asdict(self.settings),
-            },
-            sort_keys=True,
+    def as_payload(self) -> dict[str, Any]:
+        """JSON for the Celery task."""
+        return {
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "goals": list(self.goal_types),
+            "lookback": self.lookback_days,
+            "settings": asdict(self.settings),
+        }
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> AttributionQuery:
+        return cls(
+            since=datetime.fromisoformat(payload["since"]),
+            until=datetime.fromisoformat(payload["until"]),
+            goal_types=tuple(payload["goals"]),
+            lookback_days=float(payload["lookback"]),
+            settings=AttributionSettings(**payload["settings"]),
         )
+
+    def cache_key(self) -> str:
+        body = json.dumps(self.as_payload(), sort_keys=True)
         return "experiments:attribution:" + hashlib.sha256(body.encode()).hexdigest()[:32]
 
 
@@ -164,9 +192,8 @@ def _fetch(sql: str, params: dict) -> list[tuple]:
     return rows
 
 
-def attribution_paths_load(*, query: AttributionQuery) -> Paths:
-    """The paths of the period, built by the same code as the CSV command."""
-    params: dict[str, Any] = {
+def _params(query: AttributionQuery) -> dict[str, Any]:
+    return {
         "since": query.since,
         "until": query.until,
         "touch_since": query.since - timedelta(days=query.lookback_days),
@@ -174,6 +201,11 @@ def attribution_paths_load(*, query: AttributionQuery) -> Paths:
         "touch_types": list(TOUCH_EVENT_TYPES),
         "direct": DIRECT,
     }
+
+
+def attribution_paths_load(*, query: AttributionQuery) -> Paths:
+    """The paths of the period, built by the same code as the CSV command."""
+    params = _params(query)
     rows = _fetch(_ROWS, params)
     if rows:
         customer, ts, channel, campaign, conv, value = (
@@ -211,9 +243,20 @@ def attribution_paths_load(*, query: AttributionQuery) -> Paths:
     )
 
 
-def attribution_report_compute(*, query: AttributionQuery) -> AttributionReport:
+def attribution_report_compute(
+    *, query: AttributionQuery, progress: Callable[[int, str], None] | None = None
+) -> AttributionReport:
+    """Load the paths, run every model; `progress(step, message)` is told of each of the
+    len(MODELS) + 1 steps (the load, then each model)."""
+    report_progress = progress or (lambda step, message: None)
+    report_progress(0, "Reading touchpoints and conversions")
     paths = attribution_paths_load(query=query)
-    results, skipped = attribute_all(paths, settings=query.settings) if paths.n_paths else ([], {})
+    results, skipped = [], {}
+    for step, model in enumerate(MODELS if paths.n_paths else (), start=1):
+        report_progress(step, f"{paths.n_paths:,} paths; running {model.replace('_', ' ')}")
+        found, missed = attribute_all(paths, models=[model], settings=query.settings)
+        results += found
+        skipped.update(missed)
     models = [r.model for r in results]
     credit = {r.model: r.credit_by_channel() for r in results}
     conversions = {r.model: r.conversions_by_channel() for r in results}
@@ -255,16 +298,80 @@ def attribution_report_compute(*, query: AttributionQuery) -> AttributionReport:
     )
 
 
+@dataclass(frozen=True)
+class AttributionRequest:
+    """What the page shows: the report (computed now or cached), or the job computing it."""
+
+    report: AttributionReport | None
+    cached: bool = False
+    job: Job | None = None
+
+
+def attribution_rows_estimate(*, query: AttributionQuery) -> int:
+    """The planner's estimate of the rows the report reads (planning only, no execution)."""
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (FORMAT JSON) " + _ROWS, _params(query))
+        plan = cursor.fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
 def attribution_report(*, query: AttributionQuery) -> tuple[AttributionReport, bool]:
     """The report, from the Redis cache when the same one was computed less than
-    CACHE_SECONDS ago; (report, whether it came from the cache)."""
-    key = query.cache_key()
-    cached = cache.get(key)
+    CACHE_SECONDS ago, else computed now; (report, whether it came from the cache)."""
+    cached = cache.get(query.cache_key())
     if cached is not None:
         return cached, True
     report = attribution_report_compute(query=query)
-    cache.set(key, report, timeout=CACHE_SECONDS)
+    cache.set(query.cache_key(), report, timeout=CACHE_SECONDS)
     return report, False
+
+
+def attribution_report_request(
+    *, query: AttributionQuery, user=None, inline_max_rows: int | None = None
+) -> AttributionRequest:
+    """The cached report; else the report computed in the request when the planner expects
+    at most INLINE_MAX_ROWS rows (a few seconds); else a Celery job computing it, one per
+    query however many people ask (the page polls its progress and reloads when done)."""
+    key = query.cache_key()
+    cached = cache.get(key)
+    if cached is not None:
+        return AttributionRequest(report=cached, cached=True)
+    limit = INLINE_MAX_ROWS if inline_max_rows is None else inline_max_rows
+    if attribution_rows_estimate(query=query) <= limit:
+        report, was_cached = attribution_report(query=query)
+        return AttributionRequest(report=report, cached=was_cached)
+    running = cache.get(f"{key}:job")
+    job = job_get(pk=running) if running else None
+    if job is None or job.status in (JobStatus.DONE, JobStatus.FAILED):
+        job = job_create(kind="attribution", total=len(MODELS) + 1, user=user)
+        cache.set(f"{key}:job", job.pk, timeout=JOB_CACHE_SECONDS)
+        payload = query.as_payload()
+        transaction.on_commit(
+            lambda: attribution_report_compute_task.delay(job_id=job.pk, query=payload)
+        )
+    return AttributionRequest(report=None, job=job)
+
+
+def attribution_report_run(*, job_id: int, query: AttributionQuery) -> None:
+    """The Celery job: compute with progress, keep the report in the cache for
+    JOB_CACHE_SECONDS (it took a while), finish the job. Running it twice recomputes."""
+    job_start(job_id=job_id, total=len(MODELS) + 1)
+    try:
+        report = attribution_report_compute(
+            query=query,
+            progress=lambda step, message: job_progress(job_id=job_id, done=step, message=message),
+        )
+    except Exception as exc:
+        job_mark_failed(job_id=job_id, error=f"{type(exc).__name__}: {exc}")
+        raise
+    cache.set(query.cache_key(), report, timeout=JOB_CACHE_SECONDS)
+    job_finish(
+        job_id=job_id,
+        result={"paths": report.n_paths, "conversions": report.n_conversions},
+        message=f"{report.n_paths:,} paths, {report.n_conversions:,.0f} conversions",
+    )
 
 
 def attribution_report_csv(report: AttributionReport) -> str:

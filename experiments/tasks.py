@@ -39,3 +39,19 @@ def bandits_reweight_task() -> list[dict]:
         extra={"experiments": len(results), "changed": sum(r["changed"] for r in results)},
     )
     return results
+
+
+@shared_task(
+    name="experiments.attribution_report_compute",
+    soft_time_limit=1800,
+    time_limit=1900,
+    autoretry_for=(),
+    acks_late=False,
+)
+def attribution_report_compute_task(*, job_id: int, query: dict) -> None:
+    """Compute an attribution report that is too big for a request (see
+    attribution_report_request). Not retried: a failure is recorded on the job, and asking
+    again starts a new one."""
+    from experiments.attribution_reports import AttributionQuery, attribution_report_run
+
+    attribution_report_run(job_id=job_id, query=AttributionQuery.from_payload(query))

@@ -17,12 +17,15 @@ def attribution_view(request: HtmxHttpRequest) -> HttpResponse:
     form = AttributionForm(request.GET)
     if not form.is_valid():
         return render(request, "experiments/attribution.html", {"form": form}, status=400)
-    report, cached = attribution_reports.attribution_report(query=form.query())
+    asked = attribution_reports.attribution_report_request(query=form.query(), user=request.user)
     context = {
         "form": form,
-        "report": report,
-        "cached": cached,
-        "chart_json": json.dumps(attribution_reports.attribution_chart(report)),
+        "report": asked.report,
+        "cached": asked.cached,
+        "job": asked.job,
+        "chart_json": json.dumps(
+            attribution_reports.attribution_chart(asked.report) if asked.report else []
+        ),
         "query_string": request.GET.urlencode(),
     }
     template = "experiments/attribution.html"
@@ -38,9 +41,16 @@ def attribution_export_view(request: HtmxHttpRequest) -> HttpResponse:
         return HttpResponse(
             json.dumps(form.errors.get_json_data()), status=400, content_type="application/json"
         )
-    report, _ = attribution_reports.attribution_report(query=form.query())
+    asked = attribution_reports.attribution_report_request(query=form.query(), user=request.user)
+    if asked.report is None:
+        body = {
+            "code": "attribution_computing",
+            "message": "The report is being computed; export it once the page shows it.",
+            "extra": {"job": asked.job.pk if asked.job else None},
+        }
+        return HttpResponse(json.dumps(body), status=409, content_type="application/json")
     response = HttpResponse(
-        attribution_reports.attribution_report_csv(report), content_type="text/csv"
+        attribution_reports.attribution_report_csv(asked.report), content_type="text/csv"
     )
     response["Content-Disposition"] = 'attachment; filename="attribution.csv"'
     return response

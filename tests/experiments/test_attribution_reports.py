@@ -173,3 +173,44 @@ def test_attribution_rejects_bad_parameters(analyst_client, params, field):
     export = analyst_client.get(reverse("experiments:attribution-export"), params)
     assert export.status_code == 400
     assert field in export.json()
+
+
+def test_a_big_period_is_computed_by_a_job_with_progress(
+    marketer, journeys, django_capture_on_commit_callbacks
+):
+    from experiments.attribution_reports import attribution_report_request
+    from experiments.tasks import attribution_report_compute_task
+    from marketing.models import Job
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        asked = attribution_report_request(query=query(), user=marketer, inline_max_rows=0)
+        again = attribution_report_request(query=query(), user=marketer, inline_max_rows=0)
+    assert asked.report is None
+    assert again.job == asked.job  # one job per query however many ask
+    assert len(callbacks) == 1
+    assert Job.objects.filter(kind="attribution").count() == 1
+    attribution_report_compute_task(job_id=asked.job.pk, query=query().as_payload())
+    job = Job.objects.get(pk=asked.job.pk)
+    assert (job.status, job.done, job.total) == ("done", 9, 9)
+    assert job.message == "3 paths, 2 conversions"
+    done = attribution_report_request(query=query(), user=marketer, inline_max_rows=0)
+    assert done.cached is True
+    assert done.report.credit["last_touch"]["google"] == 100.0
+
+
+def test_page_shows_the_job_progress_until_the_report_is_ready(
+    analyst_client, journeys, monkeypatch
+):
+    from experiments import attribution_reports
+
+    monkeypatch.setattr(attribution_reports, "INLINE_MAX_ROWS", 0)
+    response = analyst_client.get(reverse("experiments:attribution"), {"period": "90"})
+    assert response.status_code == 200
+    assert response.context["report"] is None
+    job = response.context["job"]
+    page = response.content.decode()
+    assert f'id="job-{job.pk}"' in page
+    assert 'hx-trigger="job-finished from:body"' in page
+    export = analyst_client.get(reverse("experiments:attribution-export"), {"period": "90"})
+    assert export.status_code == 409
+    assert export.json()["extra"] == {"job": job.pk}

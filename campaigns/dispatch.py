@@ -118,6 +118,7 @@ from campaigns.templating import (
     template_compile,
 )
 from campaigns.tracking import message_links, message_track, status_callback_url
+from experiments.serving import HOLDOUT, campaign_experiment, campaign_variant_assign
 from profiles.consent import CHANNEL_PURPOSE, consent_filter
 from profiles.models import Channel, ChannelEndpoint, Customer
 from profiles.services import endpoints_mark_bounced
@@ -410,6 +411,9 @@ def messages_send_batch(
 
     variants = _variants(campaign)
     weights = [v.weight if v is not None else 1 for v, _ in variants]
+    # A campaign run as an experiment: assignment picks the variant (sticky, exposure logged).
+    linked = campaign_experiment(campaign_id=campaign.pk)
+    positions = {v.pk: i for i, (v, _) in enumerate(variants) if v is not None}
     compiled: dict[int, CompiledTemplate] = {}
     profiles = Customer.objects.filter(pk__in=ids, erased_at=None).values_list(
         "pk", "timezone", "external_id"
@@ -429,8 +433,15 @@ def messages_send_batch(
             continue
         if customer_id in existing and existing[customer_id][0] != MessageStatus.QUEUED:
             continue
+        picked = (
+            campaign_variant_assign(linked, customer_id=external_ids[customer_id])
+            if linked is not None
+            else None
+        )
         variant, template = variants[
-            variant_index(campaign_id=campaign.pk, customer_id=customer_id, weights=weights)
+            positions[picked]
+            if picked in positions
+            else variant_index(campaign_id=campaign.pk, customer_id=customer_id, weights=weights)
         ]
         key = message_key(
             campaign_id=campaign.pk,
@@ -449,15 +460,19 @@ def messages_send_batch(
             journey_entry_id=journey_entry_id,
         )
         if customer_id not in existing:
-            reason = _skip_reason(
-                campaign,
-                customer_id,
-                external_id=external_ids[customer_id],
-                consented=consented,
-                addresses=addresses,
-                opted_out=opted_out,
-                overall=overall,
-                on_channel=on_channel,
+            reason = (
+                SkipReason.HOLDOUT
+                if picked == HOLDOUT
+                else _skip_reason(
+                    campaign,
+                    customer_id,
+                    external_id=external_ids[customer_id],
+                    consented=consented,
+                    addresses=addresses,
+                    opted_out=opted_out,
+                    overall=overall,
+                    on_channel=on_channel,
+                )
             )
             if reason:
                 row.status, row.skip_reason = MessageStatus.SKIPPED, reason

@@ -133,3 +133,16 @@ class VariantForm(forms.Form):
 
 
 VariantFormSet = forms.formset_factory(VariantForm, extra=0, min_num=2, validate_min=True)
+
+
+class CampaignExperimentForm(forms.Form):
+    """ "Run as experiment" on a campaign's page."""
+
+    allocation = forms.ChoiceField(choices=Allocation.choices, initial="fixed")
+    holdout_percent = forms.FloatField(
+        min_value=0,
+        max_value=99.99,
+        initial=0,
+        label="Holdout %",
+        help_text="Recipients held out of the campaign (no message), the baseline.",
+    )

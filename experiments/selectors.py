@@ -29,6 +29,17 @@ def experiment_get(*, key: str) -> Experiment | None:
     )
 
 
+def experiment_for_campaign(*, campaign_id: int) -> Experiment | None:
+    """The running experiment that picks the campaign's variants, with its variants."""
+    return (
+        Experiment.objects.prefetch_related(
+            Prefetch("variants", queryset=Variant.objects.order_by("pk"))
+        )
+        .filter(campaign_id=campaign_id, status=ExperimentStatus.RUNNING)
+        .first()
+    )
+
+
 def experiment_qs_for_update() -> QuerySet[Experiment]:
     return Experiment.objects.order_by("pk").select_for_update(of=("self",), no_key=True)
 

@@ -14,6 +14,7 @@ import redis
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from campaigns.models import Campaign
 from experiments import bandits, selectors
 from experiments.assignment import shares
 from experiments.errors import ExperimentInvalidError, ExperimentStatusError
@@ -471,3 +472,53 @@ def bandits_reweight() -> list[ReweightResult]:
         allocation=Allocation.FIXED
     )
     return [experiment_bandit_reweight(experiment=e) for e in running.order_by("pk")]
+
+
+def campaign_experiment_create(
+    *,
+    campaign: Campaign,
+    allocation: str = Allocation.FIXED,
+    holdout_percent: float = 0.0,
+    bandit_burn_in: int = 100,
+    bandit_min_share: float = 0.01,
+) -> Experiment:
+    """Run a campaign as an experiment (an A/B/n test or a bandit over its variants) and
+    start it: dispatch then picks each recipient's variant through assignment (sticky, the
+    exposure logged with its propensity) instead of the campaign's own weights. Variants
+    carry their campaign variant's id in `config`; the first is the control; the metric is
+    the campaign's goal (purchase by default) within its window, in whole days."""
+    variants = list(campaign.variants.order_by("pk"))
+    if len(variants) < 2:
+        raise ExperimentInvalidError.for_field(
+            "variants", "The campaign needs at least 2 variants to run as an experiment."
+        )
+    if Experiment.objects.filter(campaign=campaign).exists():
+        raise ExperimentInvalidError.for_field(
+            "campaign", "This campaign already runs as an experiment."
+        )
+    key = f"campaign-{campaign.pk}"
+    with transaction.atomic():
+        experiment = experiment_create(
+            key=key,
+            name=f"Campaign: {campaign.name}"[:200],
+            hypothesis=f"Which variant of the campaign {campaign.name!r} reaches its goal most.",
+            variants=[
+                VariantSpec(
+                    key=f"v{v.pk}",
+                    name=v.name,
+                    weight=v.weight,
+                    config={"campaign_variant_id": v.pk},
+                )
+                for v in variants
+            ],
+            metric=MetricSpec(
+                event_type=campaign.goal_event_type or "purchase",
+                window_days=max(1, -(-campaign.goal_window_hours // 24)),
+            ),
+            allocation=allocation,
+            holdout_percent=holdout_percent,
+            bandit_burn_in=bandit_burn_in,
+            bandit_min_share=bandit_min_share,
+        )
+        Experiment.objects.filter(pk=experiment.pk).update(campaign=campaign)
+        return experiment_start(experiment=experiment)

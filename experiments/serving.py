@@ -273,3 +273,40 @@ def experiment_assign_variant(*, key: str, customer_id: str) -> Assignment:
     if cached.config is None:
         raise ExperimentNotFoundError.for_key(key)
     return _assign(_Cached(None, cached.config, 0.0), customer_id) or Assignment(key, None, False)
+
+
+@dataclass(frozen=True)
+class CampaignExperiment:
+    """A running experiment that picks a campaign's variants: its key, and each experiment
+    variant's campaign variant (Variant.config["campaign_variant_id"])."""
+
+    key: str
+    campaign_variants: dict[str, int]
+
+
+def campaign_experiment(*, campaign_id: int) -> CampaignExperiment | None:
+    """The running experiment linked to the campaign, read once per dispatch batch."""
+    experiment = selectors.experiment_for_campaign(campaign_id=campaign_id)
+    if experiment is None:
+        return None
+    return CampaignExperiment(
+        key=experiment.key,
+        campaign_variants={
+            v.key: int(v.config["campaign_variant_id"])
+            for v in experiment.variants.all()
+            if str(v.config.get("campaign_variant_id", "")).isdigit()
+        },
+    )
+
+
+def campaign_variant_assign(linked: CampaignExperiment, *, customer_id: str) -> int | str | None:
+    """The campaign variant id the experiment gives the customer (sticky; the first time is
+    logged as their exposure, with its propensity), HOLDOUT when the experiment holds them
+    out (they get no message), None when they are not in it (traffic share, audience, global
+    control, stopped): the campaign's own split applies."""
+    answer = experiment_assign_variant(key=linked.key, customer_id=customer_id)
+    if answer.reason == HOLDOUT:
+        return HOLDOUT
+    if answer.variant is None:
+        return None
+    return linked.campaign_variants.get(answer.variant)

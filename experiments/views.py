@@ -14,8 +14,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
+from campaigns.selectors import campaign_get
 from experiments import selectors, services
-from experiments.forms import ExperimentFilterForm, ExperimentForm, VariantFormSet
+from experiments.forms import (
+    CampaignExperimentForm,
+    ExperimentFilterForm,
+    ExperimentForm,
+    VariantFormSet,
+)
 from experiments.models import Experiment, ExperimentStatus
 from experiments.results import experiment_results
 from marketing.common.errors import ApplicationError
@@ -177,6 +183,31 @@ def experiment_action_view(request: HtmxHttpRequest, key: str, action: str) -> H
     else:
         messages.success(request, done)
     url = reverse("experiments:experiment-results", args=[key])
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+@require_POST
+def campaign_experiment_create_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """ "Run as experiment" on the campaign's page: an experiment over the campaign's variants,
+    started at once, so dispatch assigns each recipient through it."""
+    require_edit(request)
+    campaign = campaign_get(pk=pk)
+    if campaign is None:
+        raise Http404("No such campaign")
+    form = CampaignExperimentForm(request.POST)
+    back = reverse("campaigns:campaign-detail", args=[pk])
+    if not form.is_valid():
+        problems = "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in form.errors.items())
+        messages.error(request, f"Not started: {problems}")
+        return HttpResponseClientRedirect(back) if request.htmx else redirect(back)
+    try:
+        experiment = services.campaign_experiment_create(campaign=campaign, **form.cleaned_data)
+    except ApplicationError as exc:
+        fields = (exc.extra or {}).get("fields", {})
+        messages.error(request, " ".join(m for ms in fields.values() for m in ms) or exc.message)
+        return HttpResponseClientRedirect(back) if request.htmx else redirect(back)
+    messages.success(request, "The campaign now runs as an experiment.")
+    url = reverse("experiments:experiment-results", args=[experiment.key])
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 

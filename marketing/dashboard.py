@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import redis
 from django.db import connection
@@ -111,12 +112,15 @@ def _bucket_floor(at: datetime, grain: str) -> datetime:
     return datetime.fromtimestamp(floor_epoch(at.timestamp(), GRAIN_SHORT[grain]), tz=UTC)
 
 
-def _live_counters(since: datetime, grain: str) -> list[tuple[datetime, str, str, float]]:
-    """Counters of the minutes not flushed yet, as rollup rows of `grain`."""
+def _live_counters(
+    since: datetime, now: datetime, grain: str
+) -> list[tuple[datetime, str, str, float]]:
+    """Counters of the minutes not flushed yet, as rollup rows of `grain`. Buckets after
+    `now` (events a client stamped in the future) wait until their time comes."""
     try:
         client = redis_client()
         minutes = [int(m) for m in client.smembers(redis_name(DIRTY_KEY))]
-        minutes = [m for m in minutes if m >= since.timestamp()]
+        minutes = [m for m in minutes if since.timestamp() <= m <= now.timestamp()]
         if not minutes:
             return []
         pipe = client.pipeline(transaction=False)
@@ -149,14 +153,25 @@ _TOP = """
 SELECT key, sum(value) FILTER (WHERE metric = %(a)s) AS a,
        sum(value) FILTER (WHERE metric = %(b)s) AS b
 FROM marketing_metricrollup
-WHERE grain = %(grain)s AND bucket >= %(since)s AND metric IN (%(a)s, %(b)s)
+WHERE grain = %(grain)s AND metric IN (%(a)s, %(b)s) AND bucket >= %(since)s
+  AND bucket <= %(now)s
 GROUP BY key ORDER BY 2 DESC NULLS LAST, 1 LIMIT %(limit)s
 """
 
 
-def _top(grain: str, since: datetime, a: str, b: str) -> list[tuple[str, float, float]]:
+def _top(
+    grain: str, since: datetime, now: datetime, a: str, b: str
+) -> list[tuple[str, float, float]]:
+    params: dict[str, Any] = {
+        "grain": grain,
+        "since": since,
+        "now": now,
+        "a": a,
+        "b": b,
+        "limit": TOP_LIMIT,
+    }
     with connection.cursor() as cursor:
-        cursor.execute(_TOP, {"grain": grain, "since": since, "a": a, "b": b, "limit": TOP_LIMIT})
+        cursor.execute(_TOP, params)
         return [(key, float(x or 0), float(y or 0)) for key, x, y in cursor.fetchall()]
 
 
@@ -176,11 +191,11 @@ def dashboard_for_window(*, window: str, now: datetime | None = None) -> Dashboa
     with connection.cursor() as cursor:
         cursor.execute(
             """SELECT bucket, metric, key, value FROM marketing_metricrollup
-               WHERE grain = %s AND bucket >= %s AND metric = ANY(%s)""",
-            [grain, since, list(CHART_METRICS)],
+               WHERE grain = %s AND metric = ANY(%s) AND bucket >= %s AND bucket <= %s""",
+            [grain, list(CHART_METRICS), since, now],
         )
         rows = cursor.fetchall()
-    rows += _live_counters(since, grain)
+    rows += _live_counters(since, now, grain)
     series: dict[str, dict[str, dict[datetime, float]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(float))
     )
@@ -201,10 +216,10 @@ def dashboard_for_window(*, window: str, now: datetime | None = None) -> Dashboa
     # Items and offers keep hour and day buckets only (see rollups.HOURLY_ONLY).
     top_grain = "day" if grain == "day" else "hour"
     top_since = _bucket_floor(now - length, top_grain)
-    board.top_items = _top(top_grain, top_since, "item_view", "item_purchase")
+    board.top_items = _top(top_grain, top_since, now, "item_view", "item_purchase")
     board.top_offers = [
         (key, shown, clicked, clicked / shown if shown else None)
-        for key, shown, clicked in _top(top_grain, top_since, "offer_shown", "offer_click")
+        for key, shown, clicked in _top(top_grain, top_since, now, "offer_shown", "offer_click")
     ]
     return board
 

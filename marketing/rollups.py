@@ -464,4 +464,34 @@ def rollups_rebuild(*, days: int = 35, now: datetime | None = None) -> int:
         pipe.set(redis_name(WATERMARK_KEY), top)
         pipe.execute()
     messages_rollup(now=now, days=days)
+    _hyperloglogs_rebuild(client, now=now, top=top)
     return inserted
+
+
+_HLL_REBUILD = """
+SELECT DISTINCT extract(epoch FROM date_trunc(%(unit)s, occurred_at))::bigint, customer_id
+FROM profiles_event WHERE occurred_at >= %(since)s AND id <= %(top)s
+"""
+HLL_REBUILD_CHUNK = 50_000
+
+
+def _hyperloglogs_rebuild(client: redis.Redis, *, now: datetime, top: int) -> None:
+    """Refill the active-customer HyperLogLogs of the buckets Redis still keeps (PFADD of an
+    id already there changes nothing, so live additions meanwhile are harmless)."""
+    for grain, unit in (("m", "minute"), ("h", "hour"), ("d", "day")):
+        params: dict[str, Any] = {
+            "unit": unit,
+            "since": now - timedelta(seconds=HLL_TTL[grain]),
+            "top": top,
+        }
+        with connection.chunked_cursor() as cursor:
+            cursor.execute(_HLL_REBUILD, params)
+            while chunk := cursor.fetchmany(HLL_REBUILD_CHUNK):
+                by_bucket: dict[int, list[int]] = defaultdict(list)
+                for bucket, customer_id in chunk:
+                    by_bucket[int(bucket)].append(customer_id)
+                pipe = client.pipeline(transaction=False)
+                for bucket, ids in by_bucket.items():
+                    pipe.pfadd(hll_key(grain, bucket), *ids)
+                    pipe.expire(hll_key(grain, bucket), HLL_TTL[grain])
+                pipe.execute()

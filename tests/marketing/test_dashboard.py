@@ -144,3 +144,14 @@ def test_active_customers_fall_back_to_the_busiest_bucket_without_hyperloglogs(r
     client.delete(*client.keys(rollups.redis_name("rollups:hll:*")))
     board = dashboard_for_window(window="day")
     assert (board.active_customers, board.active_exact) == (2, False)
+
+
+def test_events_stamped_in_the_future_wait_for_their_time():
+    assert rollups.rollup_events_consume(now=settled_now()).events == 0
+    EventFactory(type="view", occurred_at=timezone.now() + dt.timedelta(minutes=30))
+    rollups.rollup_events_consume(now=settled_now())
+    assert dashboard_for_window(window="hour").events_total == 0
+    rollups.rollups_flush()
+    assert dashboard_for_window(window="hour").events_total == 0
+    later = timezone.now() + dt.timedelta(minutes=31)
+    assert dashboard_for_window(window="hour", now=later).events_total == 1

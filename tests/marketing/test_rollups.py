@@ -155,12 +155,15 @@ def test_rebuild_from_raw_events_matches_the_live_counters():
         for r in MetricRollup.objects.exclude(metric="messages")
     }
     MetricRollup.objects.all().delete()
+    rollups.redis_client().delete(*rollups.redis_client().keys(rollups.redis_name("rollups:hll:*")))
     rollups.rollups_rebuild(days=800)
     rebuilt = {
         (r.grain, r.bucket, r.metric, r.key): r.value
         for r in MetricRollup.objects.exclude(metric="messages")
     }
     assert rebuilt == live
+    client = rollups.redis_client()
+    assert client.pfcount(rollups.hll_key("h", int(MINUTE.replace(minute=0).timestamp()))) == 2
     # The live counters restart after the rebuilt events.
     assert rollups.rollup_events_consume(now=settled_now()).events == 0
 

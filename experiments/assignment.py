@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import accumulate
 
@@ -39,6 +39,8 @@ class VariantConfig:
     key: str
     share: float  # in force now; the shares of an experiment sum to 1
     is_control: bool
+    # What the variant serves (e.g. {"strategy": "popular"} for recommendations).
+    config: dict = field(default_factory=dict, hash=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,10 @@ class Decision:
 
 
 def shares(weights: list[float]) -> list[float]:
-    """Weights as shares summing to 1 (equal shares when they sum to 0)."""
+    """Weights as shares summing to 1 (equal shares when they sum to 0; none for none, as for
+    an experiment whose variants are not defined yet)."""
+    if not weights:
+        return []
     total = sum(max(0.0, w) for w in weights)
     if total <= 0:
         return [1 / len(weights)] * len(weights)

@@ -63,7 +63,7 @@ def experiment_config(*, key: str) -> ExperimentConfig | None:
         audience_segment_id=experiment.audience_segment_id,
         adaptive=experiment.allocation != Allocation.FIXED,
         variants=tuple(
-            VariantConfig(id=v.pk, key=v.key, share=share, is_control=v.is_control)
+            VariantConfig(id=v.pk, key=v.key, share=share, is_control=v.is_control, config=v.config)
             for v, share in zip(variants, current, strict=True)
         ),
     )

@@ -275,6 +275,15 @@ def experiment_assign_variant(*, key: str, customer_id: str) -> Assignment:
     return _assign(_Cached(None, cached.config, 0.0), customer_id) or Assignment(key, None, False)
 
 
+def experiment_variant_config(*, key: str, variant: str) -> dict:
+    """What the variant `variant` of the experiment `key` serves (Variant.config), from the
+    process's cached config: no query on the warm path."""
+    config = _config(key).config
+    if config is None:
+        raise ExperimentNotFoundError.for_key(key)
+    return next((dict(v.config) for v in config.variants if v.key == variant), {})
+
+
 @dataclass(frozen=True)
 class CampaignExperiment:
     """A running experiment that picks a campaign's variants: its key, and each experiment

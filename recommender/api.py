@@ -6,10 +6,12 @@ from rest_framework import mixins, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from experiments.serving import experiment_assign_variant, experiment_variant_config
 from marketing.authentication import HasScope
 from marketing.throttling import ServingRateThrottle
 from recommender import selectors, serving
 from recommender.serializers import (
+    STRATEGIES,
     ItemFilterSerializer,
     ItemOutputSerializer,
     RecommendationOutputSerializer,
@@ -106,22 +108,36 @@ class CustomerRecommendationView(APIView):
         operation_id="customer_recommendations",
         summary="Recommended items for a customer, with scores and the model version.",
         description="Personalized when the customer has given personalization consent and "
-        "the serving model has a list for them; otherwise the popular list. Only active "
+        "the serving model has a list for them; otherwise the popular list. With "
+        "`experiment`, the variant's `strategy` (default, because_you_viewed, popular) is "
+        "used. Only active "
         "items; `exclude` drops items the customer bought or recently viewed; the list is "
         "topped up to `k` with popular items under the same filters.",
         parameters=[RecommendationQuerySerializer, ATTRIBUTE_PARAMETER],
-        responses={200: RecommendationOutputSerializer, **ERRORS},
+        responses={
+            200: RecommendationOutputSerializer,
+            404: OpenApiResponse(description='code "experiment_not_found": unknown `experiment`.'),
+            **ERRORS,
+        },
     )
     def get(self, request, id: str):
         query = RecommendationQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         data = query.validated_data
+        strategy, tested = data["strategy"], {}
+        if key := data.get("experiment"):
+            answer = experiment_assign_variant(key=key, customer_id=id)
+            tested = {"experiment": key, "variant": answer.variant}
+            if answer.variant is not None:
+                config = experiment_variant_config(key=key, variant=answer.variant)
+                if config.get("strategy") in STRATEGIES:
+                    strategy = config["strategy"]
         result = serving.recommend(
             customer_external_id=id,
             k=data["k"],
             filters=_filters(data),
             exclude=data["exclude"],
-            strategy=data["strategy"],
+            strategy=strategy,
             context=data["context"],
         )
         body = {
@@ -130,6 +146,7 @@ class CustomerRecommendationView(APIView):
             "strategy": result.strategy_used,
             "personalized": result.personalized,
             "context": data["context"],
+            **tested,
             "items": _items(result),
         }
         # The body has the output serializer's shape (the schema says so); building it

@@ -70,6 +70,10 @@ class _ServingQuerySerializer(serializers.Serializer):
         return attrs
 
 
+# The strategies a request (or an experiment variant's {"strategy": ...}) may choose.
+STRATEGIES = ("default", "because_you_viewed", "popular")
+
+
 class RecommendationQuerySerializer(_ServingQuerySerializer):
     exclude = serializers.CharField(
         required=False,
@@ -77,10 +81,15 @@ class RecommendationQuerySerializer(_ServingQuerySerializer):
         default="purchased",
         help_text="Comma list of purchased, viewed (blank: exclude nothing).",
     )
-    strategy = serializers.ChoiceField(
-        choices=["default", "because_you_viewed", "popular"], default="default"
-    )
+    strategy = serializers.ChoiceField(choices=STRATEGIES, default="default")
     context = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")  # type: ignore[assignment]
+    experiment = serializers.SlugField(
+        required=False,
+        max_length=64,
+        help_text="An experiment key: the customer is assigned (sticky, exposure logged) and "
+        'the variant\'s config applies, e.g. {"strategy": "popular"}; the response reports '
+        "`experiment` and `variant`.",
+    )
 
     def validate_exclude(self, value: str) -> list[str]:
         parts = [p.strip() for p in value.split(",") if p.strip()]
@@ -124,6 +133,14 @@ class RecommendationOutputSerializer(serializers.Serializer):
     )
     personalized = serializers.BooleanField()
     context = serializers.CharField()  # type: ignore[assignment]
+    experiment = serializers.CharField(
+        required=False, help_text="The experiment key asked for (only with `experiment`)."
+    )
+    variant = serializers.CharField(
+        required=False,
+        allow_null=True,
+        help_text="The variant served; null when the customer is not in the experiment.",
+    )
     items = RecommendedItemOutputSerializer(many=True)
 
 

@@ -139,8 +139,9 @@ def demo_objects_create(*, truth: StoreTruth) -> dict[str, int]:
         )[0]
         for name, channel, subject, body, html in TEMPLATES
     }
+    # Weekly picks is sent for real, A/B with a holdout, by demo_campaigns (after training).
     campaigns = [
-        ("Weekly picks", "email", "Weekly picks (email)", "Email engaged", CampaignStatus.SENT),
+        ("Weekly picks", "email", "Weekly picks (email)", "Email engaged", CampaignStatus.DRAFT),
         ("Flash sale", "sms", "Flash sale (SMS)", "Lapsed browsers", CampaignStatus.DRAFT),
     ]
     for name, channel, template, segment, status in campaigns:

@@ -243,3 +243,16 @@ def test_results_api(known):
         api_key_client("experiments:assign").get("/api/v1/experiments/checkout/results").status_code
         == 403
     )
+
+
+def test_results_cost_a_fixed_number_of_queries(known, django_assert_num_queries):
+    known.guardrails = [{"event_type": "unsubscribe", "window_days": 3, "kind": "conversion"}]
+    # variants, primary sums, earlier looks, store looks, then per guardrail: sums, earlier
+    # looks, store looks; the sequential history. However many customers.
+    with django_assert_num_queries(8):
+        experiment_results_compute(experiment=known)
+    cache.clear()
+    with django_assert_num_queries(8):
+        experiment_results(experiment=known)
+    with django_assert_num_queries(0):
+        experiment_results(experiment=known)

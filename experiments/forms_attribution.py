@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 from django import forms
+from django.http import QueryDict
 from django.utils import timezone
 
 from experiments.attribution import AttributionSettings
@@ -24,6 +25,14 @@ class AttributionForm(forms.Form):
     half_life_days = forms.FloatField(
         min_value=0.1, max_value=90, required=False, initial=7, label="Time-decay half-life (days)"
     )
+
+    @classmethod
+    def from_params(cls, params: QueryDict) -> "AttributionForm":
+        """Bound to the request's parameters, the defaults filling in those it lacks (so the
+        first visit shows, and the form submits, the values the report used)."""
+        data = {name: field.initial for name, field in cls.base_fields.items()}
+        data.update({k: v for k, v in params.items() if v != ""})
+        return cls(data)
 
     def query(self) -> AttributionQuery:
         data = self.cleaned_data

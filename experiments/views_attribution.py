@@ -14,7 +14,7 @@ from marketing.common.htmx import HtmxHttpRequest
 @vary_on_headers("HX-Request")
 def attribution_view(request: HtmxHttpRequest) -> HttpResponse:
     """Every model side by side per channel and per campaign, for a period (cached report)."""
-    form = AttributionForm(request.GET)
+    form = AttributionForm.from_params(request.GET)
     if not form.is_valid():
         return render(request, "experiments/attribution.html", {"form": form}, status=400)
     asked = attribution_reports.attribution_report_request(query=form.query(), user=request.user)
@@ -36,7 +36,7 @@ def attribution_view(request: HtmxHttpRequest) -> HttpResponse:
 
 @require_GET
 def attribution_export_view(request: HtmxHttpRequest) -> HttpResponse:
-    form = AttributionForm(request.GET)
+    form = AttributionForm.from_params(request.GET)
     if not form.is_valid():
         return HttpResponse(
             json.dumps(form.errors.get_json_data()), status=400, content_type="application/json"

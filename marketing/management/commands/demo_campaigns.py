@@ -1,0 +1,52 @@
+"""Send the demo's campaigns for real and simulate how the simulated customers react.
+
+Run after `simulate_store` (same --customers, --items and --seed: the reactions come from
+that store's hidden tastes), `train_models` (the messages carry recommendations) and
+`refresh_segments`. Safe to run again: a campaign already sent is not sent again.
+"""
+
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from marketing.simulation.demo_campaigns import demo_campaigns_create
+from marketing.simulation.store import StoreConfig, generate_truth
+from profiles.models import Customer, Segment
+
+
+class Command(BaseCommand):
+    help = (
+        "Dispatch the demo campaign Weekly picks (A/B, holdout) and simulate opens, clicks "
+        "and purchases from the simulated store's hidden tastes; activate the cart journey "
+        "and schedule the recurring campaign. Idempotent."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--customers", type=int, default=3000)
+        parser.add_argument("--items", type=int, default=400)
+        parser.add_argument("--seed", type=int, default=42)
+
+    def handle(self, *args, **options):
+        try:
+            config = StoreConfig(
+                customers=options["customers"], items=options["items"], seed=options["seed"]
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        truth = generate_truth(config)
+        last = truth.customer_external_ids[-1]
+        if not Customer.objects.filter(external_id=last).exists():
+            raise CommandError(
+                f"No simulated customer {last}: run simulate_store with --customers "
+                f"{config.customers} first."
+            )
+        if not Segment.objects.filter(name="Email engaged").exists():
+            raise CommandError("The demo segments are missing: run simulate_store first.")
+        started = time.perf_counter()
+        counts = demo_campaigns_create(truth=truth)
+        summary = ", ".join(f"{k}={v:,}" for k, v in counts.items()) or "already sent"
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo campaigns ready in {time.perf_counter() - started:.1f}s: {summary}"
+            )
+        )

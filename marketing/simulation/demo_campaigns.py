@@ -120,11 +120,11 @@ TEMPLATES = {
 # Reaction model (logits over the true affinity, which is standardised per customer).
 BOUNCE_RATE = 0.02
 OPEN_BASE = -0.6  # variant A: the generic subject
-OPEN_SUBJECT_AFFINITY = 0.7  # variant B: per unit of affinity for the item it names
-OPEN_SUBJECT_BASE = -1.2
-CLICK_BASE, CLICK_AFFINITY = -3.0, 0.8
-BUY_AFTER_CLICK_BASE, BUY_AFTER_CLICK_AFFINITY = -3.0, 0.8
-ORGANIC_BUY_RATE = 0.02  # anyone, in the horizon, without the message
+OPEN_SUBJECT_AFFINITY = 0.9  # variant B: per unit of affinity for the item it names
+OPEN_SUBJECT_BASE = -1.0
+CLICK_BASE, CLICK_AFFINITY = -2.4, 0.8
+BUY_AFTER_CLICK_BASE, BUY_AFTER_CLICK_AFFINITY = -2.0, 0.8
+ORGANIC_BUY_RATE = 0.015  # anyone, in the horizon, without the message
 
 
 @dataclass(frozen=True)

@@ -348,6 +348,38 @@ def _caps_apply_locked(rows: list[Message], *, channel: str, now: Any) -> set[st
     return capped
 
 
+# (attribute, SQL array type) of what a new row sets; the other columns are constants (below)
+# or the nullable outcome times, left NULL.
+_INSERT_COLUMNS = (
+    *(("campaign_id", "bigint"), ("variant_id", "bigint"), ("customer_id", "bigint")),
+    *(("channel", "text"), ("address", "text"), ("idempotency_key", "text")),
+    *(("status", "text"), ("skip_reason", "text"), ("error", "text")),
+    ("journey_entry_id", "bigint"),
+)
+
+
+def _messages_insert(rows: list[Message]) -> None:
+    """INSERT the batch's new rows, those whose key exists already left out (ON CONFLICT DO
+    NOTHING, as `bulk_create(ignore_conflicts=True)`). One array per column and `unnest`:
+    `bulk_create` prepared 24 values per row through the model fields and sent 12,000
+    parameters per batch, about 0.1 ms of CPU per email."""
+    if not rows:
+        return
+    column = {f.attname: f.column for f in Message._meta.concrete_fields}
+    columns = ", ".join(str(column[name]) for name, _ in _INSERT_COLUMNS)
+    arrays = ", ".join(f"%s::{sql_type}[]" for _, sql_type in _INSERT_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Message._meta.db_table} ({columns}, provider_message_id, attempts, "  # noqa: S608
+            f"created_at, payload) SELECT *, '', 0, %s, '{{}}'::jsonb FROM unnest({arrays}) "
+            "ON CONFLICT DO NOTHING",
+            [
+                timezone.now(),
+                *([getattr(row, name) for row in rows] for name, _ in _INSERT_COLUMNS),
+            ],
+        )
+
+
 def _skip_reason(
     campaign: Campaign,
     customer_id: int,
@@ -509,7 +541,7 @@ def messages_send_batch(
     with transaction.atomic(durable=True):
         for key in _caps_apply_locked(new, channel=channel, now=now):
             del rendered[key]
-        Message.objects.bulk_create(rows, ignore_conflicts=True)
+        _messages_insert(rows)
     for countdown, deferred_ids in sorted(deferred.items()):
         messages_send_batch_task.apply_async(
             (campaign.pk, deferred_ids, journey_entry_id), countdown=countdown
@@ -520,14 +552,18 @@ def messages_send_batch(
             counts[row.status] += 1
     if rendered:
         provider = provider_for(channel)  # before any claim: a bad configuration claims nothing
-        queued = list(
+        # The rows as stored (ids, attempts, the address of a row that existed already), set
+        # on the batch's own Message objects: no model instances built from the rows again.
+        by_key = {row.idempotency_key: row for row in rows if row.idempotency_key in rendered}
+        queued = []
+        for pk, key, address, attempts in (
             Message.objects.filter(idempotency_key__in=list(rendered), status=MessageStatus.QUEUED)
             .order_by("pk")
-            .only(
-                *("pk", "campaign_id", "customer_id", "channel", "address", "idempotency_key"),
-                "attempts",  # deferred, each would be one query
-            )
-        )
+            .values_list("pk", "idempotency_key", "address", "attempts")
+        ):
+            row = by_key[key]
+            row.pk, row.address, row.attempts = pk, address, attempts
+            queued.append(row)
         for status in _send_in_chunks(queued, rendered, provider=provider):
             counts[status] += 1
     result = BatchResult(

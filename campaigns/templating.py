@@ -21,6 +21,7 @@ Nothing here touches the database; `campaigns/personalization.py` builds the con
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -215,12 +216,25 @@ def template_sources(template: Any) -> dict[str, str]:
     }
 
 
+@functools.lru_cache(maxsize=64)
+def _parts_compile_cached(
+    channel: str, sources: tuple[tuple[str, str], ...], name: str
+) -> CompiledTemplate:
+    """Compiled templates by their sources: every batch of a campaign (500 recipients) used to
+    compile its template again, about 30 ms, 0.06 ms per email. Keyed by the sources, so an
+    edited template is compiled anew; the compiled Jinja templates are only read when
+    rendering, so sharing them between batches and threads is safe."""
+    return parts_compile(channel, dict(sources), name=name)
+
+
 def template_compile(template: Any) -> CompiledTemplate:
     """Compile a MessageTemplate; syntax errors become a ValidationError on the model field
     ("html_body": "Line 3: unexpected '}'")."""
     try:
-        return parts_compile(
-            template.channel, template_sources(template), name=getattr(template, "name", "")
+        return _parts_compile_cached(
+            template.channel,
+            tuple(template_sources(template).items()),
+            getattr(template, "name", ""),
         )
     except TemplatePartsError as exc:
         fields = {

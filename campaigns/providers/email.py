@@ -71,13 +71,18 @@ class SendGridEmailProvider:
 
     def __init__(self, *, api_key: str, host: str, from_email: str, timeout: float):
         self.client = SendGridAPIClient(api_key=api_key, host=host)
+        # The `mail/send` endpoint of the client, built once: each `client.mail.send` builds
+        # two python_http_client.Client objects. The endpoint is shared by the sending
+        # threads; a request only reads it (its headers dict is shared by every endpoint of
+        # the client anyway).
+        self.mail_send = self.client.client.mail.send
         self.from_email = from_email
         self.timeout = timeout
 
     def send(self, message: OutboundMessage) -> ProviderResult:
         body = sendgrid_mail_body(message, from_email=self.from_email)
         try:
-            response = self.client.client.mail.send.post(request_body=body, timeout=self.timeout)
+            response = self.mail_send.post(request_body=body, timeout=self.timeout)
         except HTTPError as exc:
             raise self._error(exc) from exc
         except (URLError, TimeoutError, OSError, http.client.HTTPException) as exc:

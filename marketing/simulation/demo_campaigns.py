@@ -14,15 +14,19 @@ services the webhooks, the open pixel and the click redirect use:
   customer likes;
 - purchases (profile events through `events_ingest`): some clickers buy the clicked item, and
   everyone (the holdout too) may buy something on their own at a lower baseline rate, so
-  `conversions_attribute_new` credits conversions and the report shows the lift.
+  `conversions_attribute_new` credits conversions and the report shows the lift;
+- some clickers who do not buy leave the clicked item in their cart (`add_to_cart` events),
+  which the "Abandoned cart" journey, active before the send, picks up: its emails go out
+  an hour after each cart unless the customer bought meanwhile (worker and beat running).
 
 Every reaction happens within OUTCOME_HORIZON of the send: the event API accepts timestamps
-at most a day ahead, and the report counts them at once. Draws are seeded from the store's
-seed and each message's key, event ids are derived from the keys, and a campaign that has
-messages is not sent again, so running the setup twice changes nothing.
+at most a day ahead, and the report counts them at once. The draws are seeded by the store's
+seed and the campaign name, over the messages in key order; event ids are derived from the
+message keys; a campaign that has messages is not sent again: running the setup twice changes
+nothing. (Which variant or holdout a customer falls in hashes their pk, so a store loaded
+anew, with new pks, splits differently.)
 
-Also: the "Abandoned cart" journey (add_to_cart without a purchase within 60 minutes) is
-active, and "Weekend deals" is a weekly recurring campaign scheduled from next Saturday.
+Also: "Weekend deals" is a weekly recurring campaign scheduled from next Saturday.
 """
 
 from __future__ import annotations
@@ -125,13 +129,15 @@ OPEN_SUBJECT_BASE = -1.0
 CLICK_BASE, CLICK_AFFINITY = -2.4, 0.8
 BUY_AFTER_CLICK_BASE, BUY_AFTER_CLICK_AFFINITY = -2.0, 0.8
 ORGANIC_BUY_RATE = 0.015  # anyone, in the horizon, without the message
+CART_RATE = 0.4  # a clicker who does not buy puts the clicked item in the cart
 
 
 @dataclass(frozen=True)
 class Reactions:
     """Drawn reactions, aligned with the recipients given to `reactions_draw`; times are
     seconds after the send (NaN: did not happen), `clicked` is a slot into the shown items
-    (-1: none), `bought` an item index (-1: none)."""
+    (-1: none), `bought` an item index (-1: none); `carted_after`: a clicker who did not
+    buy the clicked item put it in the cart then (the abandoned-cart journey's trigger)."""
 
     bounced: np.ndarray
     opened_after: np.ndarray
@@ -139,6 +145,7 @@ class Reactions:
     clicked: np.ndarray
     bought_after: np.ndarray
     bought: np.ndarray
+    carted_after: np.ndarray
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -196,6 +203,8 @@ def reactions_draw(
     buy_after_click = click_after + np.minimum(rng.exponential(2 * 3600, n), horizon_seconds / 3)
     organic_after = rng.random(n) * horizon_seconds
     nan = np.full(n, np.nan)
+    carts = clicks & ~buys_clicked & (rng.random(n) < CART_RATE)
+    cart_after = click_after + 60 + rng.random(n) * 540
     bought_after = np.where(
         buys_clicked, buy_after_click, np.where(buys_organic, organic_after, nan)
     )
@@ -210,6 +219,7 @@ def reactions_draw(
             shown[rows, slot],
             np.where(buys_organic, organic_item, -1),
         ),
+        carted_after=np.where(carts, cart_after, nan),
     )
 
 
@@ -286,6 +296,23 @@ def _event_id(key: str, kind: str) -> uuid.UUID:
     return uuid.uuid5(EVENT_NAMESPACE, f"{key}|{kind}")
 
 
+def _store_event(
+    m: Message, customer: str, kind: str, item: str, value: float | None, at: datetime
+) -> EventRow:
+    """A storefront event caused by message `m` (its id derived from the message key)."""
+    return EventRow(
+        event_id=_event_id(m.idempotency_key, kind),
+        customer_id=customer,
+        type=kind,
+        item_id=item,
+        value=value,
+        channel="web",
+        campaign_id=None,
+        occurred_at=at,
+        properties={},
+    )
+
+
 def _outcomes_simulate(campaign: Campaign, truth: StoreTruth) -> dict[str, int]:
     """Draw and record the reactions to the campaign's sent messages and its holdout."""
     rows = list(
@@ -341,7 +368,7 @@ def _outcomes_simulate(campaign: Campaign, truth: StoreTruth) -> dict[str, int]:
     }
     messages_outcomes_record(outcomes=delivery)
     opened = clicked = 0
-    purchases: list[EventRow] = []
+    store_events: list[EventRow] = []
     for r, m in enumerate(rows):
         if not np.isnan(reactions.opened_after[r]):
             opened += message_open_record(
@@ -352,22 +379,31 @@ def _outcomes_simulate(campaign: Campaign, truth: StoreTruth) -> dict[str, int]:
             clicked += message_click_record(
                 key=m.idempotency_key, url=urls[(r, slot)], at=at(m, reactions.clicked_after[r])
             )
-        item = int(reactions.bought[r])
-        if item >= 0:
-            purchases.append(
-                EventRow(
-                    event_id=_event_id(m.idempotency_key, "purchase"),
-                    customer_id=customers[m.customer_id],
-                    type=EventType.PURCHASE,
-                    item_id=truth.item_external_ids[item],
-                    value=round(float(truth.item_price[item]), 2),
-                    channel="web",
-                    campaign_id=None,
-                    occurred_at=at(m, reactions.bought_after[r]),
-                    properties={},
+        if not np.isnan(reactions.carted_after[r]):
+            item = int(shown[r, slot])
+            store_events.append(
+                _store_event(
+                    m,
+                    customers[m.customer_id],
+                    EventType.ADD_TO_CART,
+                    truth.item_external_ids[item],
+                    None,
+                    at(m, reactions.carted_after[r]),
                 )
             )
-    bought = events_ingest(rows=purchases).accepted if purchases else 0
+        item = int(reactions.bought[r])
+        if item >= 0:
+            store_events.append(
+                _store_event(
+                    m,
+                    customers[m.customer_id],
+                    EventType.PURCHASE,
+                    truth.item_external_ids[item],
+                    round(float(truth.item_price[item]), 2),
+                    at(m, reactions.bought_after[r]),
+                )
+            )
+    ingested = events_ingest(rows=store_events).accepted if store_events else 0
     converted = 0
     while True:
         result = conversions_attribute_new()
@@ -380,7 +416,9 @@ def _outcomes_simulate(campaign: Campaign, truth: StoreTruth) -> dict[str, int]:
         "bounced": int(reactions.bounced.sum()),
         "opened": opened,
         "clicked": clicked,
-        "purchases": bought,
+        "purchases": sum(e.type == EventType.PURCHASE for e in store_events),
+        "carts": sum(e.type == EventType.ADD_TO_CART for e in store_events),
+        "store_events_new": ingested,
         "converted": converted,
     }
 
@@ -435,10 +473,11 @@ def demo_campaigns_create(*, truth: StoreTruth) -> dict[str, int]:
     by `store_simulate`, with its demo segments). Returns what was done."""
     templates = _templates()
     counts: dict[str, int] = {}
+    # First: the carts the Weekly picks clickers leave behind enter it.
+    _journey_activate(templates)
     weekly = _weekly_picks_send(templates)
     if weekly is not None:
         counts.update(_outcomes_simulate(weekly, truth))
-    _journey_activate(templates)
     _recurring_schedule(templates, timezone.now())
     logger.info("demo campaigns", extra=counts)
     return counts

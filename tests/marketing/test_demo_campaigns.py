@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from campaigns.models import Campaign, Message
+from campaigns.journeys import journey_events_consume
+from campaigns.models import Campaign, JourneyEntry, Message
 from campaigns.selectors import campaign_report
 from marketing.simulation.demo_campaigns import reactions_draw
 from marketing.simulation.load import store_simulate
@@ -81,6 +82,11 @@ def test_weekly_picks_is_sent_and_its_report_shows_opens_clicks_and_conversions(
         "Weekend deals": "scheduled",
     }
     journey = Campaign.objects.get(name="Abandoned cart")
+    # Clickers who did not buy left carts, which the journey (active before the send) takes.
+    carts = Event.objects.filter(type="add_to_cart", occurred_at__gte=weekly.sent_at)
+    assert carts.count() > 0
+    journey_events_consume()
+    assert JourneyEntry.objects.filter(campaign=journey).count() == carts.count()
     assert (journey.trigger_event_type, journey.trigger_exit_event_type) == (
         "add_to_cart",
         "purchase",

@@ -17,6 +17,7 @@ from profiles.api_segment_imports import SegmentImportReplaceView, SegmentImport
 from profiles.api_segments import SegmentViewSet
 from recommender.api import CustomerRecommendationView, ItemViewSet, SimilarItemsView
 from recommender.api_affinity import AffinitySegmentCreateView
+from recommender.api_offers import OfferRankView, OfferRewardView
 
 
 class OptionalSlashRouter(SimpleRouter):
@@ -95,6 +96,8 @@ api_v1 = [
         name="customer-recommendations",
     ),
     re_path(r"^items/(?P<id>[^/]+)/similar/?$", SimilarItemsView.as_view(), name="item-similar"),
+    re_path(r"^offers/rank/?$", OfferRankView.as_view(), name="offers-rank"),
+    re_path(r"^offers/reward/?$", OfferRewardView.as_view(), name="offers-reward"),
     *router.urls,
 ]
 

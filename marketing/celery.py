@@ -123,6 +123,17 @@ app.conf.beat_schedule = {
         "task": "experiments.exposures_flush",
         "schedule": 5.0,
     },
+    # every 5 seconds: buffered offer decisions into PostgreSQL, rewards onto them, expired
+    # reward waits settled with the default reward
+    "recommender-offer-log-process": {
+        "task": "recommender.offer_log_process",
+        "schedule": 5.0,
+    },
+    # every 15 seconds: rewarded offer decisions into the served ranker (within a minute)
+    "recommender-offer-policy-learn": {
+        "task": "recommender.offer_policy_learn",
+        "schedule": 15.0,
+    },
     # every 10 minutes: running bandits get new weights from their logged outcomes
     "experiments-bandits-reweight": {
         "task": "experiments.bandits_reweight",

@@ -214,6 +214,19 @@ RECOMMENDER_RECENCY_HALF_LIFE_DAYS = env.float("RECOMMENDER_RECENCY_HALF_LIFE_DA
 # Retrain once this many events arrived since the last training (checked every 10 minutes).
 RECOMMENDER_RETRAIN_AFTER_EVENTS = env.int("RECOMMENDER_RETRAIN_AFTER_EVENTS", default=50_000)
 
+# --- Offer ranker (issue #8) -------------------------------------------------------------------
+# Share of requests whose top offer is drawn at random (Personalizer's default 20%).
+OFFERS_EXPLORATION = env.float("OFFERS_EXPLORATION", default=0.2)
+# Apprentice mode: serve the default order (priority) until the learned policy is better by
+# measurement (doubly robust paired comparison over at least the given number of rewards).
+OFFERS_APPRENTICE = env.bool("OFFERS_APPRENTICE", default=False)
+OFFERS_APPRENTICE_MIN_EVENTS = env.int("OFFERS_APPRENTICE_MIN_EVENTS", default=1000)
+# Decisions without a reward after this many seconds get the default reward.
+OFFERS_REWARD_WAIT_SECONDS = env.int("OFFERS_REWARD_WAIT_SECONDS", default=600)
+OFFERS_DEFAULT_REWARD = env.float("OFFERS_DEFAULT_REWARD", default=0.0)
+# PolicyConfig overrides (JSON), e.g. {"kind": "logistic", "learning_rate": 0.005}.
+OFFERS_POLICY = env.json("OFFERS_POLICY", default={})
+
 # --- Providers (used from the campaigns app) ---------------------------------------------------
 SENDGRID_API_KEY = env("SENDGRID_API_KEY", default="")
 SENDGRID_API_HOST = env("SENDGRID_API_HOST", default="https://api.sendgrid.com")

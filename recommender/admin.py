@@ -1,6 +1,13 @@
 from django.contrib import admin
 
-from recommender.models import Item, ModelVersion, Offer, RecommendationList, SimilarItemList
+from recommender.models import (
+    Item,
+    ModelVersion,
+    Offer,
+    OfferDecision,
+    RecommendationList,
+    SimilarItemList,
+)
 
 
 @admin.register(Item)
@@ -13,11 +20,27 @@ class ItemAdmin(admin.ModelAdmin):
 
 @admin.register(Offer)
 class OfferAdmin(admin.ModelAdmin):
-    list_display = ["name", "item", "discount_percent", "is_active", "starts_at", "ends_at"]
-    list_filter = ["is_active"]
-    search_fields = ["name", "description", "=item__external_id"]
-    raw_id_fields = ["item"]
+    list_display = ["name", "type", "status", "item", "priority", "starts_at", "ends_at"]
+    list_filter = ["status", "type"]
+    search_fields = ["name", "title", "description", "=item__external_id"]
+    raw_id_fields = ["item", "items", "segment"]
     list_select_related = ["item"]
+
+
+@admin.register(OfferDecision)
+class OfferDecisionAdmin(admin.ModelAdmin):
+    """The decision log, read-only: the rank API and the flush task write it."""
+
+    list_display = ["event_id", "created_at", "placement", "chosen_id", "mode", "reward"]
+    list_filter = ["mode", "placement", "reward_source"]
+    search_fields = ["=event_id", "=chosen_id"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(ModelVersion)

@@ -1,4 +1,4 @@
-from marketing.common.errors import ApplicationError
+from marketing.common.errors import ApplicationError, ConflictError, NotFoundError
 
 
 class ModelVersionNotReadyError(ApplicationError):
@@ -15,3 +15,11 @@ class TrainingDataError(ApplicationError):
     """Too little data to train on."""
 
     code = "training_data_missing"
+
+
+class DecisionNotFoundError(NotFoundError):
+    code = "offer_event_not_found"
+
+
+class RewardWindowClosedError(ConflictError):
+    code = "offer_reward_window_closed"

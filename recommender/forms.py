@@ -44,23 +44,6 @@ class ItemFilterForm(forms.Form):
         field.choices = [("", "All categories")] + [(c, c) for c in categories]
 
 
-class OfferFilterForm(forms.Form):
-    q = forms.CharField(
-        required=False,
-        max_length=200,
-        widget=forms.TextInput(
-            attrs={**SEARCH_ATTRS, "placeholder": "Search offer or item", "aria-label": "Search"}
-        ),
-    )
-    is_active = forms.NullBooleanField(
-        required=False,
-        widget=forms.Select(
-            choices=[("", "Active and inactive"), ("true", "Active"), ("false", "Inactive")],
-            attrs={"aria-label": "Active"},
-        ),
-    )
-
-
 class ModelVersionFilterForm(forms.Form):
     algorithm = choice_filter(choices=Algorithm.choices, empty="All algorithms", label="Algorithm")
     status = choice_filter(choices=ModelStatus.choices, empty="Any status", label="Status")

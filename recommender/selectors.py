@@ -3,14 +3,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import F, Func, JSONField, Q, QuerySet, Value
+from django.db.models import F, Func, JSONField, QuerySet, Value
 
 from recommender.models import (
     Algorithm,
     Item,
     ModelStatus,
     ModelVersion,
-    Offer,
 )
 
 
@@ -44,16 +43,6 @@ def item_category_list() -> list[str]:
         .values_list("category", flat=True)
         .distinct()
     )
-
-
-def offer_list(*, filters: dict | None = None) -> QuerySet[Offer]:
-    filters = filters or {}
-    qs = Offer.objects.select_related("item")
-    if q := filters.get("q"):
-        qs = qs.filter(Q(name__icontains=q) | Q(item__title__icontains=q))
-    if (is_active := filters.get("is_active")) is not None:
-        qs = qs.filter(is_active=is_active)
-    return qs.order_by("name")
 
 
 def modelversion_list(*, filters: dict | None = None) -> QuerySet[ModelVersion]:

@@ -83,3 +83,62 @@ def affinity_segment_build_task(
     segment = affinity_segment_build(job_id=job_id, request=AffinityRequest(**request), user=user)
     logger.info("affinity segment task", extra={"job": job_id, "segment": segment and segment.pk})
     return None if segment is None else segment.pk
+
+
+OFFER_LOG_SCHEDULED_FLAG = "offers:log-scheduled"
+OFFER_LEARN_SCHEDULED_FLAG = "offers:learn-scheduled"
+
+
+@shared_task(name="recommender.offer_log_process", soft_time_limit=50, time_limit=120)
+def offer_log_process_task() -> dict:
+    """Every 5 s (and soon after offer events are ingested): buffered decisions into
+    PostgreSQL, rewards onto them, expired waits settled. Safe to run twice."""
+    from recommender.offers_log import offer_log_process
+
+    result = offer_log_process()
+    if result.rewards or result.event_rewards or result.settled:
+        offer_policy_learn_schedule()
+    return result.__dict__
+
+
+def offer_log_process_schedule() -> None:
+    """Hook run when ingested events commit: wake the log processor (offer_click and
+    purchase rewards) at most once a second, after the events settle."""
+    from django.core.cache import cache
+
+    from recommender.offers_log import EVENT_SETTLE_SECONDS
+
+    if cache.add(OFFER_LOG_SCHEDULED_FLAG, 1, timeout=1):
+        offer_log_process_task.apply_async(countdown=EVENT_SETTLE_SECONDS + 0.5)
+
+
+def offer_policy_learn_schedule() -> None:
+    from django.core.cache import cache
+
+    if cache.add(OFFER_LEARN_SCHEDULED_FLAG, 1, timeout=5):
+        offer_policy_learn_task.delay()
+
+
+@shared_task(name="recommender.offer_policy_learn", soft_time_limit=50, time_limit=120)
+def offer_policy_learn_task() -> dict:
+    """Every 15 s (and after new rewards): rewarded decisions into the served policy."""
+    from recommender.offers_learning import offer_policy_learn
+
+    result = offer_policy_learn()
+    if result.learned:
+        logger.info("offer policy updated", extra=result.__dict__)
+    return result.__dict__
+
+
+@shared_task(
+    name="recommender.offer_evaluation_run",
+    queue=Queue.RECOMMENDER.value,
+    soft_time_limit=1800,
+    time_limit=2400,
+    autoretry_for=(),
+)
+def offer_evaluation_run_task(*, job_id: int) -> None:
+    """Offline evaluation of candidate settings; the Job row shows the progress."""
+    from recommender.offers_learning import offer_evaluation_run
+
+    offer_evaluation_run(job_id=job_id)

@@ -9,7 +9,7 @@ from django.views.decorators.vary import vary_on_headers
 from marketing.common.htmx import HtmxHttpRequest
 from marketing.common.listing import PAGE_SIZE, render_list, wants_fragment
 from recommender import selectors, selectors_models
-from recommender.forms import ItemFilterForm, ModelVersionFilterForm, OfferFilterForm
+from recommender.forms import ItemFilterForm, ModelVersionFilterForm
 from recommender.forms_models import TrainForm
 from recommender.models import Algorithm
 
@@ -58,17 +58,3 @@ def modelversion_list_view(request: HtmxHttpRequest) -> HttpResponse:
         context["train_form"] = TrainForm()
         context["served"] = selectors_models.modelversion_served()
     return render(request, template, context)
-
-
-@require_GET
-@vary_on_headers("HX-Request")
-def offer_list_view(request: HtmxHttpRequest) -> HttpResponse:
-    form = OfferFilterForm(request.GET)
-    form.is_valid()
-    return render_list(
-        request,
-        template="recommender/offer_list.html",
-        fragment="offer-table",
-        form=form,
-        queryset=selectors.offer_list(filters=form.cleaned_data),
-    )

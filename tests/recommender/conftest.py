@@ -24,3 +24,17 @@ def small_store(db):
 def hybrid(small_store):
     """A served hybrid model trained on the small simulated store."""
     return model_train(algorithm=Algorithm.HYBRID)
+
+
+@pytest.fixture(autouse=True)
+def _offer_ranker_caches():
+    """The rank path keeps the catalog and the served policy in process memory; every test
+    starts without them (Redis is flushed by the cache fixture)."""
+    from recommender.offers_catalog import cached_catalog
+    from recommender.offers_policy import served_ranker
+
+    cached_catalog.clear()
+    served_ranker.clear()
+    yield
+    cached_catalog.clear()
+    served_ranker.clear()

@@ -22,7 +22,7 @@ class OfferFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"Offer {n}")
     item = factory.SubFactory(ItemFactory)
     discount_percent = "10.00"
-    is_active = True
+    status = "active"
 
 
 class ModelVersionFactory(factory.django.DjangoModelFactory):

@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from recommender.selectors import RankedItem, modelversion_top_items
-from tests.recommender.factories import ItemFactory, ModelVersionFactory, OfferFactory
+from tests.recommender.factories import ItemFactory, ModelVersionFactory
 
 HTMX = {"HX-Request": "true"}
 
@@ -99,61 +99,6 @@ def test_catalog_query_count_is_constant(marketer_client, django_assert_num_quer
     # session, user, categories, count, page, can_edit groups
     with django_assert_num_queries(6):
         marketer_client.get(reverse("recommender:item-list"))
-
-
-@pytest.mark.parametrize("client_fixture", ["marketer_client", "analyst_client"])
-def test_offer_list_shows_offers(request, client_fixture):
-    client = request.getfixturevalue(client_fixture)
-    item = ItemFactory(external_id="sku-red", title="Red shoe")
-    OfferFactory(
-        name="Summer sale",
-        item=item,
-        discount_percent="15.00",
-        starts_at=dt.datetime(2025, 6, 1, tzinfo=dt.UTC),
-        ends_at=dt.datetime(2025, 8, 31, tzinfo=dt.UTC),
-    )
-    OfferFactory(name="Free shipping", item=None, is_active=False)
-    response = client.get(reverse("recommender:offer-list"))
-    content = response.content.decode()
-    assert response.status_code == 200
-    assert "<h1>Offers</h1>" in content
-    assert "<b>Summer sale</b>" in content
-    assert "Red shoe" in content
-    assert "15%" in content
-    assert "2025-06-01 → 2025-08-31" in content
-    assert '<span class="muted">inactive</span>' in content
-    assert ("/admin/recommender/offer/" in content) is (client_fixture == "marketer_client")
-
-
-def test_offer_list_search_and_active_filter(marketer_client):
-    OfferFactory(name="Summer sale", item=ItemFactory(title="Red shoe"))
-    OfferFactory(name="Winter sale", is_active=False, item=ItemFactory(title="Wool hat"))
-    url = reverse("recommender:offer-list")
-
-    def names(params):
-        return [o.name for o in marketer_client.get(url, params).context["page_obj"]]
-
-    assert names({"q": "summer"}) == ["Summer sale"]
-    assert names({"q": "wool"}) == ["Winter sale"]
-    assert names({"is_active": "false"}) == ["Winter sale"]
-    assert names({"q": "sale", "is_active": "true"}) == ["Summer sale"]
-    assert names({}) == ["Summer sale", "Winter sale"]
-
-
-def test_offer_list_htmx_returns_only_the_table(marketer_client):
-    OfferFactory(name="Summer sale")
-    content = marketer_client.get(reverse("recommender:offer-list"), headers=HTMX).content
-    assert content.decode().lstrip().startswith('<div id="offer-table"')
-    assert b"Summer sale" in content
-    assert b"<nav" not in content
-
-
-@pytest.mark.parametrize("n", [1, 20])
-def test_offer_list_query_count_is_constant(marketer_client, django_assert_num_queries, n):
-    OfferFactory.create_batch(n)
-    # session, user, count, page with items joined, can_edit groups
-    with django_assert_num_queries(5):
-        marketer_client.get(reverse("recommender:offer-list"))
 
 
 @pytest.mark.parametrize("client_fixture", ["marketer_client", "analyst_client"])

@@ -7,11 +7,13 @@ demo). Dispatch stamps its messages with the current time, so the recipients' re
 simulated after it, from the simulated store's hidden tastes, and recorded through the same
 services the webhooks, the open pixel and the click redirect use:
 
-- delivered or bounced (`messages_outcomes_record`);
-- opens (`message_open_record`): variant A's subject is generic, B's names the first
-  recommended item, so B opens more often the more the customer truly likes that item;
-- clicks (`message_click_record`), on one of the recommended items, likelier for items the
-  customer likes;
+- delivered or bounced, opened, clicked: `messages_outcomes_record` for all the messages in
+  one statement, then `message_events_record` for the `email_open` / `email_click` profile
+  events, as a provider's webhook delivery does (`message_open_record` and
+  `message_click_record` are the same for one message);
+- opens: variant A's subject is generic, B's names the first recommended item, so B opens
+  more often the more the customer truly likes that item;
+- clicks, on one of the recommended items, likelier for items the customer likes;
 - purchases (profile events through `events_ingest`): some clickers buy the clicked item, and
   everyone (the holdout too) may buy something on their own at a lower baseline rate, so
   `conversions_attribute_new` credits conversions and the report shows the lift;
@@ -57,9 +59,9 @@ from campaigns.models import (
     SkipReason,
 )
 from campaigns.outcomes import (
+    MessageEvent,
     Outcome,
-    message_click_record,
-    message_open_record,
+    message_events_record,
     messages_outcomes_record,
 )
 from campaigns.personalization import context_for_customers
@@ -359,26 +361,40 @@ def _outcomes_simulate(campaign: Campaign, truth: StoreTruth) -> dict[str, int]:
     def at(m: Message, seconds: float) -> datetime:
         return (m.sent_at or m.created_at) + timedelta(seconds=float(seconds))
 
-    delivery = {
-        m.idempotency_key: Outcome(bounced_at=at(m, 5))
-        if reactions.bounced[r]
-        else Outcome(delivered_at=at(m, 5))
-        for r, m in enumerate(rows)
-        if treated[r]
-    }
-    messages_outcomes_record(outcomes=delivery)
-    opened = clicked = 0
+    # Like a provider's webhook delivery: all outcomes in one statement, then the profile
+    # events of first opens and of clicks in one batch (per message, message_open_record and
+    # message_click_record do the same; one by one they cost the demo 15-30 s).
+    outcomes: dict[str, Outcome] = {}
+    clicks: dict[str, str] = {}
+    for r, m in enumerate(rows):
+        if not treated[r]:
+            continue
+        outcome = outcomes[m.idempotency_key] = Outcome()
+        outcome.note("bounced_at" if reactions.bounced[r] else "delivered_at", at(m, 5))
+        if not np.isnan(reactions.opened_after[r]):
+            outcome.note("opened_at", at(m, reactions.opened_after[r]))
+        if reactions.clicked[r] >= 0:
+            outcome.note("clicked_at", at(m, reactions.clicked_after[r]))
+            clicks[m.idempotency_key] = urls[(r, int(reactions.clicked[r]))]
+    recorded = messages_outcomes_record(outcomes=outcomes)
+    engagement = [
+        MessageEvent(rec, EventType.EMAIL_OPEN, opened_at)
+        for rec in recorded
+        if rec.first_open and (opened_at := outcomes[rec.key].opened_at) is not None
+    ]
+    engagement += [
+        MessageEvent(
+            rec, EventType.EMAIL_CLICK, clicked_at, clicks[rec.key], {"url": clicks[rec.key]}
+        )
+        for rec in recorded
+        if rec.first_click and (clicked_at := outcomes[rec.key].clicked_at) is not None
+    ]
+    message_events_record(events=engagement)
+    opened = sum(rec.first_open for rec in recorded)
+    clicked = sum(rec.first_click for rec in recorded)
     store_events: list[EventRow] = []
     for r, m in enumerate(rows):
-        if not np.isnan(reactions.opened_after[r]):
-            opened += message_open_record(
-                key=m.idempotency_key, at=at(m, reactions.opened_after[r])
-            )
         slot = int(reactions.clicked[r])
-        if slot >= 0:
-            clicked += message_click_record(
-                key=m.idempotency_key, url=urls[(r, slot)], at=at(m, reactions.clicked_after[r])
-            )
         if not np.isnan(reactions.carted_after[r]):
             item = int(shown[r, slot])
             store_events.append(

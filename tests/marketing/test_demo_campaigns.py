@@ -8,6 +8,7 @@ from io import StringIO
 import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 
 from campaigns.journeys import journey_events_consume
 from campaigns.models import Campaign, JourneyEntry, Message
@@ -46,7 +47,9 @@ def _counts() -> dict:
     }
 
 
-def test_weekly_picks_is_sent_and_its_report_shows_opens_clicks_and_conversions(demo_store):
+def test_weekly_picks_is_sent_and_its_report_shows_opens_clicks_and_conversions(
+    demo_store, marketer_client
+):
     out = StringIO()
     call_command("demo_campaigns", *ARGS, stdout=out)
 
@@ -81,6 +84,9 @@ def test_weekly_picks_is_sent_and_its_report_shows_opens_clicks_and_conversions(
         "Abandoned cart": "sending",
         "Weekend deals": "scheduled",
     }
+    page = marketer_client.get(reverse("campaigns:campaign-report", args=[weekly.pk]))
+    assert page.status_code == 200
+    assert page.context["report"].total == total
     journey = Campaign.objects.get(name="Abandoned cart")
     # Clickers who did not buy left carts, which the journey (active before the send) takes.
     carts = Event.objects.filter(type="add_to_cart", occurred_at__gte=weekly.sent_at)

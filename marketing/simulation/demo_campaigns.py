@@ -237,13 +237,14 @@ def _templates() -> dict[str, MessageTemplate]:
 def _campaign_prepare(
     name: str, fields: dict, variants: list[tuple[str, MessageTemplate]]
 ) -> Campaign:
-    """The named campaign as a draft (or scheduled) with these fields and variants: created,
-    or updated while still editable. Others (sending, done) are left as they are."""
+    """The named campaign as a draft with these fields and variants: created, or updated
+    while a draft. Once scheduled, active or sent it is left as it is (a second setup must
+    not move a recurring campaign's next occurrence)."""
     campaign = Campaign.objects.filter(name=name, parent=None).order_by("pk").first()
     if campaign is None:
         specs = [VariantSpec(name=n, template=t) for n, t in variants]
         return campaign_create(fields={"name": name, **fields}, variants=specs)
-    if campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
+    if campaign.status != CampaignStatus.DRAFT:
         return campaign
     kept = dict(campaign.variants.values_list("name", "pk"))
     specs = [VariantSpec(name=n, template=t, pk=kept.get(n)) for n, t in variants]
@@ -256,10 +257,7 @@ def _weekly_picks_send(templates: dict[str, MessageTemplate]) -> Campaign | None
     campaign = Campaign.objects.filter(name=WEEKLY_PICKS, parent=None).order_by("pk").first()
     if campaign is not None and campaign.messages.exists():
         return None
-    if campaign is not None and campaign.status not in (
-        CampaignStatus.DRAFT,
-        CampaignStatus.SCHEDULED,
-    ):
+    if campaign is not None and campaign.status != CampaignStatus.DRAFT:
         # Demo data from before dispatch existed ("sent" without messages), or a store
         # simulated anew under a sent campaign (its messages went with the customers).
         Campaign.objects.filter(pk=campaign.pk).update(status=CampaignStatus.DRAFT)

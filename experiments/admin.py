@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from experiments.models import AllocationChange, Experiment, Exposure, Variant
+from experiments.models import AllocationChange, Experiment, Exposure, SequentialLook, Variant
 
 
 class VariantInline(admin.TabularInline):
@@ -24,7 +24,7 @@ class ExperimentAdmin(admin.ModelAdmin):
     list_filter = ["kind", "allocation", "status"]
     search_fields = ["name", "key", "hypothesis"]
     prepopulated_fields = {"key": ["name"]}
-    raw_id_fields = ["audience_segment"]
+    raw_id_fields = ["audience_segment", "campaign"]
     inlines = [VariantInline]
 
 
@@ -50,3 +50,14 @@ class ExposureAdmin(admin.ModelAdmin):
     list_select_related = ["experiment", "customer", "variant"]
     raw_id_fields = ["experiment", "customer", "variant"]
     date_hierarchy = "exposed_at"
+
+
+@admin.register(SequentialLook)
+class SequentialLookAdmin(admin.ModelAdmin):
+    """The stored daily always-valid p-values; written by the results computation only."""
+
+    list_display = ["experiment", "variant", "metric", "day", "p_value", "users"]
+    list_filter = ["metric"]
+    list_select_related = ["experiment", "variant"]
+    date_hierarchy = "day"
+    readonly_fields = ["experiment", "variant", "metric", "day", "p_value", "users"]

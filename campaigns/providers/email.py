@@ -73,8 +73,8 @@ class SendGridEmailProvider:
         self.client = SendGridAPIClient(api_key=api_key, host=host)
         # The `mail/send` endpoint of the client, built once: each `client.mail.send` builds
         # two python_http_client.Client objects. The endpoint is shared by the sending
-        # threads; a request only reads it (its headers dict is shared by every endpoint of
-        # the client anyway).
+        # threads as the client's own endpoints already share one headers dict: a request
+        # reads it, and only sets the same Content-Type default each time.
         self.mail_send = self.client.client.mail.send
         self.from_email = from_email
         self.timeout = timeout

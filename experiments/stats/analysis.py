@@ -43,15 +43,18 @@ class AnalysisConfig:
     `tau2` is the mSPRT mixture variance on the difference scale. None takes
     (tau_relative x control mean)^2 at each look, which settles once control has a few hundred
     users (set tau2 from the baseline to fix it before the experiment starts). The default
-    scale of 10% of the control mean is twice the default MDE on purpose: a mixture narrower
-    than the true effect delays detection a lot (the evidence grows like r (z^2 - 1) / 2 with
-    r = tau2 / V), a wider one costs only log(1 + r) / 2."""
+    scale is 25% of the control mean, the size of the lifts marketing tests usually look for:
+    a mixture narrower than the true effect delays detection a lot (the evidence grows like
+    r (z^2 - 1) / 2 with r = tau2 / V), a wider one costs only log(1 + r) / 2. Worked figures:
+    5% against 15% conversion with 600 users each gives a sequential p of 0.27 at 10% but
+    0.003 at 25%; a 10% lift (5% against 5.5%) with 50,000 users each gives 0.011 at 10% and
+    0.018 at 25%."""
 
     alpha: float = 0.05
     power: float = 0.8
     mde: float = 0.05
     tau2: float | None = None
-    tau_relative: float = 0.1
+    tau_relative: float = 0.25
     win_probability: float = 0.95
     max_expected_loss: float = 0.01
     min_users: int = design.MIN_USERS_PER_VARIANT

@@ -1,7 +1,7 @@
 """Rank: the hot path of `POST /api/v1/offers/rank`.
 
-Per request: one Redis round trip (the served policy version and the catalog generation),
-one SQL query (the customer's live features, segments, consent), a second Redis round trip
+Per request: the served policy version and the catalog generation (one Redis round trip, at
+most once a second per process), one SQL query (the customer's live features, segments, consent), a second Redis round trip
 only when a candidate has caps, featurize + rank in numpy (~0.3 ms for 20 candidates), and
 one pipelined Redis write (the decision into the log buffer, its reward marker, impression
 counters). No PostgreSQL write: offers_log moves the decision there a few seconds later.
@@ -15,6 +15,7 @@ caps) but not the placement; unknown ids are dropped.
 """
 
 import json
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -47,6 +48,28 @@ from recommender.selectors_offers import customer_for_ranking, items_for_ranking
 DEFAULT_K = 3
 MAX_K = 50
 MAX_CANDIDATES = 100
+
+
+# The policy version and catalog generation are read at most once per this many seconds per
+# process: a round trip fewer on most requests (each one waits for a time slice on a busy
+# machine), and a new model is still served within seconds of its publication.
+STAMPS_SECONDS = 1.0
+_stamps_cache: dict[str, Any] = {"at": float("-inf"), "value": (None, None)}
+
+
+def _stamps() -> tuple[Any, Any]:
+    at = time.monotonic()
+    if at - _stamps_cache["at"] >= STAMPS_SECONDS:
+        _stamps_cache["value"] = tuple(
+            redis_client().mget([redis_key(VERSION_KEY), redis_key(CATALOG_GENERATION_KEY)])
+        )
+        _stamps_cache["at"] = at
+    return _stamps_cache["value"]
+
+
+def stamps_forget() -> None:
+    """Read the version and generation afresh on the next request (tests, benchmarks)."""
+    _stamps_cache["at"] = float("-inf")
 
 
 @dataclass(frozen=True)
@@ -158,10 +181,7 @@ def offers_rank(
     now: datetime | None = None,
 ) -> RankResult:
     now = now or timezone.now()
-    client = redis_client()
-    raw_version, generation = client.mget(
-        [redis_key(VERSION_KEY), redis_key(CATALOG_GENERATION_KEY)]
-    )
+    raw_version, generation = _stamps()
     version, ranker = served_ranker.get(int(raw_version) if raw_version is not None else None)
     catalog = cached_catalog.get(generation, popularity_load)
     customer = customer_for_ranking(external_id=customer_external_id, now=now)

@@ -32,9 +32,10 @@ def _offer_ranker_caches():
     starts without them (Redis is flushed by the cache fixture)."""
     from recommender.offers_catalog import cached_catalog
     from recommender.offers_policy import served_ranker
+    from recommender.offers_serving import stamps_forget
 
-    cached_catalog.clear()
-    served_ranker.clear()
+    for forget in (cached_catalog.clear, served_ranker.clear, stamps_forget):
+        forget()
     yield
-    cached_catalog.clear()
-    served_ranker.clear()
+    for forget in (cached_catalog.clear, served_ranker.clear, stamps_forget):
+        forget()

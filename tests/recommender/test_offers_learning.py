@@ -18,7 +18,7 @@ from recommender.offers_policy import (
     redis_client,
     redis_key,
 )
-from recommender.offers_serving import offers_rank
+from recommender.offers_serving import offers_rank, stamps_forget
 from recommender.tasks import offer_log_process_task, offer_policy_learn_task
 from tests.recommender.factories import OfferFactory
 from tests.recommender.offers_helpers import profiled_customer
@@ -27,6 +27,7 @@ from tests.recommender.offers_helpers import profiled_customer
 def _rounds(n, *, good, context=None, seed=0):
     """Rank for the profiled customer n times; the `good` offer's first slot is rewarded."""
     rng = np.random.default_rng(seed)
+    stamps_forget()  # serve the latest published version (read once a second otherwise)
     for _ in range(n):
         result = offers_rank(customer_external_id="cust-a", context=context or {"page": "home"})
         first = result.ranking[0][0]
@@ -50,6 +51,7 @@ def test_learning_publishes_a_new_version_that_the_rank_path_serves():
     assert ranker_learner(state).updates == 30
     assert set(OfferDecision.objects.values_list("learned_version", flat=True)) == {1}
     assert OfferPolicySnapshot.objects.get().version == 1
+    stamps_forget()
     assert offers_rank(customer_external_id="cust-a", context={}).model_version == 1
     # Nothing new: no new version.
     assert offer_policy_learn() == type(result)(version=1, learned=0)
@@ -86,6 +88,7 @@ def test_the_ranker_learns_which_offer_is_clicked(settings):
         offer_log_process()
         offer_policy_learn_task()
 
+    stamps_forget()
     firsts = [
         offers_rank(customer_external_id="cust-a", context={"page": "home"}).ranking[0][0]
         for _ in range(100)

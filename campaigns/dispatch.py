@@ -39,8 +39,9 @@ What a crash (kill -9) can leave, and how it is settled:
   in campaigns/recovery.py re-running the fan-out of a stalled campaign) and decides them;
 - `queued` rows: sent by the next run of their batch or by `message_send`;
 - `sending` rows: only the chunk in hand (at most DISPATCH_SEND_THREADS * SEND_CHUNK_PER_THREAD
-  messages), whose fate is unknown. Once older than MESSAGE_SEND_LEASE_SECONDS (well above
-  the provider timeout, so the dead worker's requests are over), `messages_resolve_stale` asks
+  messages, or * SENDGRID_BATCH_SIZE with SendGrid's batched requests), whose fate is unknown.
+  Once older than MESSAGE_SEND_LEASE_SECONDS (well above the provider timeout, so the dead
+  worker's requests are over), `messages_resolve_stale` asks
   the provider where it can tell (SendGrid: the Email Activity API, by the `message_id` custom
   arg): accepted -> `sent`, unknown to the provider -> `queued` again and sent once. Earlier,
   a provider event naming the message (SendGrid's `processed` webhook, a Twilio status) settles
@@ -654,12 +655,22 @@ def _call(provider: Any, message: Message, rendered: RenderedMessage, links: Mes
         return exc
 
 
+def _call_many(provider: Any, messages: list[Message], rendered: dict) -> list[_Outcome]:
+    """One `send_many` (in a sending thread; no database): each message's result or error."""
+    return provider.send_many([_outbound(m, *rendered[m.idempotency_key]) for m in messages])
+
+
 def _send_in_chunks(
     queued: list[Message], rendered: dict[str, tuple[RenderedMessage, MessageLinks]], *, provider
 ) -> list[str]:
-    """Claim, call and record `queued` a chunk at a time; returns the statuses they end in."""
+    """Claim, call and record `queued` a chunk at a time; returns the statuses they end in.
+    A provider with `send_many` (SendGrid) gets requests of `provider.batch_size` messages,
+    as many at once as there are sending threads; a crash then leaves that many `sending`,
+    settled by the provider lookup per message id like any other claim."""
     limiter = rate_limiter_for(provider.name)
-    size = max(1, settings.DISPATCH_SEND_THREADS) * SEND_CHUNK_PER_THREAD
+    per_call = getattr(provider, "batch_size", 1) if hasattr(provider, "send_many") else 1
+    per_thread = per_call if per_call > 1 else SEND_CHUNK_PER_THREAD
+    size = max(1, settings.DISPATCH_SEND_THREADS) * per_thread
     statuses: list[str] = []
     for start in range(0, len(queued), size):
         claimed = _claim(queued[start : start + size], timezone.now())
@@ -671,11 +682,16 @@ def _send_in_chunks(
         except ProviderTransientError as exc:
             outcomes = [exc] * len(claimed)
         else:
-            outcomes = list(
-                _send_pool().map(
-                    lambda m: _call(provider, m, *rendered[m.idempotency_key]), claimed
+            if per_call > 1:
+                batches = [claimed[i : i + per_call] for i in range(0, len(claimed), per_call)]
+                results = _send_pool().map(lambda b: _call_many(provider, b, rendered), batches)
+                outcomes = [outcome for batch in results for outcome in batch]
+            else:
+                outcomes = list(
+                    _send_pool().map(
+                        lambda m: _call(provider, m, *rendered[m.idempotency_key]), claimed
+                    )
                 )
-            )
         statuses += _record(claimed, outcomes, rendered)
     return statuses
 

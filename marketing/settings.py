@@ -231,6 +231,9 @@ OFFERS_POLICY = env.json("OFFERS_POLICY", default={})
 SENDGRID_API_KEY = env("SENDGRID_API_KEY", default="")
 SENDGRID_API_HOST = env("SENDGRID_API_HOST", default="https://api.sendgrid.com")
 SENDGRID_FROM_EMAIL = env("SENDGRID_FROM_EMAIL", default="marketing@example.com")
+# Messages per mail/send request (personalizations with substitutions; SendGrid allows 1,000);
+# 1 sends each message alone.
+SENDGRID_BATCH_SIZE = env.int("SENDGRID_BATCH_SIZE", default=500)
 # Base64 DER public key of the signed Event Webhook; empty: webhooks accepted only in DEBUG.
 SENDGRID_WEBHOOK_PUBLIC_KEY = env("SENDGRID_WEBHOOK_PUBLIC_KEY", default="")
 TWILIO_ACCOUNT_SID = env("TWILIO_ACCOUNT_SID", default="")

@@ -11,7 +11,10 @@ The SendGrid stand-ins also answer the Email Activity API's `GET /v3/messages?qu
 (unique_args['message_id']="<id>")` from the messages they accepted, which is how dispatch
 settles the sends of a crashed worker. `python -m tests.stand_ins sendgrid --port N` runs a
 lean asyncio SendGrid stand-in in a process of its own for the benchmarks: it keeps only counts
-per message id (`GET /stand-in/stats`), so that it costs little CPU next to the workers.
+per message id and of requests (`GET /stand-in/stats`), so that it costs little CPU next to the
+workers. A mail/send request with several personalizations (campaigns/providers/email.py
+`send_many`) counts, and is recorded in `requests`, as one message per personalization, with its
+substitutions applied; `http_requests` records the HTTP requests themselves.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class StandIn:
 
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
+        self.http_requests: list[RecordedRequest] = []
         self.delay = 0.0
         self.record = True
         self.count = 0
@@ -128,6 +132,7 @@ class StandIn:
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.http_requests.clear()
             self._failures.clear()
             self._by_recipient.clear()
             self.delay = 0.0
@@ -145,11 +150,15 @@ class StandIn:
             self._by_recipient[recipient] = Failure(status, code)
 
     def handle(self, request: RecordedRequest) -> Answer:
+        messages = self.messages(request)
         with self._lock:
             self.count += 1
             if self.record:
-                self.requests.append(request)
-            failure = self._by_recipient.get(self.recipient(request))
+                self.requests.extend(messages)
+                self.http_requests.append(request)
+            failure = next(
+                (f for m in messages if (f := self._by_recipient.get(self.recipient(m)))), None
+            )
             if failure is None and self._failures:
                 failure = self._failures[0]
                 failure.remaining = (failure.remaining or 1) - 1
@@ -168,6 +177,10 @@ class StandIn:
     def query(self, request: RecordedRequest) -> Answer:
         """A GET (not recorded in `requests`); only the SendGrid stand-in answers one."""
         return _json(404, {"errors": [{"field": None, "message": "not found"}]})
+
+    def messages(self, request: RecordedRequest) -> list[RecordedRequest]:
+        """What `requests` records of one HTTP request: the request (one message)."""
+        return [request]
 
     def recipient(self, request: RecordedRequest) -> str:
         raise NotImplementedError
@@ -190,12 +203,56 @@ def _json(status: int, payload, headers: dict[str, str] | None = None) -> Answer
 ACTIVITY_QUERY = re.compile(r"unique_args\['message_id'\]=\"([^\"]*)\"")
 
 
-def sendgrid_message_id(body: bytes) -> str:
-    """Our message id in a v3 mail/send body (its `message_id` custom arg), or ""."""
+def _substituted(value, substitutions: dict) -> str:
+    for tag, replacement in substitutions.items():
+        value = str(value).replace(tag, str(replacement))
+    return value
+
+
+def sendgrid_expand(payload: dict) -> list[dict]:
+    """A v3 mail/send JSON as the messages SendGrid makes of it, each in the shape of a
+    one-recipient body: per personalization its recipient, its subject (else the request's),
+    the request's headers and custom args updated with its own, and its substitutions applied
+    to subject and content. A one-personalization body without substitutions is returned as it
+    is."""
+    personalizations = payload.get("personalizations") or []
+    if len(personalizations) == 1 and not personalizations[0].get("substitutions"):
+        return [payload]
+    messages = []
+    for personalization in personalizations:
+        substitutions = personalization.get("substitutions") or {}
+        message = {k: v for k, v in payload.items() if k != "personalizations"}
+        message["personalizations"] = [{"to": personalization.get("to")}]
+        message["subject"] = _substituted(
+            personalization.get("subject", payload.get("subject", "")), substitutions
+        )
+        message["content"] = [
+            {**part, "value": _substituted(part.get("value", ""), substitutions)}
+            for part in payload.get("content") or []
+        ]
+        headers = {**payload.get("headers", {}), **personalization.get("headers", {})}
+        if headers:
+            message["headers"] = headers
+        message["custom_args"] = {
+            **payload.get("custom_args", {}),
+            **personalization.get("custom_args", {}),
+        }
+        messages.append(message)
+    return messages
+
+
+def sendgrid_message_ids(body: bytes) -> list[str]:
+    """Our message ids in a v3 mail/send body (the `message_id` custom arg of each
+    personalization, else of the request)."""
     try:
-        return str(json.loads(body)["custom_args"]["message_id"])
-    except (ValueError, KeyError, TypeError):
-        return ""
+        payload = json.loads(body)
+        default = (payload.get("custom_args") or {}).get("message_id", "")
+        return [
+            str((p.get("custom_args") or {}).get("message_id", default))
+            for p in payload["personalizations"]
+        ]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return [""]
 
 
 def sendgrid_activity(query: str, accepted: dict[str, str]) -> Answer:
@@ -226,6 +283,27 @@ class SendGridStandIn(StandIn):
         with self._lock:
             return sendgrid_activity((request.query.get("query") or [""])[0], self.accepted)
 
+    def messages(self, request: RecordedRequest) -> list[RecordedRequest]:
+        """One recorded request per personalization, in the shape of a one-message body (see
+        `sendgrid_expand`), so that tests read every message the same way, batched or not."""
+        try:
+            payload = request.json()
+            expanded = sendgrid_expand(payload)
+        except (ValueError, TypeError, AttributeError):
+            return [request]
+        if expanded == [payload]:
+            return [request]
+        return [
+            RecordedRequest(
+                method=request.method,
+                path=request.path,
+                query=request.query,
+                headers=request.headers,
+                body=json.dumps(message).encode(),
+            )
+            for message in expanded
+        ]
+
     def recipient(self, request: RecordedRequest) -> str:
         try:
             return request.json()["personalizations"][0]["to"][0]["email"]
@@ -236,14 +314,20 @@ class SendGridStandIn(StandIn):
         if request.path != "/v3/mail/send":
             return _json(404, {"errors": [{"field": None, "message": "not found"}]})
         with self._lock:
-            self.accepted[sendgrid_message_id(request.body)] = f"sg-msg-{number}"
+            for message_id in sendgrid_message_ids(request.body):
+                self.accepted[message_id] = f"sg-msg-{number}"
         return Answer(202, b"", {"X-Message-Id": f"sg-msg-{number}"})
+
+    def _failing_index(self, request: RecordedRequest) -> int:
+        """The position of the first personalization whose recipient is set to fail."""
+        recipients = [self.recipient(m) for m in self.messages(request)]
+        return next((i for i, r in enumerate(recipients) if r in self._by_recipient), 0)
 
     def error(self, request: RecordedRequest, failure: Failure) -> Answer:
         if failure.status == 400:
             error = {
                 "message": "Does not contain a valid address.",
-                "field": "personalizations.0.to.0.email",
+                "field": f"personalizations.{self._failing_index(request)}.to.0.email",
                 "help": "http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html",
             }
         elif failure.status == 429:
@@ -334,6 +418,7 @@ class LeanSendGrid(asyncio.Protocol):
 
     received: Counter = Counter()  # message id -> requests (shared by all connections)
     accepted: dict[str, str] = {}
+    http_requests = 0  # mail/send requests (one carries several messages when batched)
     numbers = itertools.count(1)
 
     def connection_made(self, transport) -> None:
@@ -366,18 +451,20 @@ class LeanSendGrid(asyncio.Protocol):
         path, _, query = target.partition("?")
         cls = type(self)
         if method == "POST" and path == "/v3/mail/send":
-            message_id = sendgrid_message_id(body)
-            cls.received[message_id] += 1
             number = f"sg-msg-{next(cls.numbers)}"
-            cls.accepted.setdefault(message_id, number)
+            cls.http_requests += 1
+            for message_id in sendgrid_message_ids(body):
+                cls.received[message_id] += 1
+                cls.accepted.setdefault(message_id, number)
             return Answer(202, b"", {"X-Message-Id": number})
         if method == "GET" and path == "/v3/messages":
             return sendgrid_activity(unquote_plus(query), cls.accepted)
         if path == "/stand-in/stats":
-            return _json(200, lean_stats(cls.received))
+            return _json(200, {**lean_stats(cls.received), "http_requests": cls.http_requests})
         if method == "POST" and path == "/stand-in/reset":
             cls.received.clear()
             cls.accepted.clear()
+            cls.http_requests = 0
             return _json(200, {})
         return _json(404, {"errors": [{"field": None, "message": "not found"}]})
 

@@ -112,6 +112,7 @@ def _config(backend: str) -> tuple:
             settings.SENDGRID_API_HOST,
             settings.SENDGRID_FROM_EMAIL,
             timeout,
+            settings.SENDGRID_BATCH_SIZE,
         )
     if backend == "twilio":
         return (
@@ -135,9 +136,13 @@ def _config(backend: str) -> tuple:
 
 def _build(backend: str, config: tuple) -> Provider:
     if backend == "sendgrid":
-        api_key, host, from_email, timeout = config
+        api_key, host, from_email, timeout, batch_size = config
         return SendGridEmailProvider(
-            api_key=api_key, host=host, from_email=from_email, timeout=timeout
+            api_key=api_key,
+            host=host,
+            from_email=from_email,
+            timeout=timeout,
+            batch_size=batch_size,
         )
     if backend == "twilio":
         sid, token, from_number, api_base, timeout = config

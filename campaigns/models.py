@@ -182,9 +182,11 @@ class SkipReason(models.TextChoices):
     FREQUENCY_CAP = "frequency_cap", "Frequency cap"
     HOLDOUT = "holdout", "Campaign holdout"
     GLOBAL_CONTROL = "global_control", "Global control group"
-    QUIET_HOURS = "quiet_hours", "Quiet hours"
     RENDER_ERROR = "render_error", "Template did not render"
     NO_ENDPOINT = "no_endpoint", "No reachable address"
+    # Queued rows of a cancelled campaign (campaign_cancel). Quiet hours defer a message
+    # (it stays queued), they never skip it, so there is no quiet-hours reason.
+    CANCELLED = "cancelled", "Campaign cancelled"
 
 
 class Message(models.Model):
@@ -241,6 +243,14 @@ class Message(models.Model):
                 condition=Q(skip_reason="") | Q(skip_reason__in=SkipReason.values),
                 name="message_skip_reason_valid",
             ),
+            # One delivery per recipient of a campaign (per journey entry for triggered
+            # campaigns): a second dispatch reuses the row (and its key and variant) instead
+            # of adding one with another key, which the provider would send again.
+            models.UniqueConstraint(
+                fields=["campaign", "customer", "channel", "journey_entry"],
+                nulls_distinct=False,
+                name="message_one_per_recipient",
+            ),
         ]
         indexes = [
             # Frequency caps: a customer's sent messages in the last days, per channel.
@@ -248,6 +258,22 @@ class Message(models.Model):
             models.Index(fields=["campaign", "status"], name="message_campaign_status"),
             # Conversion attribution and the in-app inbox: a customer's recent messages.
             models.Index(fields=["customer", "sent_at"], name="message_customer_sent"),
+            # Stale claims (campaigns/recovery.py): rows left `sending` past the lease.
+            models.Index(
+                fields=["claimed_at"],
+                condition=Q(status="sending"),
+                name="message_claimed_sending",
+            ),
+            # Rollups by time of each outcome (marketing/rollups.py): most rows have no
+            # outcome yet, so the indexes hold only the rows that have one.
+            *(
+                models.Index(
+                    fields=[column],
+                    condition=Q(**{f"{column}__isnull": False}),
+                    name=f"message_{column}_partial",
+                )
+                for column in ("sent_at", "delivered_at", "opened_at", "clicked_at", "converted_at")
+            ),
         ]
 
     def __str__(self) -> str:

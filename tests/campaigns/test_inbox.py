@@ -33,10 +33,16 @@ def campaign():
 
 
 def inbox_message(customer, campaign, *, ago_minutes=5, title="Hello", **fields):
+    channel = fields.pop("channel", "in_app")
+    if Message.objects.filter(campaign=campaign, customer=customer, channel=channel).exists():
+        # A campaign sends a customer one message: the next one is from another occurrence.
+        campaign = CampaignFactory(
+            name=campaign.name, channel=channel, status=campaign.status, parent=campaign
+        )
     return Message.objects.create(
         campaign=campaign,
         customer=customer,
-        channel=fields.pop("channel", "in_app"),
+        channel=channel,
         idempotency_key=f"test:{next(_keys)}",
         status=fields.pop("status", "sent"),
         sent_at=timezone.now() - dt.timedelta(minutes=ago_minutes),

@@ -2,7 +2,7 @@
 second, through the real path on this machine.
 
     .venv/bin/python benchmarks/campaign_throughput.py [--recipients 20000] [--workers 2]
-        [--threads 8] [--batch 500]
+        [--threads 8] [--batch 500] [--sendgrid-batch 500] [--db NAME]
 
 A scratch database gets N customers (email address, consent, features, 3 recommendations each,
 the template of benchmarks/template_render.py). A `celery worker` subprocess with `--workers`
@@ -10,7 +10,8 @@ pool processes runs the campaign: `campaign_launch`, the fan-out into pages, and
 `messages_send_batch` (decide, contexts, render, record with caps, claim, the official
 `sendgrid` client over real HTTP from `--threads` threads, bulk status update). The SendGrid
 stand-in (tests/stand_ins.py, lean asyncio server) runs in a process of its own and counts the
-requests per message id, so duplicates are counted where they would matter.
+requests per message id, so duplicates are counted where they would matter. `--sendgrid-batch`
+is SENDGRID_BATCH_SIZE: messages per mail/send request (1: one request per message).
 
 emails/s = sent / (last sent_at - launch). The CPU of the workers, the stand-in and the
 PostgreSQL backends during the run is measured too (from /proc): the other load on the
@@ -31,14 +32,17 @@ def main() -> None:
     bench_arguments(parser, recipients=20_000)
     parser.add_argument("--threads", type=int, default=8, help="provider calls at once per batch")
     parser.add_argument("--batch", type=int, default=500, help="recipients per batch task")
+    parser.add_argument("--sendgrid-batch", type=int, default=500, help="messages per request")
+    parser.add_argument("--db", default=DB, help="the scratch database (dropped and created)")
     args = parser.parse_args()
 
     with campaign_bench(
-        DB,
+        args.db,
         recipients=args.recipients,
         redis_db=args.redis_db,
         DISPATCH_SEND_THREADS=str(args.threads),
         DISPATCH_BATCH_SIZE=str(args.batch),
+        SENDGRID_BATCH_SIZE=str(args.sendgrid_batch),
     ) as bench:
         from django.db.models import Max
 
@@ -74,6 +78,7 @@ def main() -> None:
         "seconds": round(seconds, 2),
         "emails_per_s": round(counts.get("sent", 0) / seconds),
         "stand_in_requests": stats["requests"],
+        "stand_in_http_requests": stats["http_requests"],
         "stand_in_unique_message_ids": stats["unique"],
         "duplicates": stats["duplicates"],
         # CPU per email, to judge a run on a busy machine: on 2 idle cores the rate is at
@@ -84,6 +89,7 @@ def main() -> None:
         "workers": args.workers,
         "threads_per_worker": args.threads,
         "batch": args.batch,
+        "sendgrid_batch": args.sendgrid_batch,
         "target_emails_per_s": 1000,
     }
     print(json.dumps(result))  # noqa: T201 - a benchmark reports on stdout

@@ -17,7 +17,7 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -43,6 +43,10 @@ logger = logging.getLogger(__name__)
 SENDGRID_SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 SENDGRID_TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 TWILIO_SIGNATURE_HEADER = "X-Twilio-Signature"
+# A signed SendGrid request older than this is refused as a replay: SendGrid signs
+# `timestamp + body`, so without an age limit a captured request (an unsubscribe) could be
+# posted again forever. SendGrid's retries are signed afresh, so they are not affected.
+SENDGRID_REPLAY_WINDOW = timedelta(minutes=10)
 
 SENDGRID_WITHDRAW_EVENTS = frozenset({"unsubscribe", "group_unsubscribe", "spamreport"})
 SENDGRID_GRANT_EVENTS = frozenset({"group_resubscribe"})
@@ -56,6 +60,10 @@ PHONE_SEPARATORS = (" ", "-", "(", ")", ".")
 class WebhookSignatureError(ApplicationError):
     code = "webhook_signature_invalid"
     http_status = 403
+
+
+class WebhookReplayError(WebhookSignatureError):
+    code = "webhook_timestamp_expired"
 
 
 class WebhookNotConfiguredError(ApplicationError):
@@ -106,8 +114,11 @@ def _sendgrid_public_key_text(raw: str) -> str:
     return "".join(lines)
 
 
-def sendgrid_signature_verify(*, payload: str, signature: str, timestamp: str) -> None:
-    """Check SendGrid's ECDSA signature over `timestamp + payload` (the raw request body)."""
+def sendgrid_signature_verify(
+    *, payload: str, signature: str, timestamp: str, now: datetime | None = None
+) -> None:
+    """Check SendGrid's ECDSA signature over `timestamp + payload` (the raw request body), and
+    that the signed timestamp is recent (replay protection)."""
     raw_key = settings.SENDGRID_WEBHOOK_PUBLIC_KEY
     if not raw_key:
         _unsigned_allowed(provider="sendgrid", setting="SENDGRID_WEBHOOK_PUBLIC_KEY")
@@ -127,6 +138,24 @@ def sendgrid_signature_verify(*, payload: str, signature: str, timestamp: str) -
         valid = False
     if not valid:
         raise WebhookSignatureError("The SendGrid signature does not match.")
+    _sendgrid_timestamp_check(timestamp, now=now or datetime.now(tz=UTC))
+
+
+def _sendgrid_timestamp_check(timestamp: str, *, now: datetime) -> None:
+    """Refuse a signed request outside SENDGRID_REPLAY_WINDOW (a small clock skew ahead is
+    tolerated the same way)."""
+    try:
+        signed_at = datetime.fromtimestamp(int(timestamp), tz=UTC)
+    except (ValueError, OverflowError, OSError) as exc:
+        raise WebhookSignatureError("The SendGrid timestamp is not a Unix time.") from exc
+    if abs(now - signed_at) > SENDGRID_REPLAY_WINDOW:
+        raise WebhookReplayError(
+            "The SendGrid request is older than the replay window.",
+            extra={
+                "timestamp": timestamp,
+                "window_seconds": int(SENDGRID_REPLAY_WINDOW.total_seconds()),
+            },
+        )
 
 
 def twilio_signature_verify(*, url: str, params: Mapping, signature: str) -> None:

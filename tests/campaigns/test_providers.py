@@ -375,7 +375,20 @@ def test_console_backend_logs_the_message(settings, caplog):
 
     assert result == ProviderResult(provider_message_id="console-msg-2")
     [record] = caplog.records
-    assert (record.message_id, record.channel, record.to) == ("msg-2", "sms", "+4915112345678")
+    assert (record.message_id, record.channel, record.to) == ("msg-2", "sms", "+***78")
+    assert "4915112345678" not in record.getMessage() + repr(record.__dict__)
+
+
+def test_console_backend_masks_email_addresses_and_leaves_out_the_subject(settings, caplog):
+    settings.CAMPAIGN_EMAIL_BACKEND = "console"
+    caplog.set_level("INFO", logger="campaigns.providers.local")
+
+    provider_for("email").send(email(to="ada.lovelace@example.com"))
+
+    [record] = caplog.records
+    assert (record.message_id, record.to) == ("msg-1", "a***@example.com")
+    assert not hasattr(record, "subject")
+    assert "lovelace" not in repr(record.__dict__)
 
 
 def _no_keys(settings) -> None:

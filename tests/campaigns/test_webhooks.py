@@ -52,8 +52,13 @@ def _sign(private_key, payload: str, timestamp: str) -> str:
     return base64.b64encode(signature).decode()
 
 
-def _post_sendgrid(client, events, private_key=None, *, body=None, timestamp="1767225601"):
+def _now_ts() -> str:
+    return str(int(timezone.now().timestamp()))
+
+
+def _post_sendgrid(client, events, private_key=None, *, body=None, timestamp=None):
     payload = body if body is not None else json.dumps(events)
+    timestamp = timestamp or _now_ts()
     headers = {}
     if private_key is not None:
         headers = {
@@ -196,7 +201,7 @@ def test_sendgrid_dropped_bounced_address_flags_endpoint(client, signing_key, pe
 
 def test_sendgrid_bad_signature_is_refused_and_changes_nothing(client, signing_key, person):
     signed = json.dumps([_event("delivered")])
-    timestamp = "1767225601"
+    timestamp = _now_ts()
     forged = json.dumps([_event("unsubscribe")])
     response = client.post(
         SENDGRID_URL,
@@ -213,6 +218,28 @@ def test_sendgrid_bad_signature_is_refused_and_changes_nothing(client, signing_k
     assert _granted(person, "marketing_email") is True
     assert _opted_out(person, "email") is False
     assert ConsentChange.objects.filter(source="webhook").count() == 0
+
+
+@pytest.mark.parametrize("age", [dt.timedelta(minutes=11), dt.timedelta(minutes=-11)])
+def test_sendgrid_signed_request_outside_the_replay_window_is_refused(
+    client, signing_key, person, age
+):
+    signed_at = str(int((timezone.now() - age).timestamp()))
+    response = _post_sendgrid(client, [_event("unsubscribe")], signing_key, timestamp=signed_at)
+
+    assert response.status_code == 403
+    assert response.json()["code"] == "webhook_timestamp_expired"
+    assert _granted(person, "marketing_email") is True
+    assert _opted_out(person, "email") is False
+    assert ConsentChange.objects.filter(source="webhook").count() == 0
+
+
+def test_sendgrid_signed_request_nine_minutes_old_is_accepted(client, signing_key, person):
+    signed_at = str(int((timezone.now() - dt.timedelta(minutes=9)).timestamp()))
+    response = _post_sendgrid(client, [_event("unsubscribe")], signing_key, timestamp=signed_at)
+
+    assert response.status_code == 200
+    assert _granted(person, "marketing_email") is False
 
 
 def test_sendgrid_signature_from_another_key_is_refused(client, signing_key, person):

@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -43,6 +44,7 @@ from campaigns.errors import (
     CampaignNotReadyError,
     CampaignStatusError,
 )
+from campaigns.fanout import audience_size_store, fanout_page_claim, fanout_reset
 from campaigns.journeys import journey_entries_close, journey_entries_requeue
 from campaigns.models import (
     AudienceType,
@@ -53,7 +55,7 @@ from campaigns.models import (
 )
 from campaigns.selectors import campaign_qs_for_update
 from campaigns.tasks import campaign_dispatch_page_task, messages_send_batch_task
-from profiles.models import Customer, EventType
+from profiles.models import Customer, EventType, Segment
 from profiles.segments.selectors import segment_member_ids_sql
 
 logger = logging.getLogger(__name__)
@@ -122,8 +124,14 @@ def campaign_resume(*, campaign: Campaign | int) -> Campaign:
     if _is_journey(resumed):
         journey_entries_requeue(campaign_id=pk)
     else:
-        transaction.on_commit(lambda: campaign_dispatch_page_task.delay(pk, 0))
+        transaction.on_commit(lambda: campaign_fanout_restart(campaign_id=pk, after_pk=0))
     return resumed
+
+
+def campaign_fanout_restart(*, campaign_id: int, after_pk: int) -> None:
+    """A new chain of pages from `after_pk` (the cursor moved back so its pages are claimed)."""
+    fanout_reset(campaign_id=campaign_id, to_pk=after_pk)
+    campaign_dispatch_page_task.delay(campaign_id, after_pk)
 
 
 def campaign_end(*, campaign: Campaign | int) -> Campaign:
@@ -278,22 +286,36 @@ def _occurrence_copy(parent: Campaign, at: datetime, zone: zoneinfo.ZoneInfo) ->
     return child
 
 
+def _audience(segment: Segment) -> QuerySet[Customer]:
+    sql, params = segment_member_ids_sql(segment=segment)
+    members = RawSQL(sql, params)  # noqa: S611 - SQL compiled by the ORM, values as params
+    return Customer.objects.filter(pk__in=members, erased_at=None)
+
+
 def campaign_audience_page(*, campaign: Campaign, after_pk: int, limit: int) -> list[int]:
     """The next `limit` audience customer pks above `after_pk` (rule segments evaluated now)."""
     if campaign.segment is None:
         return []
-    sql, params = segment_member_ids_sql(segment=campaign.segment)
-    members = RawSQL(sql, params)  # noqa: S611 - SQL compiled by the ORM, values as params
     return list(
-        Customer.objects.filter(pk__in=members, pk__gt=after_pk, erased_at=None)
+        _audience(campaign.segment)
+        .filter(pk__gt=after_pk)
         .order_by("pk")
         .values_list("pk", flat=True)[:limit]
     )
 
 
+def campaign_audience_count(*, campaign: Campaign) -> int:
+    """How many customers the fan-out pages through (rule segments evaluated now)."""
+    if campaign.segment is None:
+        return 0
+    return _audience(campaign.segment).count()
+
+
 def campaign_dispatch_page(*, campaign_id: int, after_pk: int) -> int:
     """Enqueue one batch and the next page; on an empty page the campaign is done. A paused
-    (or finished) campaign stops here. Returns the number of customers enqueued."""
+    (or finished) campaign stops here, and so does a page the fan-out cursor is already past
+    (a redelivered page: its next page was enqueued before). The first page stores the
+    audience size for the progress bar. Returns the number of customers enqueued."""
     campaign = Campaign.objects.select_related("segment").get(pk=campaign_id)
     if campaign.status != CampaignStatus.SENDING or _is_journey(campaign):
         return 0  # a journey has no audience to page through, and is not done when idle
@@ -303,6 +325,13 @@ def campaign_dispatch_page(*, campaign_id: int, after_pk: int) -> int:
     if not pks:
         campaign_finish(campaign_id=campaign_id)
         return 0
+    if not fanout_page_claim(campaign_id=campaign_id, after_pk=after_pk, last_pk=pks[-1]):
+        logger.info("fan-out page already done", extra={"campaign": campaign_id, "after": after_pk})
+        return 0
+    if after_pk == 0:
+        audience_size_store(
+            campaign_id=campaign_id, size=campaign_audience_count(campaign=campaign)
+        )
     messages_send_batch_task.delay(campaign_id, pks)
     campaign_dispatch_page_task.delay(campaign_id, pks[-1])
     return len(pks)

@@ -7,8 +7,9 @@ fan-out, or a whole batch, can be missing until then. The sweeper does not wait:
 
 1. It settles stale claims with the provider (`messages_resolve_stale`) and sends the ones
    the provider never got (`message_send`).
-2. A `sending` campaign that made no progress (no message row created, claimed or sent, no
-   change of the campaign) for CAMPAIGN_STALL_SECONDS lost its chain of pages: the audience
+2. A `sending` campaign that made no progress (no page of its fan-out claimed, no message
+   sent or claimed, no change of the campaign) for CAMPAIGN_STALL_SECONDS lost its chain of
+   pages: the audience
    members up to the highest one recorded that have no row get batches again (their batch
    died with the worker; members inside their quiet hours are left to their deferred batch),
    and the fan-out resumes after that member.
@@ -18,6 +19,13 @@ fan-out, or a whole batch, can be missing until then. The sweeper does not wait:
    overdue.
 
 A campaign acted on is touched (`updated_at`), so it is acted on at most once per stall time.
+Journeys (trigger campaigns) stay `sending` until ended and have no fan-out: they are not
+swept (their entries are decided by the journey runs), so the sweep's cost follows the
+campaigns in flight, not every journey ever activated.
+
+Cost per minute: stale claims through the partial index on `claimed_at` of `sending` rows;
+per candidate campaign a few Redis reads and two index range probes over the last stall
+time (see `_active_since`). Only a stalled campaign pays for the audience queries.
 
 Everything it enqueues is idempotent (rows are unique per key, claims are atomic), so a false
 alarm costs work, never a duplicate. One effect to know: within the window, a customer who
@@ -35,16 +43,13 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Max, Q
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from campaigns.dispatch import _quiet_for, messages_resolve_stale
-from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus
-from campaigns.tasks import (
-    campaign_dispatch_page_task,
-    message_send_task,
-    messages_send_batch_task,
-)
+from campaigns.fanout import fanout_last_moved
+from campaigns.lifecycle import campaign_fanout_restart
+from campaigns.models import AudienceType, Campaign, CampaignStatus, Message, MessageStatus
+from campaigns.tasks import message_send_task, messages_send_batch_task
 from profiles.models import Customer
 from profiles.segments.selectors import segment_member_ids_sql
 
@@ -67,12 +72,25 @@ class SweepResult:
     retried: int = 0  # overdue queued rows sent again
 
 
-def _last_activity(campaign: Campaign) -> Any:
-    latest = Message.objects.filter(campaign=campaign).aggregate(
-        at=Max(Greatest("created_at", "claimed_at", "sent_at"))
-    )["at"]
-    marks = [campaign.updated_at, campaign.started_at, campaign.finished_at, latest]
-    return max(m for m in marks if m is not None)
+def _active_since(campaign: Campaign, since: Any) -> bool:
+    """Whether the campaign moved after `since`: the campaign row changed, a page of its
+    fan-out was claimed (campaigns/fanout.py), or one of its messages was sent or claimed.
+    Each message probe is a range over a partial index (sent_at set; claimed_at of `sending`
+    rows) holding only the last stall time's rows, never the campaign's whole history, so a
+    sweep costs the same for a campaign of a hundred or of a million recipients."""
+    marks = [
+        campaign.updated_at,
+        campaign.started_at,
+        campaign.finished_at,
+        fanout_last_moved(campaign_id=campaign.pk),
+    ]
+    if any(mark is not None and mark > since for mark in marks):
+        return True
+    messages = Message.objects.filter(campaign=campaign)
+    return (
+        messages.filter(sent_at__gt=since).exists()
+        or messages.filter(status=MessageStatus.SENDING, claimed_at__gt=since).exists()
+    )
 
 
 def _unrecorded_members(campaign: Campaign, now: Any, *, up_to: int | None = None) -> list[int]:
@@ -95,17 +113,23 @@ def _unrecorded_members(campaign: Campaign, now: Any, *, up_to: int | None = Non
 def campaigns_sweep(*, now: Any = None) -> SweepResult:
     """One round of the sweeper (see the module docstring)."""
     now = now or timezone.now()
-    stale = messages_resolve_stale(queryset=Message.objects.all(), now=now)
+    stale = messages_resolve_stale(
+        queryset=Message.objects.filter(status=MessageStatus.SENDING), now=now
+    )
     for message_id in stale.requeued_ids:
         message_send_task.delay(message_id)
     stall = timedelta(seconds=settings.CAMPAIGN_STALL_SECONDS)
     restarted = rebatched = retried = 0
-    candidates = Campaign.objects.select_related("segment").filter(
-        Q(status=CampaignStatus.SENDING)
-        | Q(status=CampaignStatus.DONE, finished_at__gte=now - SWEEP_WINDOW)
+    candidates = (
+        Campaign.objects.select_related("segment")
+        .filter(
+            Q(status=CampaignStatus.SENDING)
+            | Q(status=CampaignStatus.DONE, finished_at__gte=now - SWEEP_WINDOW)
+        )
+        .exclude(audience_type=AudienceType.TRIGGER)
     )
     for campaign in candidates.order_by("pk"):
-        if _last_activity(campaign) > now - stall:
+        if _active_since(campaign, now - stall):
             continue
         Campaign.objects.filter(pk=campaign.pk).update(updated_at=now)
         up_to = None
@@ -116,7 +140,7 @@ def campaigns_sweep(*, now: Any = None) -> SweepResult:
                 )["last"]
                 or 0
             )
-            campaign_dispatch_page_task.delay(campaign.pk, up_to)
+            campaign_fanout_restart(campaign_id=campaign.pk, after_pk=up_to)
             restarted += 1
         missing = _unrecorded_members(campaign, now, up_to=up_to)
         for start in range(0, len(missing), settings.DISPATCH_BATCH_SIZE):

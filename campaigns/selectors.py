@@ -18,6 +18,7 @@ from django.db.models import Count, Prefetch, Q, QuerySet, Sum, Value
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
+from campaigns.fanout import audience_size_get
 from campaigns.models import (
     Campaign,
     CampaignVariant,
@@ -107,29 +108,39 @@ def campaign_qs_for_update() -> QuerySet[Campaign]:
 @dataclass(frozen=True)
 class CampaignProgress:
     """Where a launched campaign's sending stands: recipients decided (a row each), and of
-    them sent, failed, skipped, and still queued or being sent."""
+    them sent, failed, skipped, and still queued or being sent; `audience` is the size the
+    fan-out counted when it started (None for a journey, or when no longer known)."""
 
     decided: int
     sent: int
     failed: int
     skipped: int
     queued: int
+    audience: int | None = None
 
     @property
     def percent_done(self) -> int:
-        return round(100 * (self.decided - self.queued) / self.decided) if self.decided else 0
+        """Recipients settled (decided and no longer queued) out of the audience counted at
+        launch, so the first batch is not 100 %. Members who joined the segment during the
+        fan-out can make `decided` the larger; without a stored size (a journey) the decided
+        rows are the whole."""
+        whole = max(self.audience or 0, self.decided)
+        return round(100 * (self.decided - self.queued) / whole) if whole else 0
 
 
 def campaign_progress(*, campaign: Campaign) -> CampaignProgress:
-    """One aggregate query over the campaign's messages."""
+    """One aggregate query over the campaign's messages that reads only campaign and status
+    (counts of status, so an index-only scan of the (campaign, status) index serves it) and
+    the audience size the fan-out stored in Redis: the page polls this every two seconds,
+    so the segment is not evaluated here."""
     row = Message.objects.filter(campaign=campaign).aggregate(
-        decided=Count("pk"),
-        sent=Count("pk", filter=SENT),
-        failed=Count("pk", filter=Q(status=MessageStatus.FAILED)),
-        skipped=Count("pk", filter=Q(status=MessageStatus.SKIPPED)),
-        queued=Count("pk", filter=Q(status__in=[MessageStatus.QUEUED, MessageStatus.SENDING])),
+        decided=Count("status"),
+        sent=Count("status", filter=SENT),
+        failed=Count("status", filter=Q(status=MessageStatus.FAILED)),
+        skipped=Count("status", filter=Q(status=MessageStatus.SKIPPED)),
+        queued=Count("status", filter=Q(status__in=[MessageStatus.QUEUED, MessageStatus.SENDING])),
     )
-    return CampaignProgress(**row)
+    return CampaignProgress(**row, audience=audience_size_get(campaign_id=campaign.pk))
 
 
 # --- preview --------------------------------------------------------------------------------

@@ -11,8 +11,9 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
+from campaigns.fanout import audience_size_store
 from campaigns.models import Campaign, CampaignVariant, Message
-from campaigns.selectors import campaign_report
+from campaigns.selectors import CampaignProgress, campaign_progress, campaign_report
 from campaigns.services import campaign_cancel, campaign_duplicate, campaign_schedule
 from tests.campaigns.factories import CampaignFactory, MessageTemplateFactory
 from tests.profiles.factories import CustomerFactory, SegmentFactory
@@ -492,6 +493,37 @@ def test_progress_polls_while_sending_and_stops_when_done(analyst_client, setup)
     done = analyst_client.get(url, {"was": "sending"}, headers=HTMX)
     assert "hx-trigger" not in done.content.decode()
     assert done["HX-Refresh"] == "true"
+
+
+def test_progress_is_settled_recipients_out_of_the_audience_counted_at_launch(
+    analyst_client, setup, django_assert_num_queries
+):
+    campaign = CampaignFactory(segment=setup["segment"], template=setup["a"], status="sending")
+    for status in ("sent", "sent", "skipped", "queued"):
+        _message(campaign, CustomerFactory(), status=status)
+    audience_size_store(campaign_id=campaign.pk, size=30)
+
+    with django_assert_num_queries(1):
+        progress = campaign_progress(campaign=campaign)
+    content = analyst_client.get(
+        reverse("campaigns:campaign-progress", args=[campaign.pk]), {"was": "sending"}, headers=HTMX
+    ).content.decode()
+
+    assert (progress.decided, progress.queued, progress.audience) == (4, 1, 30)
+    assert progress.percent_done == 10
+    assert '<b id="progress-audience">30</b>' in content
+    assert 'value="10"' in content
+
+
+@pytest.mark.parametrize(
+    ("decided", "queued", "audience", "percent"),
+    [(0, 0, 500, 0), (100, 0, 500, 20), (100, 100, 500, 0), (520, 20, 500, 96), (8, 2, None, 75)],
+)
+def test_percent_done(decided, queued, audience, percent):
+    progress = CampaignProgress(
+        decided=decided, sent=0, failed=0, skipped=0, queued=queued, audience=audience
+    )
+    assert progress.percent_done == percent
 
 
 # --- report ---------------------------------------------------------------------------------

@@ -4,8 +4,8 @@
                               customer into minute / hour / day HyperLogLogs (woken by
                               events_ingest on commit, debounced; beat every minute too)
     rollups_flush()           Redis minute hashes -> MetricRollup rows of the minute, its hour
-                              and its day (beat every minute); messages recounted; old rows
-                              pruned
+                              and its day (beat every minute); the minutes of messages since
+                              the last flush recounted; old rows pruned
     rollups_rebuild()         a backfill from the raw events (history imports, a lost Redis,
                               the benchmark): the only function here that scans events
 
@@ -30,11 +30,14 @@ and only deletes the key. Additive upserts let late events (a storefront's offli
 land in old buckets.
 
 Messages are counted by a different route, chosen because dispatch and the webhooks are
-campaigns' code: each flush recounts the Message table's stage timestamps (sent, delivered,
-opened, clicked, converted) since the start of the current day in one scan grouped by minute
-and channel, and writes absolute values (idempotent by construction). That scan has no
-index on the stage columns to use (campaigns owns them); it is a sequential scan of messages,
-cheap up to a few million messages.
+campaigns' code: each flush recounts, from the Message table's stage timestamps (sent,
+delivered, opened, clicked, converted), only the minutes since its previous pass (minus a
+ten-minute overlap for outcomes stamped a little in the past), one range per stage over that
+stage's partial index, grouped by minute and channel, and writes absolute values (idempotent
+by construction). The hour and day rows are sums of the minute and hour rows, not of
+messages. Once an hour the minutes since the start of yesterday are recounted, for outcomes
+that arrive later (webhook retries) and after a lost Redis; an outcome stamped more than a day
+before it is recorded is missed by the dashboard (the campaign report counts messages).
 """
 
 from __future__ import annotations
@@ -338,45 +341,117 @@ def _active_refresh(client: redis.Redis, minutes: set[int]) -> None:
     _upsert(_UPSERT_SET, rows)
 
 
-_MESSAGE_COUNTS = """
-SELECT date_trunc('minute', s.at), m.channel, s.stage, count(*)
-FROM campaigns_message m
-CROSS JOIN LATERAL (VALUES ('sent', m.sent_at), ('delivered', m.delivered_at),
-    ('opened', m.opened_at), ('clicked', m.clicked_at), ('converted', m.converted_at))
-    AS s(stage, at)
-WHERE s.at >= %(since)s AND s.at < %(until)s
-  AND (m.sent_at >= %(since)s OR m.delivered_at >= %(since)s OR m.opened_at >= %(since)s
-       OR m.clicked_at >= %(since)s OR m.converted_at >= %(since)s)
-GROUP BY 1, 2, 3
+# One range per stage over that stage's partial index (campaigns' message_<stage>_partial,
+# rows with the timestamp set): the recent minutes of each stage, never the whole table.
+_MESSAGE_STAGE_COUNTS = " UNION ALL ".join(
+    f"""(SELECT date_trunc(%(unit)s, {stage}_at), channel, '{stage}', count(*)
+        FROM campaigns_message WHERE {stage}_at >= %(since)s AND {stage}_at < %(until)s
+        GROUP BY 1, 2)"""  # noqa: S608 - column names from the MESSAGE_STAGES constant
+    for stage in MESSAGE_STAGES
+)
+
+_MESSAGES_DELETE = """
+DELETE FROM marketing_metricrollup
+WHERE grain = %s AND metric = 'messages' AND bucket >= %s AND bucket < %s
 """
 
+# A coarser grain summed from the finer one's rows (a few thousand rows a day, not messages).
+_MESSAGES_DERIVE = """
+INSERT INTO marketing_metricrollup (grain, bucket, metric, key, value)
+SELECT %(grain)s, date_trunc(%(unit)s, bucket), 'messages', key, sum(value)
+FROM marketing_metricrollup
+WHERE grain = %(source)s AND metric = 'messages' AND bucket >= %(since)s AND bucket < %(until)s
+GROUP BY 2, 4
+"""
 
-def messages_rollup(*, now: datetime | None = None, days: int = 1) -> int:
-    """Recount messages per stage and channel by minute since the start of the day (`days`
-    days back for a backfill), and write minute, hour and day rows as absolute values."""
+MESSAGES_THROUGH_KEY = "rollups:messages_through"  # epoch: counted up to here
+MESSAGES_REBUILT_KEY = "rollups:messages_rebuilt"  # epoch of the hour of the last recount
+# Minutes recounted before the last pass's end: outcomes stamped a little in the past (the
+# sweeper's confirmed sends keep their claim time, webhooks their event time).
+MESSAGES_OVERLAP = timedelta(minutes=10)
+# Once an hour the minutes since the start of yesterday are recounted, for later outcomes
+# (SendGrid retries a webhook delivery for hours) and a lost Redis.
+MESSAGES_LATE = timedelta(days=1)
+
+
+def _messages_count(cursor: Any, *, unit: str, since: datetime, until: datetime) -> list[tuple]:
+    cursor.execute(_MESSAGE_STAGE_COUNTS, {"unit": unit, "since": since, "until": until})
+    grain = {"minute": RollupGrain.MINUTE, "hour": RollupGrain.HOUR}[unit].value
+    return [
+        (grain, bucket, "messages", f"{channel}:{stage}", float(count))
+        for bucket, channel, stage, count in cursor.fetchall()
+    ]
+
+
+def _messages_derive(
+    cursor: Any, *, grain: RollupGrain, source: RollupGrain, since: datetime, until: datetime
+) -> None:
+    cursor.execute(_MESSAGES_DELETE, [grain.value, since, until])
+    cursor.execute(
+        _MESSAGES_DERIVE,
+        {"grain": grain.value, "unit": grain.value, "source": source.value, "since": since,
+         "until": until},
+    )  # fmt: skip
+
+
+def _day_start(at: datetime) -> datetime:
+    return _at(floor_epoch(at.timestamp(), "d"))
+
+
+def messages_rollup(*, now: datetime | None = None, days: int | None = None) -> int:
+    """Message stage counts per channel into minute, hour and day rows, as absolute values
+    (so running it twice changes nothing).
+
+    Each flush recounts only the minutes since the previous pass (minus MESSAGES_OVERLAP),
+    one index range per stage, and sums the hours and days those minutes belong to from the
+    minute and hour rows. Once an hour (and when Redis lost the state) it recounts from the
+    start of yesterday. `days` is the backfill of rollups_rebuild: hours counted from the
+    messages that far back, minutes as far as they are kept. Returns the rows counted."""
     now = now or timezone.now()
-    since = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days - 1)
-    with connection.cursor() as cursor:
-        cursor.execute(_MESSAGE_COUNTS, {"since": since, "until": now + timedelta(minutes=1)})
-        counts = cursor.fetchall()
-    rows = []
-    for minute_at, channel, stage, count in counts:
-        epoch = int(minute_at.timestamp())
-        for grain in ("m", "h", "d"):
-            rows.append(
-                (GRAIN_NAMES[grain].value, _at(floor_epoch(epoch, grain)), "messages",
-                 f"{channel}:{stage}", float(count))
-            )  # fmt: skip
-    rows = _merge(rows)
-    with transaction.atomic():
-        # A stage count that went back to zero (messages deleted) must not linger.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "DELETE FROM marketing_metricrollup WHERE metric = 'messages' AND bucket >= %s",
-                [since],
+    client = redis_client()
+    until = _at(floor_epoch(now.timestamp(), "m") + STEP["m"])
+    hour = floor_epoch(now.timestamp(), "h")
+    through = client.get(redis_name(MESSAGES_THROUGH_KEY))
+    rebuilt = client.get(redis_name(MESSAGES_REBUILT_KEY))
+    recount = days is not None or through is None or rebuilt is None or int(rebuilt) < hour
+    if through is None or recount:
+        minutes_since = _day_start(now - MESSAGES_LATE)
+    else:
+        minutes_since = min(_at(int(through)), until) - MESSAGES_OVERLAP
+    hours_since: datetime | None = None
+    if days is not None:
+        hours_since = _day_start(now) - timedelta(days=days - 1)
+        minutes_since = max(hours_since, minutes_since)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_MESSAGES_DELETE, [RollupGrain.MINUTE.value, minutes_since, until])
+        minute_rows = _messages_count(cursor, unit="minute", since=minutes_since, until=until)
+        _upsert(_UPSERT_SET, minute_rows)
+        hours_from = _at(floor_epoch(minutes_since.timestamp(), "h"))
+        _messages_derive(
+            cursor, grain=RollupGrain.HOUR, source=RollupGrain.MINUTE, since=hours_from,
+            until=until,
+        )  # fmt: skip
+        if hours_since is not None and hours_since < hours_from:
+            cursor.execute(_MESSAGES_DELETE, [RollupGrain.HOUR.value, hours_since, hours_from])
+            _upsert(
+                _UPSERT_SET,
+                _messages_count(cursor, unit="hour", since=hours_since, until=hours_from),
             )
-        _upsert(_UPSERT_SET, rows)
-    return len(rows)
+            hours_from = hours_since
+        _messages_derive(
+            cursor, grain=RollupGrain.DAY, source=RollupGrain.HOUR,
+            since=_day_start(hours_from), until=until,
+        )  # fmt: skip
+
+    def advance() -> None:
+        pipe = client.pipeline(transaction=True)
+        pipe.set(redis_name(MESSAGES_THROUGH_KEY), int(until.timestamp()))
+        if recount:
+            pipe.set(redis_name(MESSAGES_REBUILT_KEY), hour)
+        pipe.execute()
+
+    transaction.on_commit(advance)
+    return len(minute_rows)
 
 
 def _prune(now: datetime) -> None:

@@ -146,6 +146,8 @@ class BatchResult:
     retrying: int = 0
     lost: int = 0
     deferred: int = 0
+    # Left `sending` after an ambiguous provider error, for the settlement of claims.
+    in_doubt: int = 0
 
 
 @dataclass(frozen=True)
@@ -574,6 +576,7 @@ def messages_send_batch(
         retrying=counts[MessageStatus.QUEUED],
         lost=lost,
         deferred=sum(len(v) for v in deferred.values()),
+        in_doubt=counts[MessageStatus.SENDING],
     )
     if journey_entry_id and not deferred:
         journey_entry_settle(entry_id=journey_entry_id)
@@ -676,12 +679,16 @@ def _send_in_chunks(
         claimed = _claim(queued[start : start + size], timezone.now())
         if not claimed:
             continue
+        granted, refusal = _tokens_take(limiter, len(claimed))
+        if refusal is not None:
+            # The rest waits for tokens too: retried by `message_send`, not claimed now.
+            statuses += _requeue_throttled(claimed[granted:], refusal)
+            for message in queued[start + size :]:
+                message_send_task.apply_async((message.pk,), countdown=refusal.retry_after)
+                statuses.append(MessageStatus.QUEUED)
+            claimed = claimed[:granted]
         outcomes: list[_Outcome]
-        try:
-            limiter.take(cost=min(len(claimed), limiter.capacity))
-        except ProviderTransientError as exc:
-            outcomes = [exc] * len(claimed)
-        else:
+        if claimed:
             if per_call > 1:
                 batches = [claimed[i : i + per_call] for i in range(0, len(claimed), per_call)]
                 results = _send_pool().map(lambda b: _call_many(provider, b, rendered), batches)
@@ -692,8 +699,39 @@ def _send_in_chunks(
                         lambda m: _call(provider, m, *rendered[m.idempotency_key]), claimed
                     )
                 )
-        statuses += _record(claimed, outcomes, rendered)
+            statuses += _record(claimed, outcomes, rendered)
+        if refusal is not None:
+            break
     return statuses
+
+
+def _tokens_take(limiter: Any, count: int) -> tuple[int, ProviderTransientError | None]:
+    """Take one token per message, at most the bucket's capacity at a time (a larger cost
+    could never be taken): how many of `count` may go now, and the refusal when not all."""
+    granted = 0
+    while granted < count:
+        cost = int(min(count - granted, limiter.capacity))
+        try:
+            limiter.take(cost=cost)
+        except ProviderTransientError as exc:
+            return granted, exc
+        granted += cost
+    return granted, None
+
+
+def _requeue_throttled(messages: list[Message], refusal: ProviderTransientError) -> list[str]:
+    """Claimed messages our own rate limit held back: `queued` again without counting the
+    attempt (nothing was sent, so throttling alone never makes a message give up), retried
+    when the bucket has tokens again."""
+    if not messages:
+        return []
+    Message.objects.filter(pk__in=[m.pk for m in messages], status=MessageStatus.SENDING).update(
+        status=MessageStatus.QUEUED, claimed_at=None, attempts=F("attempts") - 1
+    )
+    for message in messages:
+        message.attempts -= 1
+        message_send_task.apply_async((message.pk,), countdown=refusal.retry_after)
+    return [MessageStatus.QUEUED] * len(messages)
 
 
 def _sent_fields(message: Message, rendered: RenderedMessage, result: ProviderResult) -> dict:
@@ -746,6 +784,12 @@ def _record(
 
 def _record_error(message: Message, exc: ProviderError) -> str:
     claimed = Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING)
+    if isinstance(exc, ProviderTransientError) and exc.ambiguous:
+        # The provider may have the message: sending it again could deliver it twice. The
+        # claim stays, to be settled like a crashed worker's (messages_resolve_stale after
+        # the lease, or a provider event through message_mark_accepted).
+        claimed.update(error=f"in doubt: {exc}")
+        return MessageStatus.SENDING
     if isinstance(exc, ProviderTransientError):
         if message.attempts >= MAX_SEND_ATTEMPTS:
             claimed.update(status=MessageStatus.FAILED, error=f"gave up: {exc}")
@@ -764,13 +808,11 @@ def _deliver(
     message: Message, rendered: RenderedMessage, links: MessageLinks, *, provider: Any
 ) -> str:
     """Send one claimed (`sending`) message; returns the status it ends in."""
-    outcome: _Outcome
     try:
         rate_limiter_for(provider.name).take()
     except ProviderTransientError as exc:
-        outcome = exc
-    else:
-        outcome = _call(provider, message, rendered, links)
+        return _requeue_throttled([message], exc)[0]
+    outcome = _call(provider, message, rendered, links)
     return _record([message], [outcome], {message.idempotency_key: (rendered, links)})[0]
 
 
@@ -803,6 +845,10 @@ def message_send(*, message_id: int) -> str:
             return status.first() or ""
         if message.campaign.status == CampaignStatus.PAUSED:
             return MessageStatus.QUEUED  # resuming runs the batches again, which send it
+        if message.campaign.status not in (CampaignStatus.SENDING, CampaignStatus.DONE):
+            message.status, message.skip_reason = MessageStatus.SKIPPED, SkipReason.CANCELLED
+            message.save(update_fields=["status", "skip_reason"])
+            return MessageStatus.SKIPPED
         reason = _reachable_now(message)
         if reason:
             message.status, message.skip_reason = MessageStatus.SKIPPED, reason

@@ -27,8 +27,11 @@ from campaigns.models import (
     Campaign,
     CampaignStatus,
     CampaignVariant,
+    Message,
+    MessageStatus,
     MessageTemplate,
     ScheduleType,
+    SkipReason,
 )
 from campaigns.selectors import campaign_qs_for_update
 
@@ -317,9 +320,17 @@ def campaign_unschedule(*, campaign: Campaign | int) -> Campaign:
 
 
 def campaign_cancel(*, campaign: Campaign | int) -> Campaign:
-    """Stop for good. A sending campaign stops at its next page or retry (both check for
-    "sending"); messages already sent stay sent and stay in the report."""
-    return _transition(campaign, CANCELLABLE, CampaignStatus.CANCELLED)
+    """Stop for good. A sending campaign stops at its next page (a batch sends only for a
+    sending or done campaign); its `queued` messages (retries, or rows of a batch still to
+    send them) become `skipped` (cancelled), so their retries find nothing to send, and
+    `message_send` skips one queued meanwhile. Messages already sent, and `sending` ones
+    whose fate the provider decides, stay and stay in the report."""
+    cancelled = _transition(campaign, CANCELLABLE, CampaignStatus.CANCELLED)
+    skipped = Message.objects.filter(campaign=cancelled, status=MessageStatus.QUEUED).update(
+        status=MessageStatus.SKIPPED, skip_reason=SkipReason.CANCELLED
+    )
+    logger.info("campaign cancelled", extra={"campaign": cancelled.pk, "skipped": skipped})
+    return cancelled
 
 
 def campaign_duplicate(*, campaign: Campaign | int, created_by: Any = None) -> Campaign:

@@ -16,6 +16,9 @@ from email.utils import parsedate_to_datetime
 from typing import Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import requests
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
 MESSAGE_ID_ARG = "message_id"
 
 
@@ -56,14 +59,29 @@ class ProviderError(Exception):
 
 class ProviderTransientError(ProviderError):
     """Try again later: 429, 5xx, timeouts, refused connections. `retry_after` in seconds
-    when the provider said (Retry-After), else None (use `backoff_delay`)."""
+    when the provider said (Retry-After), else None (use `backoff_delay`).
+
+    `ambiguous`: the request may have been accepted all the same (a timeout or a dropped
+    connection after the request went out, a 5xx, which a provider can answer after queueing
+    the message), so sending it again could deliver it twice; the dispatch leaves such a
+    message to the settlement of claims (the provider lookup, its webhooks) instead of
+    resending it. Not ambiguous: refused or unresolvable connections, timeouts while
+    connecting, 408 and 429 (the provider says it did not take the request)."""
 
     code = "provider_transient"
 
-    def __init__(self, reason: str, *, retry_after: float | None = None, status: int = 0):
+    def __init__(
+        self,
+        reason: str,
+        *,
+        retry_after: float | None = None,
+        status: int = 0,
+        ambiguous: bool = False,
+    ):
         super().__init__(reason)
         self.retry_after = retry_after
         self.status = status
+        self.ambiguous = ambiguous
 
 
 class ProviderPermanentError(ProviderError):
@@ -137,6 +155,23 @@ def backoff_delay(
 def status_is_transient(status: int) -> bool:
     """429 Too Many Requests, 408 Request Timeout and every 5xx are worth another try."""
     return status in (408, 429) or status >= 500
+
+
+def status_is_ambiguous(status: int) -> bool:
+    """A 5xx may come after the provider took the message (see ProviderTransientError)."""
+    return status >= 500
+
+
+def request_may_have_arrived(exc: requests.RequestException) -> bool:
+    """Whether a failed `requests` call may have reached the provider: not when the
+    connection was never made (refused, name not resolved, timed out while connecting),
+    else yes (a read timeout, a connection dropped while waiting for the answer)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    if isinstance(exc, requests.ConnectionError):
+        reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+        return not isinstance(reason, NewConnectionError | ConnectTimeoutError)
+    return isinstance(exc, requests.Timeout | requests.exceptions.ChunkedEncodingError)
 
 
 def url_with_message_id(url: str, message_id: str) -> str:

@@ -26,6 +26,7 @@ from campaigns.providers.base import (
     ProviderResult,
     ProviderTransientError,
     retry_after_seconds,
+    status_is_ambiguous,
     status_is_transient,
 )
 
@@ -220,8 +221,13 @@ class SendGridEmailProvider:
             response = self.mail_send.post(request_body=body, timeout=self.timeout)
         except HTTPError as exc:
             raise self._error(exc) from exc
-        except (URLError, TimeoutError, OSError, http.client.HTTPException) as exc:
+        except URLError as exc:
+            # urllib wraps what fails while connecting and writing the request: SendGrid
+            # did not get all of it, so it is safe to send again.
             raise ProviderTransientError(f"SendGrid unreachable: {exc}") from exc
+        except (TimeoutError, OSError, http.client.HTTPException) as exc:
+            # Raised unwrapped while waiting for the answer: the request was sent whole.
+            raise ProviderTransientError(f"SendGrid unreachable: {exc}", ambiguous=True) from exc
         return ProviderResult(
             provider_message_id=response.headers.get("X-Message-Id", "") or "",
             accepted=response.status_code in (200, 202),
@@ -261,6 +267,7 @@ class SendGridEmailProvider:
                 f"SendGrid {status}: {reason}",
                 retry_after=retry_after_seconds(headers.get("Retry-After")),
                 status=status,
+                ambiguous=status_is_ambiguous(status),
             )
         return ProviderPermanentError(
             f"SendGrid {status}: {reason}",

@@ -21,7 +21,9 @@ from campaigns.providers.base import (
     ProviderResult,
     ProviderTransientError,
     push_topic,
+    request_may_have_arrived,
     retry_after_seconds,
+    status_is_ambiguous,
     status_is_transient,
 )
 
@@ -90,7 +92,9 @@ class WebPushProvider:
         except WebPushException as exc:
             raise self._error(exc) from exc
         except requests.RequestException as exc:
-            raise ProviderTransientError(f"Push service unreachable: {exc}") from exc
+            raise ProviderTransientError(
+                f"Push service unreachable: {exc}", ambiguous=request_may_have_arrived(exc)
+            ) from exc
         location = getattr(response, "headers", {}).get("Location", "")
         return ProviderResult(provider_message_id=location or message.message_id, accepted=True)
 
@@ -104,6 +108,7 @@ class WebPushProvider:
                 reason,
                 retry_after=retry_after_seconds(response.headers.get("Retry-After")),
                 status=status,
+                ambiguous=status_is_ambiguous(status),
             )
         return ProviderPermanentError(
             reason,

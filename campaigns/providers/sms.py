@@ -25,7 +25,9 @@ from campaigns.providers.base import (
     ProviderPermanentError,
     ProviderResult,
     ProviderTransientError,
+    request_may_have_arrived,
     retry_after_seconds,
+    status_is_ambiguous,
     status_is_transient,
     url_with_message_id,
 )
@@ -106,7 +108,9 @@ class TwilioSmsProvider:
         except TwilioException as exc:
             raise self._error(exc) from exc
         except requests.RequestException as exc:
-            raise ProviderTransientError(f"Twilio unreachable: {exc}") from exc
+            raise ProviderTransientError(
+                f"Twilio unreachable: {exc}", ambiguous=request_may_have_arrived(exc)
+            ) from exc
         return ProviderResult(provider_message_id=created.sid or "", accepted=True)
 
     def _error(self, exc: TwilioException) -> Exception:
@@ -118,6 +122,7 @@ class TwilioSmsProvider:
                 reason,
                 retry_after=retry_after_seconds(self.http_client.last_headers.get("Retry-After")),
                 status=status,
+                ambiguous=status_is_ambiguous(status),
             )
         return ProviderPermanentError(
             reason,

@@ -12,6 +12,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from campaigns.dispatch import (
+    MAX_SEND_ATTEMPTS,
     BatchResult,
     campaign_message_counts,
     message_send,
@@ -26,6 +27,8 @@ from campaigns.lifecycle import (
     campaigns_launch_due,
 )
 from campaigns.models import Campaign, CampaignVariant, Message
+from campaigns.providers import rate_limiter_for
+from campaigns.services import campaign_cancel
 from profiles.models import ChannelEndpoint, Consent, Customer
 from profiles.segments.services import segment_create_static
 from tests.campaigns.factories import CampaignFactory, MessageTemplateFactory
@@ -286,7 +289,7 @@ def test_429_then_success_is_sent_once_after_the_retry(sendgrid_stand_in):
 def test_a_retry_checks_consent_again(sendgrid_stand_in):
     (customer,) = recipients(1)
     campaign = sending_campaign([customer])
-    sendgrid_stand_in.fail_next(1, 503)
+    sendgrid_stand_in.fail_next(1, 429, retry_after=0)
     messages_send_batch(campaign=campaign, customer_ids=[customer.pk])
     Consent.objects.filter(customer=customer).update(granted=False)
     message = Message.objects.get(campaign=campaign)
@@ -298,25 +301,34 @@ def test_a_retry_checks_consent_again(sendgrid_stand_in):
     assert len(sendgrid_stand_in.requests) == 1
 
 
-def test_a_retry_of_a_paused_campaign_waits(sendgrid_stand_in):
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        ("paused", ("queued", "")),  # resuming runs the batches again, which send it
+        ("cancelled", ("skipped", "cancelled")),
+    ],
+)
+def test_a_retry_of_a_paused_campaign_waits_and_of_a_cancelled_one_is_skipped(
+    sendgrid_stand_in, status, outcome
+):
     (customer,) = recipients(1)
     campaign = sending_campaign([customer])
-    sendgrid_stand_in.fail_next(1, 503)
+    sendgrid_stand_in.fail_next(1, 429, retry_after=0)
     messages_send_batch(campaign=campaign, customer_ids=[customer.pk])
-    Campaign.objects.filter(pk=campaign.pk).update(status="paused")
+    Campaign.objects.filter(pk=campaign.pk).update(status=status)
     message = Message.objects.get(campaign=campaign)
 
-    assert message_send(message_id=message.pk) == "queued"
+    assert message_send(message_id=message.pk) == outcome[0]
 
     message.refresh_from_db()
-    assert (message.status, message.attempts) == ("queued", 1)
+    assert (message.status, message.skip_reason, message.attempts) == (*outcome, 1)
     assert len(sendgrid_stand_in.requests) == 1
 
 
 def test_transient_errors_give_up_after_max_attempts(sendgrid_stand_in):
     (customer,) = recipients(1)
     campaign = sending_campaign([customer])
-    sendgrid_stand_in.fail_next(5, 503)
+    sendgrid_stand_in.fail_next(5, 429, retry_after=0)
 
     messages_send_batch(campaign=campaign, customer_ids=[customer.pk])
     message = Message.objects.get(campaign=campaign)
@@ -327,6 +339,78 @@ def test_transient_errors_give_up_after_max_attempts(sendgrid_stand_in):
     assert (message.status, message.attempts) == ("failed", 5)
     assert message.error.startswith("gave up")
     assert len(sendgrid_stand_in.requests) == 5
+
+
+@pytest.mark.parametrize("failure", ["timeout", "503"])
+def test_an_ambiguous_error_is_not_resent_but_settled_by_the_lookup(
+    sendgrid_stand_in, settings, failure
+):
+    (customer,) = recipients(1)
+    campaign = sending_campaign([customer])
+    if failure == "timeout":  # SendGrid takes the message, the answer comes too late
+        settings.PROVIDER_TIMEOUT_SECONDS = 0.2
+        sendgrid_stand_in.delay = 0.6
+    else:
+        sendgrid_stand_in.fail_next(1, 503)
+
+    result = messages_send_batch(campaign=campaign, customer_ids=[customer.pk])
+
+    message = Message.objects.get(campaign=campaign)
+    assert result == BatchResult(in_doubt=1)
+    assert (message.status, message.attempts) == ("sending", 1)
+    assert message.error.startswith("in doubt")
+    time.sleep(sendgrid_stand_in.delay)  # the stand-in has taken it by the end of the lease
+    sendgrid_stand_in.delay = 0
+    assert message_send(message_id=message.pk) == "sending"  # a retry does not resend it
+    settings.MESSAGE_SEND_LEASE_SECONDS = 0
+    if failure == "503":  # SendGrid did not take it after all: sent once more
+        assert message_send(message_id=message.pk) == "sent"
+    else:  # the lookup finds it: sent, never resent
+        assert message_send(message_id=message.pk) == "sent"
+        assert len(sendgrid_stand_in.requests) == 1
+    message.refresh_from_db()
+    assert message.status == "sent"
+    assert sent_to(sendgrid_stand_in) == Counter({customer.email: 1 + (failure == "503")})
+
+
+def test_cancelling_skips_the_queued_messages(sendgrid_stand_in):
+    sent, retrying = recipients(2)
+    campaign = sending_campaign([sent, retrying])
+    messages_send_batch(campaign=campaign, customer_ids=[sent.pk])
+    sendgrid_stand_in.fail_next(1, 429, retry_after=0)
+    messages_send_batch(campaign=campaign, customer_ids=[retrying.pk])
+
+    campaign_cancel(campaign=campaign)
+
+    statuses = Counter(
+        Message.objects.filter(campaign=campaign).values_list("status", "skip_reason")
+    )
+    assert statuses == Counter({("sent", ""): 1, ("skipped", "cancelled"): 1})
+
+
+@pytest.fixture
+def slow_sendgrid_limit(settings):
+    """A bucket of one token, refilled after 1000 s."""
+    settings.SENDGRID_RATE_PER_SECOND = 0.001
+    limiter = rate_limiter_for("sendgrid")
+    limiter.client.delete(limiter.key)
+    yield limiter
+    limiter.client.delete(limiter.key)
+
+
+def test_rate_limit_refusals_are_no_attempts(sendgrid_stand_in, slow_sendgrid_limit):
+    customers = recipients(3)
+    campaign = sending_campaign(customers)
+
+    result = messages_send_batch(campaign=campaign, customer_ids=pks(customers))
+
+    assert result == BatchResult(sent=1, retrying=2)
+    held = Message.objects.filter(campaign=campaign, status="queued")
+    assert [m.attempts for m in held] == [0, 0]
+    for _ in range(MAX_SEND_ATTEMPTS + 1):
+        assert message_send(message_id=held[0].pk) == "queued"
+    assert Message.objects.get(pk=held[0].pk).attempts == 0
+    assert len(sendgrid_stand_in.requests) == 1
 
 
 def test_permanent_invalid_address_fails_and_marks_the_endpoint_bounced(sendgrid_stand_in):

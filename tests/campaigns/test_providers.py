@@ -97,6 +97,7 @@ def test_429_with_retry_after_is_transient_and_the_next_send_goes_through(reques
         provider_for(channel).send(message)
 
     assert (caught.value.status, caught.value.retry_after) == (429, 7.0)
+    assert caught.value.ambiguous is False  # the provider said it did not take it
     assert provider_for(channel).send(message).accepted is True
     assert stand_in.count == 2
 
@@ -111,10 +112,12 @@ def test_408_and_5xx_are_transient_without_retry_after(request, channel, status)
         provider_for(channel).send(message)
 
     assert (caught.value.status, caught.value.retry_after) == (status, None)
+    # A 5xx may come after the provider took the message: not to be sent again blindly.
+    assert caught.value.ambiguous is (status >= 500)
 
 
 @pytest.mark.parametrize("channel", CHANNELS)
-def test_timeout_is_transient(request, settings, channel):
+def test_timeout_is_transient_and_ambiguous(request, settings, channel):
     stand_in, message = _case(request, channel)
     settings.PROVIDER_TIMEOUT_SECONDS = 0.2
     stand_in.delay = 1.0
@@ -124,6 +127,10 @@ def test_timeout_is_transient(request, settings, channel):
 
     assert "unreachable" in caught.value.reason
     assert (caught.value.status, caught.value.retry_after) == (0, None)
+    # The request went out: the provider may have taken it, so the dispatch does not resend
+    # it (tests/campaigns/test_dispatch.py, the ambiguous error), and the stand-in got it once.
+    assert caught.value.ambiguous is True
+    assert stand_in.count == 1
 
 
 # --- SendGrid ---------------------------------------------------------------------------------
@@ -191,10 +198,21 @@ def test_sendgrid_unauthorized_is_permanent_but_endpoint_stays_reachable(sendgri
 def test_sendgrid_connection_refused_is_transient(sendgrid_stand_in, settings):
     settings.SENDGRID_API_HOST = _closed_port_url()
 
-    with pytest.raises(ProviderTransientError):
+    with pytest.raises(ProviderTransientError) as caught:
         provider_for("email").send(email())
 
     assert sendgrid_stand_in.requests == []
+    assert caught.value.ambiguous is False  # never connected: safe to send again
+
+
+def test_twilio_connection_refused_is_transient_and_safe_to_retry(twilio_stand_in, settings):
+    settings.TWILIO_API_BASE = _closed_port_url()
+
+    with pytest.raises(ProviderTransientError) as caught:
+        provider_for("sms").send(sms())
+
+    assert twilio_stand_in.requests == []
+    assert caught.value.ambiguous is False
 
 
 # --- Twilio -----------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ import numpy as np
 
 from recommender.contextual.evaluation import Estimate
 from recommender.contextual.features import FeatureBatch
-from recommender.contextual.policies import Policy, Ranking, policy_from_bytes, ranking_from
+from recommender.contextual.policies import Policy, Ranking, baseline_ranking, policy_from_bytes
 
 
 class ApprenticePolicy:
@@ -51,18 +51,24 @@ class ApprenticePolicy:
         self.rng = np.random.default_rng(seed)
 
     def rank(
-        self, batch: FeatureBatch, *, baseline: int = 0, rng: np.random.Generator | None = None
+        self,
+        batch: FeatureBatch,
+        *,
+        baseline: int = 0,
+        epsilon: float | None = None,
+        rng: np.random.Generator | None = None,
     ) -> Ranking:
         """The learner's ranking once graduated; before, the baseline's candidate first
-        (with eps exploration) and the rest in the given order."""
+        (with eps exploration) and the rest in the given order. `epsilon` overrides the
+        exploration share for this call."""
         if self.graduated:
-            return self.learner.rank(batch, rng=rng)
-        k = batch.n_actions
-        p = np.full(k, self.epsilon / k)
-        p[baseline] += 1.0 - self.epsilon
-        given_order = -np.arange(k, dtype=float)
-        given_order[baseline] = 1.0
-        return ranking_from(p, given_order, rng=rng or self.rng)
+            return self.learner.rank(batch, epsilon=epsilon, rng=rng)
+        return baseline_ranking(
+            batch.n_actions,
+            epsilon=self.epsilon if epsilon is None else epsilon,
+            baseline=baseline,
+            rng=rng or self.rng,
+        )
 
     def update(
         self,

@@ -147,16 +147,28 @@ class Policy:
         """Expected reward of every candidate (no exploration bonus)."""
         raise NotImplementedError
 
-    def top_distribution(self, batch: FeatureBatch) -> tuple[np.ndarray, np.ndarray]:
-        """(p over candidates for the top slot, scores used to order the rest)."""
+    def top_distribution(
+        self, batch: FeatureBatch, *, epsilon: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(p over candidates for the top slot, scores used to order the rest); `epsilon`
+        overrides the configured exploration share for this call (an experiment variant's)."""
         raise NotImplementedError
 
     def update(self, batch: FeatureBatch, action: int, reward: float) -> None:
         raise NotImplementedError
 
-    def rank(self, batch: FeatureBatch, *, rng: np.random.Generator | None = None) -> Ranking:
-        p, scores = self.top_distribution(batch)
+    def rank(
+        self,
+        batch: FeatureBatch,
+        *,
+        epsilon: float | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> Ranking:
+        p, scores = self.top_distribution(batch, epsilon=epsilon)
         return ranking_from(p, scores, rng=rng or self.rng)
+
+    def _epsilon(self, epsilon: float | None) -> float:
+        return self.config.epsilon if epsilon is None else epsilon
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
@@ -181,6 +193,19 @@ def ranking_from(p: np.ndarray, scores: np.ndarray, *, rng: np.random.Generator)
     )
 
 
+def baseline_ranking(
+    k: int, *, epsilon: float, rng: np.random.Generator, baseline: int = 0
+) -> Ranking:
+    """The baseline's candidate first with probability 1 - eps + eps / K (a uniform one
+    otherwise), the rest in the given order: the default a learned policy is compared with
+    (apprentice mode, an experiment's priority variant), logged with usable propensities."""
+    p = np.full(k, epsilon / k)
+    p[baseline] += 1.0 - epsilon
+    given_order = -np.arange(k, dtype=float)
+    given_order[baseline] = 1.0
+    return ranking_from(p, given_order, rng=rng)
+
+
 class LogisticPolicy(Policy):
     """Online logistic regression (AdaGrad) with epsilon-greedy exploration."""
 
@@ -194,9 +219,11 @@ class LogisticPolicy(Policy):
     def predict(self, batch: FeatureBatch) -> np.ndarray:
         return sigmoid(batch.linear_scores(self.weights))
 
-    def top_distribution(self, batch: FeatureBatch) -> tuple[np.ndarray, np.ndarray]:
+    def top_distribution(
+        self, batch: FeatureBatch, *, epsilon: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         scores = self.predict(batch)
-        return greedy_distribution(scores, self.config.epsilon), scores
+        return greedy_distribution(scores, self._epsilon(epsilon)), scores
 
     def update(self, batch: FeatureBatch, action: int, reward: float) -> None:
         x = batch.action_indices(action)
@@ -238,22 +265,26 @@ class _DiagonalRidge(Policy):
 class LinUcbPolicy(_DiagonalRidge):
     kind = LINUCB
 
-    def top_distribution(self, batch: FeatureBatch) -> tuple[np.ndarray, np.ndarray]:
+    def top_distribution(
+        self, batch: FeatureBatch, *, epsilon: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         mean, variance = self._mean_and_variance(batch)
         ucb = mean + self.config.alpha * np.sqrt(variance)
-        return greedy_distribution(ucb, self.config.epsilon), ucb
+        return greedy_distribution(ucb, self._epsilon(epsilon)), ucb
 
 
 class ThompsonPolicy(_DiagonalRidge):
     kind = THOMPSON
 
-    def top_distribution(self, batch: FeatureBatch) -> tuple[np.ndarray, np.ndarray]:
+    def top_distribution(
+        self, batch: FeatureBatch, *, epsilon: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         mean, variance = self._mean_and_variance(batch)
         k = len(mean)
         draws = self.rng.standard_normal((self.config.draws, k))
         samples = mean + self.config.noise * np.sqrt(variance) * draws
         wins = np.bincount(samples.argmax(axis=1), minlength=k) / self.config.draws
-        eps = self.config.epsilon
+        eps = self._epsilon(epsilon)
         return eps / k + (1.0 - eps) * wins, mean
 
 

@@ -32,7 +32,7 @@ class OfferDecisionAdmin(admin.ModelAdmin):
     """The decision log, read-only: the rank API and the flush task write it."""
 
     list_display = ["event_id", "created_at", "placement", "chosen_id", "mode", "reward"]
-    list_filter = ["mode", "placement", "reward_source"]
+    list_filter = ["mode", "placement", "reward_source", "experiment"]
     search_fields = ["=event_id", "=chosen_id"]
     show_full_result_count = False
 

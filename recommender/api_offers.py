@@ -4,11 +4,12 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from experiments.serving import experiment_assign_variant, experiment_variant_config
 from marketing.authentication import HasScope
 from marketing.throttling import ServingRateThrottle
 from recommender import offers_log
 from recommender.errors import DecisionNotFoundError, RewardWindowClosedError
-from recommender.offers_serving import offers_rank
+from recommender.offers_serving import DEFAULT_VARIANT, RankVariant, offers_rank
 from recommender.serializers_offers import (
     OfferRankInputSerializer,
     OfferRankOutputSerializer,
@@ -33,30 +34,46 @@ class OfferRankView(APIView):
         "personalization consent) and each candidate's attributes, crossed. The first "
         "candidate is explored (configurable share, 20% by default); report its outcome to "
         "`/offers/reward` with the `event_id`. No candidate eligible: an empty ranking and a "
-        "null `event_id`.",
+        "null `event_id`. With `experiment`, the customer's variant decides the ranking "
+        "policy and exploration (see `experiment`); a customer outside the experiment "
+        "(holdout, traffic, global control, stopped) gets the default ranking, a null "
+        "`variant` and the `reason`. The decision log records both keys.",
         request=OfferRankInputSerializer,
         responses={
             200: OfferRankOutputSerializer,
             400: OpenApiResponse(description="Invalid input; `extra.fields` names the fields."),
             403: OpenApiResponse(description="The key lacks the scope offers:read."),
+            404: OpenApiResponse(description='code "experiment_not_found": unknown `experiment`.'),
         },
     )
     def post(self, request):
         serializer = OfferRankInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        variant, tested = DEFAULT_VARIANT, {}
+        if key := data.get("experiment"):
+            answer = experiment_assign_variant(key=key, customer_id=data["customer_id"])
+            tested = {"experiment": key, "variant": answer.variant}
+            if answer.variant is None:
+                tested["reason"] = answer.reason
+                variant = RankVariant(experiment=key)
+            else:
+                config = experiment_variant_config(key=key, variant=answer.variant)
+                variant = RankVariant.from_config(config, experiment=key, variant=answer.variant)
         result = offers_rank(
             customer_external_id=data["customer_id"],
             context=data["context"],
             candidates=data.get("candidates"),
             placement=data["placement"],
             k=data["k"],
+            variant=variant,
         )
         return Response(
             {
                 "event_id": result.event_id,
                 "ranking": [{"id": i, "probability": p} for i, p in result.ranking],
                 "model_version": result.model_version,
+                **tested,
             }
         )
 

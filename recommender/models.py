@@ -186,6 +186,11 @@ class OfferDecision(models.Model):
     reward_source = models.CharField(max_length=16, blank=True)  # api, click, purchase, default
     rewarded_at = models.DateTimeField(null=True, blank=True)
     learned_version = models.PositiveBigIntegerField(null=True, blank=True)
+    # The experiment the request named and the variant that ranked (blank: none, or the
+    # customer was not in it). Columns, not context keys: every JSON field above is a
+    # featurizer input, and a variant key there would become a feature the ranker learns.
+    experiment = models.CharField(max_length=64, blank=True, default="")
+    variant = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         indexes = [

@@ -96,6 +96,8 @@ def _decision_row(record: dict) -> OfferDecision:
         probability=record["probability"],
         mode=record["mode"],
         model_version=record["version"],
+        experiment=record.get("experiment", ""),  # decisions buffered before 0004 have none
+        variant=record.get("variant", ""),
     )
 
 

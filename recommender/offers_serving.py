@@ -1,10 +1,11 @@
 """Rank: the hot path of `POST /api/v1/offers/rank`.
 
 Per request: the served policy version and the catalog generation (one Redis round trip, at
-most once a second per process), one SQL query (the customer's live features, segments, consent), a second Redis round trip
-only when a candidate has caps, featurize + rank in numpy (~0.3 ms for 20 candidates), and
-one pipelined Redis write (the decision into the log buffer, its reward marker, impression
-counters). No PostgreSQL write: offers_log moves the decision there a few seconds later.
+most once a second per process), one SQL query (the customer's live features, segments,
+consent), a second Redis round trip only when a candidate has caps, featurize + rank in numpy
+(~0.3 ms for 20 candidates), and one pipelined Redis write (the decision into the log buffer,
+its reward marker, impression counters). No PostgreSQL write: offers_log moves the decision
+there a few seconds later.
 
 Candidates: without any, the eligible offers of the placement (cached catalog) in the
 default order (priority, then age). With candidates, each is an inline action
@@ -12,9 +13,17 @@ default order (priority, then age). With candidates, each is an inline action
 explicitly, else a number or a live offer's id is an offer and anything else an item of the
 catalog. Named offers still pass their eligibility (status, dates, segment, channel, stock,
 caps) but not the placement; unknown ids are dropped.
+
+Experiment variants (issue #7): the API assigns the customer and passes the variant's config
+as a `RankVariant`. `{"policy": "learned"}` (the default) ranks with the served policy;
+`{"policy": "priority"}` is the baseline a learned policy has to beat: candidates in the
+given / priority order with no exploration; `{"exploration": 0.05}` overrides the
+exploration share for that variant (with either policy). Every variant's decisions enter the
+same log with their true propensities, so the learner and offline evaluation use them all.
 """
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -25,6 +34,7 @@ from typing import Any
 from django.utils import timezone
 
 from recommender.contextual import ApprenticePolicy
+from recommender.contextual.policies import baseline_ranking
 from recommender.models import DecisionMode
 from recommender.offers_catalog import (
     CatalogOffer,
@@ -44,6 +54,8 @@ from recommender.offers_policy import (
     served_ranker,
 )
 from recommender.selectors_offers import customer_for_ranking, items_for_ranking
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_K = 3
 MAX_K = 50
@@ -70,6 +82,51 @@ def _stamps() -> tuple[Any, Any]:
 def stamps_forget() -> None:
     """Read the version and generation afresh on the next request (tests, benchmarks)."""
     _stamps_cache["at"] = float("-inf")
+
+
+LEARNED_POLICY, PRIORITY_POLICY = "learned", "priority"
+RANK_POLICIES = (LEARNED_POLICY, PRIORITY_POLICY)
+
+
+@dataclass(frozen=True)
+class RankVariant:
+    """How one request ranks: the policy (learned or priority), an exploration share
+    overriding the settings' (None: the served ranker's own), and the experiment and variant
+    keys written to the decision log."""
+
+    policy: str = LEARNED_POLICY
+    exploration: float | None = None
+    experiment: str = ""
+    variant: str = ""
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], *, experiment: str, variant: str):
+        """A variant's Variant.config; a value it does not understand is ignored (logged),
+        so a mistyped config serves the default ranking instead of failing requests."""
+        policy = config.get("policy", LEARNED_POLICY)
+        if policy not in RANK_POLICIES:
+            logger.warning(
+                "offer rank: unknown policy in variant config",
+                extra={"experiment": experiment, "variant": variant, "policy": policy},
+            )
+            policy = LEARNED_POLICY
+        exploration = config.get("exploration")
+        valid = isinstance(exploration, int | float) and not isinstance(exploration, bool)
+        if exploration is not None and not (valid and 0.0 <= exploration <= 1.0):
+            logger.warning(
+                "offer rank: exploration in variant config is not a share between 0 and 1",
+                extra={"experiment": experiment, "variant": variant},
+            )
+            exploration = None
+        return cls(
+            policy=policy,
+            exploration=float(exploration) if exploration is not None else None,
+            experiment=experiment,
+            variant=variant,
+        )
+
+
+DEFAULT_VARIANT = RankVariant()
 
 
 @dataclass(frozen=True)
@@ -179,6 +236,7 @@ def offers_rank(
     placement: str = "",
     k: int = DEFAULT_K,
     now: datetime | None = None,
+    variant: RankVariant = DEFAULT_VARIANT,
 ) -> RankResult:
     now = now or timezone.now()
     raw_version, generation = _stamps()
@@ -204,11 +262,17 @@ def offers_rank(
     batch = ranker_learner(ranker).featurize(
         context=context, customer=customer.features, actions=actions
     )
-    if isinstance(ranker, ApprenticePolicy):
-        ranking = ranker.rank(batch, baseline=0)
+    epsilon = variant.exploration
+    if variant.policy == PRIORITY_POLICY:
+        ranking = baseline_ranking(
+            len(actions), epsilon=epsilon or 0.0, rng=ranker_learner(ranker).rng
+        )
+        learned = False
+    elif isinstance(ranker, ApprenticePolicy):
+        ranking = ranker.rank(batch, baseline=0, epsilon=epsilon)
         learned = ranker.graduated
     else:
-        ranking = ranker.rank(batch)
+        ranking = ranker.rank(batch, epsilon=epsilon)
         learned = True
     chosen = ranking.chosen
     if not learned:
@@ -232,6 +296,8 @@ def offers_rank(
         "probability": ranking.chosen_probability,
         "mode": mode.value,
         "version": version,
+        "experiment": variant.experiment,
+        "variant": variant.variant,
     }
     shown = [ids[i] for i, _ in top if resolved[i].offer is not None]
     capped_shown = [i for i in shown if catalog[i].caps]

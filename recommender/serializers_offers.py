@@ -87,6 +87,15 @@ class OfferRankInputSerializer(serializers.Serializer):
         r"^[A-Za-z0-9_.:-]+$", max_length=64, required=False, default=""
     )
     k = serializers.IntegerField(min_value=1, max_value=MAX_K, default=DEFAULT_K)
+    experiment = serializers.SlugField(
+        required=False,
+        max_length=64,
+        help_text="An experiment key: the customer is assigned (sticky, exposure logged) and "
+        'the variant\'s config picks the ranking: {"policy": "learned"} (default), '
+        '{"policy": "priority"} (the given / priority order, no exploration), '
+        '{"exploration": 0.05} (that exploration share). The response reports '
+        "`experiment` and `variant`.",
+    )
 
     def validate_context(self, value):
         return _features(value, label="context")
@@ -105,6 +114,20 @@ class OfferRankOutputSerializer(serializers.Serializer):
     )
     ranking = RankedOfferSerializer(many=True)
     model_version = serializers.IntegerField()
+    experiment = serializers.CharField(
+        required=False, help_text="The experiment key asked for (only with `experiment`)."
+    )
+    variant = serializers.CharField(
+        required=False,
+        allow_null=True,
+        help_text="The variant that ranked; null when the customer is not in the experiment "
+        "(the default ranking was served).",
+    )
+    reason = serializers.CharField(
+        required=False,
+        help_text="Why the customer is not in the experiment (only when `variant` is null): "
+        "holdout, traffic, global_control, not_in_audience or not_running.",
+    )
 
 
 class OfferRewardInputSerializer(serializers.Serializer):

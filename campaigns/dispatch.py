@@ -1,6 +1,7 @@
-"""Dispatch: one page of a launched campaign's audience through the providers, each
-(campaign, variant, customer, channel) message sent at most once. Launch, the fan-out into
-pages, pause and resume are in campaigns/lifecycle.py.
+"""Dispatch: one page of a launched campaign's audience through the providers, one message
+row per (campaign, customer, channel, journey entry) and that row handed to the provider by
+one worker at a time (the guarantee, and where it is weaker, is at the end). Launch, the
+fan-out into pages, pause and resume are in campaigns/lifecycle.py.
 
     messages_send_batch(campaign=, customer_ids=)
                                           decide, render, record, claim, send
@@ -14,7 +15,10 @@ The protocol for one message:
    (tracked, never sent). A recipient inside the campaign's quiet hours (their timezone) gets
    no row yet: they are deferred to a batch of their own, enqueued to run when the quiet hours
    end (in steps of at most DEFER_MAX_SECONDS, below the broker's visibility timeout), which
-   decides again from the start, caps included.
+   decides again from the start, caps included; a journey entry's batch first checks the
+   exit event again (the customer may have done it while deferred).
+   A recipient with a `queued` row (a retry, a resumed campaign) keeps its variant and key;
+   consent, endpoint and quiet hours are checked again (not the caps: the row counts itself).
 2. Render; a render error is that recipient's `failed` row, nothing is sent.
 3. Frequency caps again, atomically, then INSERT: in one transaction, per-customer advisory
    locks (taken in pk order, so concurrent batches never deadlock) on the recipients about to
@@ -22,17 +26,22 @@ The protocol for one message:
    messages of every campaign; capped recipients get `skipped`; the rows go in with their
    unique idempotency key `campaign:variant:customer:channel` (ON CONFLICT DO NOTHING) and
    commit. Two campaigns deciding for the same customer at once are serialized, and the second
-   sees the first's `queued` row, so a cap is never exceeded. A row that exists already is
-   never decided again.
+   sees the first's `queued` row, so a cap is never exceeded. The unique constraint
+   `message_one_per_recipient` keeps a second row out whatever its key.
 4. Claim, a chunk at a time, just before its provider calls: `queued` -> `sending` in one
    UPDATE (FOR UPDATE SKIP LOCKED), committed: only one worker ever holds a message, however
    often the task is redelivered, and a message not yet claimed is plain `queued`.
 5. Call the provider for the chunk's messages concurrently (DISPATCH_SEND_THREADS threads;
    network I/O releases the GIL) with the key as its message id, then record the outcomes: one
    UPDATE ... FROM (VALUES ...) marks the chunk's accepted messages `sent` with the provider's
-   ids. Transient errors put the row back to `queued` and enqueue `message_send` with backoff
-   (Retry-After when given) up to MAX_SEND_ATTEMPTS, then `failed`; permanent errors are
-   `failed`, and an unreachable endpoint is flagged bounced.
+   ids. Transient errors the provider certainly did not take (refused connection, 408, 429)
+   put the row back to `queued` and enqueue `message_send` with backoff (Retry-After when
+   given) up to MAX_SEND_ATTEMPTS, then `failed`. Ambiguous ones (a timeout or dropped
+   connection after the request went out, a 5xx) leave it `sending`, settled like a crash's
+   claims (below), never resent blindly. Our own rate limiter's refusals put the row back
+   without counting an attempt. Permanent errors are `failed`, and an unreachable endpoint is
+   flagged bounced. `message_send` sends only for a sending or done campaign (a cancelled
+   one's retry is `skipped`), and waits out the recipient's quiet hours.
 
 What a crash (kill -9) can leave, and how it is settled:
 - rows not inserted (the batch died before 3): the batch runs again (redelivery, or the sweeper
@@ -49,10 +58,14 @@ What a crash (kill -9) can leave, and how it is settled:
   Push; Twilio or SendGrid without Email Activity access, and no event came) we keep
   at-most-once: the row is `failed` with LOST_ERROR and never resent.
 
-The guarantee: every message is handed to the provider at most once, and, for email through
-SendGrid, exactly once after a crash, provided the activity feed shows an accepted message
-within the lease (it is eventually consistent; the default lease is 5 minutes). With other
-providers a crash can lose at most the messages that were in flight, counted as `lost`.
+The guarantee: a message is handed to the provider again only when the provider certainly did
+not take it (it refused or rate-limited the request, the connection was never made) or its
+lookup says it does not have it; never while another worker holds it. So, at most once for
+SMS and Web Push (an ambiguous error or a crash there ends `failed` with LOST_ERROR when no
+status event came), and exactly once for email through SendGrid provided the activity feed
+shows an accepted message within the lease (it is eventually consistent; the default lease is
+5 minutes). A provider that drops a message it answered 2xx for, or the activity feed
+lagging past the lease, are outside it.
 """
 
 from __future__ import annotations
@@ -84,7 +97,7 @@ from campaigns.errors import (
     CampaignNotReadyError,
 )
 from campaigns.inbox_services import in_app_payload
-from campaigns.journeys import journey_entry_settle
+from campaigns.journeys import journey_entry_exit_if_done, journey_entry_settle
 from campaigns.models import (
     Campaign,
     CampaignStatus,
@@ -393,7 +406,10 @@ def _skip_reason(
     opted_out: set[int],
     overall: dict,
     on_channel: dict,
+    caps: bool = True,
 ) -> str:
+    """Why the recipient gets no message ("" when they get one). Without `caps` for a
+    `queued` row decided before: it counts against the caps itself."""
     if in_global_control(external_id=external_id, percent=settings.CAMPAIGN_GLOBAL_CONTROL_PERCENT):
         return SkipReason.GLOBAL_CONTROL
     if in_holdout(
@@ -404,7 +420,7 @@ def _skip_reason(
         return SkipReason.CONSENT
     if customer_id not in addresses:
         return SkipReason.NO_ENDPOINT
-    if _capped(customer_id, overall, on_channel):  # checked again atomically before the insert
+    if caps and _capped(customer_id, overall, on_channel):  # again atomically before the insert
         return SkipReason.FREQUENCY_CAP
     return ""
 
@@ -435,6 +451,8 @@ def messages_send_batch(
         campaign.refresh_from_db(fields=["status"])  # paused since the caller read it?
     if campaign.status not in (CampaignStatus.SENDING, CampaignStatus.DONE) or not customer_ids:
         return BatchResult()
+    if journey_entry_id and journey_entry_exit_if_done(entry_id=journey_entry_id):
+        return BatchResult()  # did the exit event while deferred
     now = timezone.now()
     channel = campaign.channel
     ids = sorted(set(customer_ids))
@@ -442,9 +460,15 @@ def messages_send_batch(
     if journey_entry_id:
         mine = mine.filter(journey_entry_id=journey_entry_id)
     lost = messages_resolve_stale(queryset=mine, now=now).lost
-    existing = {row[0]: row[1:] for row in mine.values_list("customer_id", "status", "address")}
+    existing = {
+        row[0]: row[1:]
+        for row in mine.values_list(
+            "customer_id", "status", "address", "pk", "variant_id", "idempotency_key"
+        )
+    }
 
     variants = _variants(campaign)
+    by_variant = {v.pk if v is not None else None: (v, t) for v, t in variants}
     weights = [v.weight if v is not None else 1 for v, _ in variants]
     # A campaign run as an experiment: assignment picks the variant (sticky, exposure logged).
     linked = campaign_experiment(campaign_id=campaign.pk)
@@ -463,62 +487,81 @@ def messages_send_batch(
     to_render: list[tuple[Message, MessageTemplate]] = []
     rendered: dict[str, tuple[RenderedMessage, MessageLinks]] = {}
     deferred: dict[int, list[int]] = defaultdict(list)
+    now_skipped: dict[str, list[int]] = defaultdict(list)  # queued rows, by reason
     for customer_id in ids:
         if customer_id not in customers:
             continue
-        if customer_id in existing and existing[customer_id][0] != MessageStatus.QUEUED:
+        stored = existing.get(customer_id)
+        if stored is not None and stored[0] != MessageStatus.QUEUED:
             continue
-        picked = (
-            campaign_variant_assign(linked, customer_id=external_ids[customer_id])
-            if linked is not None
-            else None
-        )
-        variant, template = variants[
-            positions[picked]
-            if picked in positions
-            else variant_index(campaign_id=campaign.pk, customer_id=customer_id, weights=weights)
-        ]
-        key = message_key(
-            campaign_id=campaign.pk,
-            variant_id=variant.pk if variant else None,
-            customer_id=customer_id,
-            channel=channel,
-            journey_entry_id=journey_entry_id,
-        )
-        row = Message(
-            campaign=campaign,
-            variant=variant,
-            customer_id=customer_id,
-            channel=channel,
-            idempotency_key=key,
-            address=addresses.get(customer_id, ""),
-            journey_entry_id=journey_entry_id,
-        )
-        if customer_id not in existing:
-            reason = (
-                SkipReason.HOLDOUT
-                if picked == HOLDOUT
-                else _skip_reason(
-                    campaign,
-                    customer_id,
-                    external_id=external_ids[customer_id],
-                    consented=consented,
-                    addresses=addresses,
-                    opted_out=opted_out,
-                    overall=overall,
-                    on_channel=on_channel,
+        picked = None
+        if stored is None:
+            if linked is not None:
+                picked = campaign_variant_assign(linked, customer_id=external_ids[customer_id])
+            variant, template = variants[
+                positions[picked]
+                if picked in positions
+                else variant_index(
+                    campaign_id=campaign.pk, customer_id=customer_id, weights=weights
                 )
+            ]
+            row = Message(
+                campaign=campaign,
+                variant=variant,
+                customer_id=customer_id,
+                channel=channel,
+                idempotency_key=message_key(
+                    campaign_id=campaign.pk,
+                    variant_id=variant.pk if variant else None,
+                    customer_id=customer_id,
+                    channel=channel,
+                    journey_entry_id=journey_entry_id,
+                ),
+                address=addresses.get(customer_id, ""),
+                journey_entry_id=journey_entry_id,
             )
-            if reason:
-                row.status, row.skip_reason = MessageStatus.SKIPPED, reason
-                rows.append(row)
-                continue
-            quiet = _quiet_for(campaign, customers[customer_id], now)
-            if quiet:
-                deferred[min(quiet, DEFER_MAX_SECONDS)].append(customer_id)
-                continue
         else:
-            row.address = existing[customer_id][1]
+            # A `queued` row keeps its variant and key: picking again (weights or an
+            # experiment changed since) would make another key, so another message.
+            _, address, pk, variant_id, key = stored
+            variant, template = by_variant.get(variant_id, variants[0])
+            row = Message(
+                pk=pk,
+                campaign=campaign,
+                variant_id=variant_id,
+                customer_id=customer_id,
+                channel=channel,
+                idempotency_key=key,
+                address=address,
+                journey_entry_id=journey_entry_id,
+            )
+        # Consent, endpoint and quiet hours again for a `queued` row too (a retry, or a
+        # resumed campaign): they may have changed since it was decided.
+        reason = (
+            SkipReason.HOLDOUT
+            if picked == HOLDOUT
+            else _skip_reason(
+                campaign,
+                customer_id,
+                external_id=external_ids[customer_id],
+                consented=consented,
+                addresses=addresses,
+                opted_out=opted_out,
+                overall=overall,
+                on_channel=on_channel,
+                caps=stored is None,
+            )
+        )
+        if reason:
+            row.status, row.skip_reason = MessageStatus.SKIPPED, reason
+            rows.append(row)
+            if stored is not None:
+                now_skipped[reason].append(row.pk)
+            continue
+        quiet = _quiet_for(campaign, customers[customer_id], now)
+        if quiet:
+            deferred[min(quiet, DEFER_MAX_SECONDS)].append(customer_id)
+            continue
         to_render.append((row, template))
         rows.append(row)
 
@@ -545,6 +588,10 @@ def messages_send_batch(
         for key in _caps_apply_locked(new, channel=channel, now=now):
             del rendered[key]
         _messages_insert(rows)
+        for reason, skipped_ids in now_skipped.items():
+            Message.objects.filter(pk__in=skipped_ids, status=MessageStatus.QUEUED).update(
+                status=MessageStatus.SKIPPED, skip_reason=reason
+            )
     for countdown, deferred_ids in sorted(deferred.items()):
         messages_send_batch_task.apply_async(
             (campaign.pk, deferred_ids, journey_entry_id), countdown=countdown
@@ -854,6 +901,15 @@ def message_send(*, message_id: int) -> str:
             message.status, message.skip_reason = MessageStatus.SKIPPED, reason
             message.save(update_fields=["status", "skip_reason"])
             return MessageStatus.SKIPPED
+        tz_name = Customer.objects.filter(pk=message.customer_id).values_list("timezone", flat=True)
+        quiet = _quiet_for(message.campaign, tz_name.first() or "", now)
+        if quiet:  # a retry that fell into the recipient's quiet hours waits them out
+            transaction.on_commit(
+                lambda: message_send_task.apply_async(
+                    (message_id,), countdown=min(quiet, DEFER_MAX_SECONDS)
+                )
+            )
+            return MessageStatus.QUEUED
         message.status, message.claimed_at = MessageStatus.SENDING, now
         message.attempts += 1
         message.save(update_fields=["status", "claimed_at", "attempts"])

@@ -228,11 +228,7 @@ def journey_entries_decide_due(
     skipped = waiting.filter(
         decided_at=None, campaign__status__in=[CampaignStatus.DONE, CampaignStatus.CANCELLED]
     ).update(status=JourneyStatus.SKIPPED, decided_at=now)
-    exit_event = Event.objects.filter(
-        customer_id=OuterRef("customer_id"),
-        type=OuterRef("campaign__trigger_exit_event_type"),
-        occurred_at__gt=OuterRef("triggered_at"),
-    )
+    exit_event = _exit_event()
     with transaction.atomic():
         claimed = list(
             waiting.filter(decided_at=None, campaign__status=CampaignStatus.SENDING)
@@ -269,6 +265,27 @@ def journey_entries_decide_due(
         dispatched=len(to_send) + len(lost),
         skipped=skipped,
         more=len(claimed) == limit,
+    )
+
+
+def _exit_event() -> Any:
+    """The entry's customer did the journey's exit event after the trigger (for Exists, on a
+    JourneyEntry queryset)."""
+    return Event.objects.filter(
+        customer_id=OuterRef("customer_id"),
+        type=OuterRef("campaign__trigger_exit_event_type"),
+        occurred_at__gt=OuterRef("triggered_at"),
+    )
+
+
+def journey_entry_exit_if_done(*, entry_id: int) -> bool:
+    """The exit check again at send time: an entry whose message was deferred (quiet hours,
+    a local send time) is sent later than it was decided, and a customer who did the exit
+    event meanwhile must not get it. Marks the entry exited; True when it has."""
+    return bool(
+        JourneyEntry.objects.filter(pk=entry_id, status=JourneyStatus.WAITING)
+        .filter(Exists(_exit_event()))
+        .update(status=JourneyStatus.EXITED, decided_at=timezone.now())
     )
 
 

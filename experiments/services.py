@@ -14,7 +14,7 @@ import redis
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from campaigns.models import Campaign
+from campaigns.models import Campaign, CampaignStatus
 from experiments import bandits, selectors
 from experiments.assignment import shares
 from experiments.errors import ExperimentInvalidError, ExperimentStatusError
@@ -487,6 +487,15 @@ def campaign_experiment_create(
     exposure logged with its propensity) instead of the campaign's own weights. Variants
     carry their campaign variant's id in `config`; the first is the control; the metric is
     the campaign's goal (purchase by default) within its window, in whole days."""
+    if campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
+        # Dispatch keeps the variant of a recipient's existing message; an experiment
+        # started mid-send would assign them another one, and its results would count
+        # recipients who never saw the variant they were assigned.
+        raise ExperimentInvalidError.for_field(
+            "campaign",
+            "Only a draft or scheduled campaign can run as an experiment: this one has "
+            "started sending.",
+        )
     variants = list(campaign.variants.order_by("pk"))
     if len(variants) < 2:
         raise ExperimentInvalidError.for_field(

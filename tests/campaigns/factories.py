@@ -27,10 +27,13 @@ class CampaignFactory(factory.django.DjangoModelFactory):
     segment = factory.SubFactory(SegmentFactory)
 
 
-def emailable_customer(**fields) -> Customer:
-    """A customer with an email endpoint and marketing-email consent: dispatch sends to them."""
+def emailable_customer(*, consent: bool = True, **fields) -> Customer:
+    """A customer with an email endpoint and marketing-email consent: dispatch sends to them
+    (without `consent`, it skips them)."""
     customer = CustomerFactory(**fields)
     ChannelEndpoint.objects.create(customer=customer, channel="email", address=customer.email)
+    if not consent:
+        return customer
     Consent.objects.create(
         customer=customer,
         purpose="marketing_email",

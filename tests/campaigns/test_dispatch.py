@@ -31,29 +31,26 @@ from campaigns.providers import rate_limiter_for
 from campaigns.services import campaign_cancel
 from profiles.models import ChannelEndpoint, Consent, Customer
 from profiles.segments.services import segment_create_static
-from tests.campaigns.factories import CampaignFactory, MessageTemplateFactory
-from tests.profiles.factories import CustomerFactory
+from tests.campaigns.factories import (
+    CampaignFactory,
+    MessageTemplateFactory,
+    emailable_customer,
+)
 
 pytestmark = pytest.mark.django_db
 
 
 def recipients(n, *, consent=True, prefix="r", **customer_fields):
-    customers = []
-    for i in range(n):
-        customer = CustomerFactory(
-            external_id=f"{prefix}-{i}", email=f"{prefix}-{i}@example.com", **customer_fields
+    """`n` emailable customers `<prefix>-<i>` (tests/campaigns/factories.py)."""
+    return [
+        emailable_customer(
+            external_id=f"{prefix}-{i}",
+            email=f"{prefix}-{i}@example.com",
+            consent=consent,
+            **customer_fields,
         )
-        ChannelEndpoint.objects.create(customer=customer, channel="email", address=customer.email)
-        if consent:
-            Consent.objects.create(
-                customer=customer,
-                purpose="marketing_email",
-                granted=True,
-                source="api",
-                changed_at=timezone.now(),
-            )
-        customers.append(customer)
-    return customers
+        for i in range(n)
+    ]
 
 
 def sending_campaign(customers, name="Spring", **fields):
@@ -229,13 +226,18 @@ def test_variants_split_by_weight():
     assert picks[0] + picks[1] == 8_000
 
 
-def test_variant_is_part_of_the_key(sendgrid_stand_in):
-    customers = recipients(6)
+def two_variant_campaign(customers):
     campaign = sending_campaign(customers)
     a = CampaignVariant.objects.create(campaign=campaign, name="A", template=campaign.template)
     b = CampaignVariant.objects.create(
         campaign=campaign, name="B", template=MessageTemplateFactory(subject="Other")
     )
+    return campaign, a, b
+
+
+def test_variant_is_part_of_the_key(sendgrid_stand_in):
+    customers = recipients(6)
+    campaign, a, b = two_variant_campaign(customers)
 
     messages_send_batch(campaign=campaign, customer_ids=pks(customers))
 
@@ -411,6 +413,49 @@ def test_rate_limit_refusals_are_no_attempts(sendgrid_stand_in, slow_sendgrid_li
         assert message_send(message_id=held[0].pk) == "queued"
     assert Message.objects.get(pk=held[0].pk).attempts == 0
     assert len(sendgrid_stand_in.requests) == 1
+
+
+def test_a_queued_message_keeps_its_variant_when_the_weights_change(sendgrid_stand_in):
+    customers = recipients(6)
+    campaign, a, b = two_variant_campaign(customers)
+    sendgrid_stand_in.fail_next(99, 429, retry_after=0)
+    messages_send_batch(campaign=campaign, customer_ids=pks(customers))
+    keys = dict(Message.objects.filter(campaign=campaign).values_list("pk", "idempotency_key"))
+    assert {m.variant_id for m in Message.objects.filter(campaign=campaign)} == {a.pk, b.pk}
+    CampaignVariant.objects.filter(pk=a.pk).update(weight=0)  # all new picks would be B
+    sendgrid_stand_in.reset()
+
+    result = messages_send_batch(campaign=campaign, customer_ids=pks(customers))
+
+    assert result == BatchResult(sent=6)
+    assert dict(Message.objects.filter(campaign=campaign).values_list("pk", "idempotency_key")) == (
+        keys
+    )
+    assert sent_to(sendgrid_stand_in) == Counter({c.email: 1 for c in customers})
+
+
+def test_a_queued_message_is_decided_again_for_consent_and_quiet_hours(sendgrid_stand_in):
+    withdrawn, quiet = recipients(2)
+    campaign = sending_campaign([withdrawn, quiet])
+    sendgrid_stand_in.fail_next(1, 429, retry_after=0)
+    messages_send_batch(campaign=campaign, customer_ids=[withdrawn.pk, quiet.pk])
+    assert set(Message.objects.values_list("status", flat=True)) == {"queued"}
+    Consent.objects.filter(customer=withdrawn).update(granted=False)
+    hour = timezone.now().hour
+    Campaign.objects.filter(pk=campaign.pk).update(
+        quiet_hours_start=(hour - 1) % 24, quiet_hours_end=(hour + 2) % 24
+    )
+    campaign.refresh_from_db()
+    sendgrid_stand_in.reset()
+
+    result = messages_send_batch(campaign=campaign, customer_ids=[withdrawn.pk, quiet.pk])
+
+    assert result == BatchResult(skipped=1, deferred=1)
+    assert Message.objects.get(customer=withdrawn).skip_reason == "consent"
+    held = Message.objects.get(customer=quiet)
+    assert held.status == "queued"
+    assert message_send(message_id=held.pk) == "queued"  # the retry waits too
+    assert sendgrid_stand_in.requests == []
 
 
 def test_permanent_invalid_address_fails_and_marks_the_endpoint_bounced(sendgrid_stand_in):

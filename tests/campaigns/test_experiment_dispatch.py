@@ -9,7 +9,7 @@ from django.test import Client
 from django.urls import reverse
 
 from campaigns.dispatch import messages_send_batch
-from campaigns.models import CampaignVariant, Message
+from campaigns.models import Campaign, CampaignVariant, Message
 from experiments import serving
 from experiments.errors import ExperimentInvalidError
 from experiments.models import Experiment, Exposure
@@ -32,6 +32,27 @@ def _fresh_process_cache():
     serving._configs.clear()
 
 
+def _start(campaign):
+    Campaign.objects.filter(pk=campaign.pk).update(status="sending")
+
+
+def test_a_campaign_that_started_sending_cannot_become_an_experiment(marketer_client):
+    campaign = sending_campaign(recipients(2, prefix="late"))
+    _two_variants(campaign)
+
+    with pytest.raises(ExperimentInvalidError) as error:
+        campaign_experiment_create(campaign=campaign)
+
+    refusal = (
+        "Only a draft or scheduled campaign can run as an experiment: this one has started sending."
+    )
+    assert error.value.extra["fields"]["campaign"] == [refusal]
+    url = reverse("experiments:campaign-experiment-create", args=[campaign.pk])
+    form = {"allocation": "ucb1", "holdout_percent": "0"}
+    assert refusal in marketer_client.post(url, form, follow=True).content.decode()
+    assert Experiment.objects.count() == 0
+
+
 def _two_variants(campaign):
     a = CampaignVariant.objects.create(
         campaign=campaign, name="A", template=MessageTemplateFactory(subject="Subject A")
@@ -44,9 +65,12 @@ def _two_variants(campaign):
 
 def test_thompson_experiment_picks_each_recipients_variant(sendgrid_stand_in):
     customers = recipients(40, prefix="tx")
-    campaign = sending_campaign(customers, goal_event_type="purchase", goal_window_hours=36)
+    campaign = sending_campaign(
+        customers, goal_event_type="purchase", goal_window_hours=36, status="scheduled"
+    )
     a, b = _two_variants(campaign)
     experiment = campaign_experiment_create(campaign=campaign, allocation="thompson")
+    _start(campaign)
     assert (experiment.key, experiment.status, experiment.allocation) == (
         f"campaign-{campaign.pk}",
         "running",
@@ -94,9 +118,10 @@ def test_thompson_experiment_picks_each_recipients_variant(sendgrid_stand_in):
 
 def test_held_out_recipients_get_no_message(sendgrid_stand_in):
     customers = recipients(30, prefix="ho")
-    campaign = sending_campaign(customers)
+    campaign = sending_campaign(customers, status="scheduled")
     _two_variants(campaign)
     experiment = campaign_experiment_create(campaign=campaign, holdout_percent=40)
+    _start(campaign)
     messages_send_batch(campaign=campaign, customer_ids=pks(customers))
     held = {
         c.pk
@@ -117,7 +142,7 @@ def test_held_out_recipients_get_no_message(sendgrid_stand_in):
 
 
 def test_a_campaign_needs_two_variants_and_one_experiment():
-    campaign = sending_campaign(recipients(1, prefix="one"))
+    campaign = sending_campaign(recipients(1, prefix="one"), status="draft")
     with pytest.raises(ExperimentInvalidError) as error:
         campaign_experiment_create(campaign=campaign)
     assert error.value.extra["fields"]["variants"] == [

@@ -138,6 +138,28 @@ def test_add_to_cart_then_purchase_exits_without_a_message(
     assert sendgrid_stand_in.requests == []
 
 
+def test_an_entry_deferred_by_quiet_hours_exits_on_a_purchase_meanwhile(sendgrid_stand_in):
+    customer = recipients(1)[0]
+    campaign = journey()
+    activated_before(campaign, days=1)
+    now = timezone.now()
+    ingest(customer, "add_to_cart", now - dt.timedelta(minutes=40))
+    journey_events_consume()
+    entry = JourneyEntry.objects.get(campaign=campaign)
+    # The entry was handed over, its send deferred by quiet hours; then the customer buys.
+    ingest(customer, "purchase", now)
+
+    result = messages_send_batch(
+        campaign=campaign, customer_ids=[customer.pk], journey_entry_id=entry.pk
+    )
+
+    assert result.sent == 0
+    entry.refresh_from_db()
+    assert entry.status == "exited"
+    assert not Message.objects.exists()
+    assert sendgrid_stand_in.requests == []
+
+
 def test_a_purchase_before_the_add_to_cart_does_not_exit(
     sendgrid_stand_in, eager, django_capture_on_commit_callbacks
 ):

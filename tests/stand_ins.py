@@ -324,6 +324,7 @@ class SendGridStandIn(StandIn):
         return next((i for i, r in enumerate(recipients) if r in self._by_recipient), 0)
 
     def error(self, request: RecordedRequest, failure: Failure) -> Answer:
+        error: dict[str, str | None]
         if failure.status == 400:
             error = {
                 "message": "Does not contain a valid address.",

@@ -74,9 +74,15 @@ def fanout_page_claim(*, campaign_id: int, after_pk: int, last_pk: int) -> bool:
     return bool(claimed)
 
 
-def fanout_reset(*, campaign_id: int, to_pk: int) -> None:
-    """Move the cursor back to `to_pk`, before a chain restarted from there."""
-    _client().set(_key(campaign_id, "cursor"), to_pk, ex=_ttl())
+def fanout_reset(*, campaign_id: int, to_pk: int, fresh: bool = False) -> None:
+    """Move the cursor back to `to_pk`, before a chain restarted from there. `fresh` (a
+    launch) also drops the audience size and last page: keys left by an earlier campaign
+    with the same id (a database recreated while Redis kept its keys) must not hold back
+    the new fan-out or size its progress bar."""
+    client = _client()
+    if fresh:
+        client.delete(_key(campaign_id, "audience"), _key(campaign_id, "moved"))
+    client.set(_key(campaign_id, "cursor"), to_pk, ex=_ttl())
 
 
 def fanout_cursor(*, campaign_id: int) -> int | None:

@@ -104,7 +104,9 @@ def campaign_launch(*, campaign: Campaign | int) -> Campaign:
         locked.started_at = timezone.now()
         locked.save(update_fields=["status", "started_at", "updated_at"])
         if not _is_journey(locked):
-            transaction.on_commit(lambda: campaign_dispatch_page_task.delay(pk, 0))
+            transaction.on_commit(
+                lambda: campaign_fanout_restart(campaign_id=pk, after_pk=0, fresh=True)
+            )
     logger.info("campaign launched", extra={"campaign": pk, "journey": _is_journey(locked)})
     return locked
 
@@ -128,9 +130,10 @@ def campaign_resume(*, campaign: Campaign | int) -> Campaign:
     return resumed
 
 
-def campaign_fanout_restart(*, campaign_id: int, after_pk: int) -> None:
-    """A new chain of pages from `after_pk` (the cursor moved back so its pages are claimed)."""
-    fanout_reset(campaign_id=campaign_id, to_pk=after_pk)
+def campaign_fanout_restart(*, campaign_id: int, after_pk: int, fresh: bool = False) -> None:
+    """A new chain of pages from `after_pk` (the cursor moved back so its pages are claimed;
+    `fresh` at launch, see fanout_reset)."""
+    fanout_reset(campaign_id=campaign_id, to_pk=after_pk, fresh=fresh)
     campaign_dispatch_page_task.delay(campaign_id, after_pk)
 
 

@@ -8,8 +8,19 @@ import uuid
 import pytest
 from django.utils import timezone
 
-from campaigns.fanout import audience_size_get, fanout_cursor, fanout_page_claim
-from campaigns.lifecycle import campaign_dispatch_page, campaign_pause, campaign_resume
+from campaigns.fanout import (
+    audience_size_get,
+    audience_size_store,
+    fanout_cursor,
+    fanout_page_claim,
+    fanout_reset,
+)
+from campaigns.lifecycle import (
+    campaign_dispatch_page,
+    campaign_launch,
+    campaign_pause,
+    campaign_resume,
+)
 from campaigns.models import Campaign, Message
 from campaigns.recovery import SweepResult, campaigns_sweep
 from marketing.celery import app as celery_app
@@ -147,3 +158,22 @@ def test_sweep_leaves_a_campaign_that_sent_recently_and_journeys_alone(settings)
     assert Campaign.objects.get(pk=journey.pk).updated_at < timezone.now() - dt.timedelta(
         minutes=29
     )
+
+
+def test_a_launch_ignores_fan_out_keys_left_by_an_earlier_campaign_with_its_id(
+    settings, django_capture_on_commit_callbacks
+):
+    """A database recreated while Redis kept its keys gives a new campaign an old id: its
+    launch must not find the old cursor past its first page, nor the old audience size."""
+    settings.DISPATCH_BATCH_SIZE = 2
+    campaign, pks = campaign_of(3, status="draft")
+    fanout_reset(campaign_id=campaign.pk, to_pk=10**9)  # the earlier campaign got that far
+    audience_size_store(campaign_id=campaign.pk, size=999)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        campaign_launch(campaign=campaign)
+
+    assert fanout_cursor(campaign_id=campaign.pk) == 0
+    assert audience_size_get(campaign_id=campaign.pk) is None
+    assert campaign_dispatch_page(campaign_id=campaign.pk, after_pk=0) == 2
+    assert audience_size_get(campaign_id=campaign.pk) == 3

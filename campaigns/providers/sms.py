@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -40,6 +41,7 @@ logger = logging.getLogger(__name__)
 TWILIO_UNREACHABLE_CODES = frozenset({21211, 21214, 21217, 21401, 21610, 21612, 21614})
 # TWILIO_FROM_NUMBER may name a Messaging Service (its SID) instead of a number.
 MESSAGING_SERVICE_PREFIX = "MG"
+IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
 
 
 class BaseUrlHttpClient(TwilioHttpClient):
@@ -66,10 +68,23 @@ class BaseUrlHttpClient(TwilioHttpClient):
                     path=self.base.path.rstrip("/") + parts.path,
                 )
             )
+        extra = getattr(self._local, "extra_headers", None)
+        if extra:
+            kwargs["headers"] = {**(kwargs.get("headers") or {}), **extra}
         self._local.headers = {}
         response = super().request(method, url, *args, **kwargs)
         self._local.headers = response.headers or {}
         return response
+
+    @contextmanager
+    def extra_headers(self, headers: Mapping[str, str]) -> Iterator[None]:
+        """Send `headers` with this thread's requests inside the block (`messages.create`
+        takes no headers of its own)."""
+        self._local.extra_headers = dict(headers)
+        try:
+            yield
+        finally:
+            self._local.extra_headers = None
 
     @property
     def last_headers(self) -> Mapping[str, str]:
@@ -104,7 +119,11 @@ class TwilioSmsProvider:
         if callback:
             kwargs["status_callback"] = callback
         try:
-            created = self.client.messages.create(**kwargs)
+            # Our key as Twilio's idempotency token, so that Twilio can recognize a resend
+            # (dispatch resends only what Twilio certainly did not take; see
+            # ProviderTransientError.ambiguous).
+            with self.http_client.extra_headers({IDEMPOTENCY_HEADER: message.message_id}):
+                created = self.client.messages.create(**kwargs)
         except TwilioException as exc:
             raise self._error(exc) from exc
         except requests.RequestException as exc:

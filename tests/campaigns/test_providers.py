@@ -226,6 +226,7 @@ def test_twilio_send_posts_message_with_status_callback_carrying_message_id(twil
     assert request.path == f"/2010-04-01/Accounts/{TWILIO_SID}/Messages.json"
     expected_auth = base64.b64encode(f"{TWILIO_SID}:twilio-test-token".encode()).decode()
     assert request.header("Authorization") == f"Basic {expected_auth}"
+    assert request.header("I-Twilio-Idempotency-Token") == "msg-2"  # our message key
     assert request.form() == {
         "To": ["+4915112345678"],
         "From": ["+15005550006"],

@@ -3,8 +3,9 @@
 The served state is one Redis value (the policy's npz bytes) plus a version counter. The
 learner (offers_learning) is the only writer; every web process keeps the deserialized
 policy in memory and compares the version (read with the catalog generation, at most once a
-second) and reloads the bytes only when it changed, i.e. at most once per learning run. PostgreSQL keeps periodic snapshots (OfferPolicySnapshot) so a flushed Redis
-restarts from the last one, not from nothing.
+second) and reloads the bytes only when it changed, i.e. at most once per learning run.
+PostgreSQL keeps periodic snapshots (OfferPolicySnapshot) so a flushed Redis restarts from
+the last one, not from nothing.
 
 The state is either a plain policy or, in apprentice mode, an ApprenticePolicy wrapping the
 learner; one tag byte in front of the bytes says which.

@@ -5,6 +5,7 @@ from recommender.models import (
     ModelVersion,
     Offer,
     OfferDecision,
+    OfferPolicySnapshot,
     RecommendationList,
     SimilarItemList,
 )
@@ -89,3 +90,19 @@ class SimilarItemListAdmin(_ListAdmin):
     raw_id_fields = ["item"]
     search_fields = ["=item__external_id"]
     list_select_related = ["model_version", "item"]
+
+
+@admin.register(OfferPolicySnapshot)
+class OfferPolicySnapshotAdmin(admin.ModelAdmin):
+    """Read-only: the learner writes a snapshot of the ranker's state every few minutes (the
+    state itself is binary; the list shows its version, settings and statistics)."""
+
+    list_display = ["version", "created_at"]
+    readonly_fields = ["version", "config", "stats", "created_at"]
+    exclude = ["state"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -63,6 +63,7 @@ ACTIONS: dict[str, tuple[Callable[..., Campaign], str]] = {
     "pause": (lifecycle.campaign_pause, "Paused."),
     "resume": (lifecycle.campaign_resume, "Resumed."),
     "cancel": (services.campaign_cancel, "Cancelled."),
+    "end": (lifecycle.campaign_end, "Journey ended: nobody enters it any more."),
 }
 
 

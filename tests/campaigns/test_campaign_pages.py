@@ -389,6 +389,38 @@ def test_pause_resume_and_cancel(marketer_client, setup, django_capture_on_commi
     assert _flash(response) == [f"Campaign {campaign.name!r} is cancelled, not sending."]
 
 
+def test_end_journey_from_its_page(marketer_client, setup):
+    journey = CampaignFactory(
+        template=setup["a"],
+        audience_type="trigger",
+        trigger_event_type="add_to_cart",
+        trigger_exit_event_type="purchase",
+        status="sending",
+    )
+    page = marketer_client.get(reverse("campaigns:campaign-detail", args=[journey.pk]))
+    assert "End journey" in page.content.decode()
+
+    response = marketer_client.post(reverse("campaigns:campaign-action", args=[journey.pk, "end"]))
+    assert _flash(response) == ["Journey ended: nobody enters it any more."]
+    journey.refresh_from_db()
+    assert journey.status == "done"
+    assert journey.finished_at is not None
+    page = marketer_client.get(reverse("campaigns:campaign-detail", args=[journey.pk]))
+    assert "End journey" not in page.content.decode()
+
+    segment_campaign = CampaignFactory(
+        segment=setup["segment"], template=setup["a"], status="sending"
+    )
+    response = marketer_client.post(
+        reverse("campaigns:campaign-action", args=[segment_campaign.pk, "end"])
+    )
+    assert _flash(response) == [
+        f"Campaign {segment_campaign.name!r} is not an active or paused journey."
+    ]
+    segment_campaign.refresh_from_db()
+    assert segment_campaign.status == "sending"
+
+
 def test_unknown_action_is_404(marketer_client, setup):
     campaign = CampaignFactory(segment=setup["segment"], template=setup["a"])
     url = reverse("campaigns:campaign-action", args=[campaign.pk, "explode"])

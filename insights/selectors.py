@@ -13,11 +13,11 @@ def post_source_list() -> list[str]:
 
 def post_list(*, filters: dict | None = None) -> QuerySet[Post]:
     filters = filters or {}
-    qs = Post.objects.select_related("brand")
+    qs = Post.objects.prefetch_related("mentions__brand")
     if q := filters.get("q"):
         qs = qs.filter(Q(text__icontains=q) | Q(author__icontains=q))
     if brand := filters.get("brand"):
-        qs = qs.filter(brand=brand)
+        qs = qs.filter(mentions__brand=brand).distinct()
     if source := filters.get("source"):
         qs = qs.filter(source=source)
     return qs.order_by("-posted_at", "-pk")

@@ -192,10 +192,12 @@ def demo_objects_create(*, truth: StoreTruth) -> dict[str, int]:
 def _posts_create(truth: StoreTruth, titles: list[str]) -> int:
     cfg = truth.config
     own, _ = Brand.objects.update_or_create(
-        name="Acme Store", defaults={"keywords": ["acme store", "#acmestore"], "is_own": True}
+        name="Acme Store",
+        defaults={"aliases": ["acme store"], "hashtags": ["acmestore"], "is_own": True},
     )
     rival, _ = Brand.objects.update_or_create(
-        name="Globex Mart", defaults={"keywords": ["globex", "#globexmart"], "is_own": False}
+        name="Globex Mart",
+        defaults={"aliases": ["globex"], "hashtags": ["globexmart"], "is_own": False},
     )
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 2]))
     template = rng.integers(0, len(POST_TEMPLATES), N_POSTS)
@@ -214,7 +216,6 @@ def _posts_create(truth: StoreTruth, titles: list[str]) -> int:
                 "author": f"@shopper{author[k]}",
                 "text": text,
                 "posted_at": _at(int(posted_us[k])),
-                "brand": brand,
                 "sentiment": None,
             },
         )

@@ -3,7 +3,7 @@ import datetime as dt
 import factory
 from django.utils import timezone
 
-from insights.models import Brand, Post
+from insights.models import Brand, Mention, Post
 
 
 class BrandFactory(factory.django.DjangoModelFactory):
@@ -11,7 +11,7 @@ class BrandFactory(factory.django.DjangoModelFactory):
         model = Brand
 
     name = factory.Sequence(lambda n: f"Brand {n}")
-    keywords = factory.LazyFunction(list)
+    aliases = factory.LazyFunction(list)
 
 
 class PostFactory(factory.django.DjangoModelFactory):
@@ -23,5 +23,33 @@ class PostFactory(factory.django.DjangoModelFactory):
     author = factory.Sequence(lambda n: f"author{n}")
     text = "Nice shoes"
     posted_at = factory.LazyFunction(lambda: timezone.now() - dt.timedelta(hours=2))
-    brand = factory.SubFactory(BrandFactory)
     sentiment = 0.5
+
+    @factory.post_generation
+    def brands(self, create, extracted, **kwargs):
+        """PostFactory(brands=[acme]) adds a mention of each brand at the start of the text."""
+        for brand in extracted or []:
+            Mention.objects.create(
+                post=self,
+                brand=brand,
+                start=0,
+                end=max(1, min(4, len(self.text))),
+                matched_text=self.text[:4],
+                match_type="name",
+                posted_at=self.posted_at,
+                sentiment=self.sentiment,
+            )
+
+
+class MentionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Mention
+
+    post = factory.SubFactory(PostFactory)
+    brand = factory.SubFactory(BrandFactory)
+    start = 0
+    end = 4
+    matched_text = factory.LazyAttribute(lambda m: m.post.text[m.start : m.end])
+    match_type = "name"
+    posted_at = factory.LazyAttribute(lambda m: m.post.posted_at)
+    sentiment = factory.LazyAttribute(lambda m: m.post.sentiment)

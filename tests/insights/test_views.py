@@ -20,7 +20,7 @@ def test_post_list_shows_posts(request, client_fixture):
         external_id="p1",
         source="bluesky",
         author="alice",
-        brand=BrandFactory(name="Acme"),
+        brands=[BrandFactory(name="Acme")],
         sentiment=-0.75,
         posted_at=dt.datetime(2025, 5, 6, 7, 8, tzinfo=dt.UTC),
         text="Terrible service " + "x" * 300,
@@ -45,21 +45,21 @@ def test_post_list_search_brand_and_source_filters(marketer_client):
     now = timezone.now()
     PostFactory(
         external_id="p1",
-        brand=acme,
+        brands=[acme],
         source="bluesky",
         text="Love the new shoes",
         posted_at=now - dt.timedelta(hours=3),
     )
     PostFactory(
         external_id="p2",
-        brand=globex,
+        brands=[globex],
         source="bluesky",
         text="Shoes broke",
         posted_at=now - dt.timedelta(hours=2),
     )
     PostFactory(
         external_id="p3",
-        brand=acme,
+        brands=[acme],
         source="mastodon",
         text="Meh",
         author="shoefan",
@@ -81,7 +81,7 @@ def test_post_list_search_brand_and_source_filters(marketer_client):
 
 def test_post_list_htmx_returns_only_the_table(analyst_client):
     brand = BrandFactory(name="Acme")
-    PostFactory(external_id="p1", brand=brand, text="Great")
+    PostFactory(external_id="p1", brands=[brand], text="Great")
     response = analyst_client.get(reverse("insights:post-list"), {"brand": brand.pk}, headers=HTMX)
     content = response.content.decode()
     assert content.lstrip().startswith('<div id="post-table"')
@@ -97,7 +97,7 @@ def test_post_list_empty_state(analyst_client):
 @pytest.mark.parametrize("n", [1, 20])
 def test_post_list_query_count_is_constant(marketer_client, django_assert_num_queries, n):
     PostFactory.create_batch(n)
-    # session, user, sources, count, page with brand joined, brand choices, can_edit groups
-    with django_assert_num_queries(7):
+    # session, user, sources, count, page, its mentions with brands, brand choices, groups
+    with django_assert_num_queries(8):
         response = marketer_client.get(reverse("insights:post-list"))
     assert len(_ids(response)) == n

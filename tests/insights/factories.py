@@ -24,6 +24,17 @@ class PostFactory(factory.django.DjangoModelFactory):
     text = "Nice shoes"
     posted_at = factory.LazyFunction(lambda: timezone.now() - dt.timedelta(hours=2))
     sentiment = 0.5
+    sentiment_label = factory.LazyAttribute(
+        lambda p: (
+            ""
+            if p.sentiment is None
+            else "positive"
+            if p.sentiment > 0.05
+            else "negative"
+            if p.sentiment < -0.05
+            else "neutral"
+        )
+    )
 
     @factory.post_generation
     def brands(self, create, extracted, **kwargs):
@@ -38,6 +49,7 @@ class PostFactory(factory.django.DjangoModelFactory):
                 match_type="name",
                 posted_at=self.posted_at,
                 sentiment=self.sentiment,
+                sentiment_label=self.sentiment_label,
             )
 
 
@@ -53,3 +65,4 @@ class MentionFactory(factory.django.DjangoModelFactory):
     match_type = "name"
     posted_at = factory.LazyAttribute(lambda m: m.post.posted_at)
     sentiment = factory.LazyAttribute(lambda m: m.post.sentiment)
+    sentiment_label = factory.LazyAttribute(lambda m: m.post.sentiment_label)

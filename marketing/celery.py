@@ -14,6 +14,9 @@ class Queue(StrEnum):
     EMAIL = "email"
     RECOMMENDER = "recommender"
     EXPERIMENTS = "experiments"
+    # The offer ranker's log processor and learner (every 5 s / 15 s, a model update due
+    # within a minute): never behind a model training on the long-running recommender queue.
+    OFFERS = "offers"
 
 
 ALL_QUEUES = ",".join(q.value for q in Queue)
@@ -37,6 +40,9 @@ class DefaultTask(Task):
 app = Celery("marketing", task_cls=DefaultTask)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_routes = {
+    # exact names are matched before the globs
+    "recommender.offer_log_process": {"queue": Queue.OFFERS.value},
+    "recommender.offer_policy_learn": {"queue": Queue.OFFERS.value},
     "recommender.*": {"queue": Queue.RECOMMENDER.value},
     "campaigns.*": {"queue": Queue.EMAIL.value},
     "experiments.*": {"queue": Queue.EXPERIMENTS.value},

@@ -89,7 +89,12 @@ OFFER_LOG_SCHEDULED_FLAG = "offers:log-scheduled"
 OFFER_LEARN_SCHEDULED_FLAG = "offers:learn-scheduled"
 
 
-@shared_task(name="recommender.offer_log_process", soft_time_limit=50, time_limit=120)
+@shared_task(
+    name="recommender.offer_log_process",
+    queue=Queue.OFFERS.value,
+    soft_time_limit=50,
+    time_limit=120,
+)
 def offer_log_process_task() -> dict:
     """Every 5 s (and soon after offer events are ingested): buffered decisions into
     PostgreSQL, rewards onto them, expired waits settled. Safe to run twice."""
@@ -119,7 +124,12 @@ def offer_policy_learn_schedule() -> None:
         offer_policy_learn_task.delay()
 
 
-@shared_task(name="recommender.offer_policy_learn", soft_time_limit=50, time_limit=120)
+@shared_task(
+    name="recommender.offer_policy_learn",
+    queue=Queue.OFFERS.value,
+    soft_time_limit=50,
+    time_limit=120,
+)
 def offer_policy_learn_task() -> dict:
     """Every 15 s (and after new rewards): rewarded decisions into the served policy."""
     from recommender.offers_learning import offer_policy_learn

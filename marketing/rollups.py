@@ -8,6 +8,15 @@
                               the last flush recounted; old rows pruned
     rollups_rebuild()         a backfill from the raw events (history imports, a lost Redis,
                               the benchmark): the only function here that scans events
+    rollup_recommendations_served()  one list served by the recommendations API -> the same
+                              minute hash (lists, items, category diversity) and HyperLogLogs
+                              of the distinct items recommended per minute / hour / day
+
+Recommendations: the API counts what it serves (no event is stored for an impression); a
+click on a recommended item is a `click` or `view` event whose properties carry `rec_id` or
+`recommendation_id`, or whose `source` is `recommendation(s)` or starts with `rec_`, counted by
+the consumer as `rec_clicks`. Served counts exist only in the rollups, so rollups_rebuild keeps
+them (and rebuilds the clicks from the events).
 
 Why Redis first: an ingest of 1,000 events must not update a hot rollup row per event in
 PostgreSQL (row locks, dead tuples); a pipeline of HINCRBY per (minute, field) costs one round
@@ -45,8 +54,8 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections import defaultdict
-from collections.abc import Iterable
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -55,10 +64,18 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import BooleanField, ExpressionWrapper
 from django.utils import timezone
 
 from marketing.rollups_models import RollupFlush, RollupGrain
 from profiles.models import Event
+from profiles.selectors_events import (
+    REC_CLICK_TYPES,
+    REC_ID_PROPERTIES,
+    REC_SOURCE_PREFIX,
+    REC_SOURCES,
+    rec_click_q,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +87,8 @@ GOAL_TYPES = ("purchase",)
 ITEM_TYPES = {"view": "item_view", "click": "item_view", "purchase": "item_purchase"}
 OFFER_TYPES = ("offer_shown", "offer_click")
 MESSAGE_STAGES = ("sent", "delivered", "opened", "clicked", "converted")
+# Counted from what the recommendations API serves, not from events: a rebuild keeps them.
+SERVED_METRICS = ("rec_lists", "rec_items", "rec_ild", "rec_ild_lists", "rec_distinct")
 # Minute-only metrics would be too many rows per item or offer; those keep hours and days.
 HOURLY_ONLY = ("item_view", "item_purchase", "offer_shown", "offer_click")
 RETENTION = {
@@ -112,6 +131,11 @@ def hll_key(grain: str, bucket: int) -> str:
     return redis_name(f"rollups:hll:{grain}:{bucket}")
 
 
+def rec_hll_key(grain: str, bucket: int) -> str:
+    """Distinct items recommended in a bucket (catalog coverage of a window: a PFCOUNT union)."""
+    return redis_name(f"rollups:rechll:{grain}:{bucket}")
+
+
 def floor_epoch(epoch: float, grain: str) -> int:
     step = STEP[grain]
     return int(epoch // step * step)
@@ -127,9 +151,13 @@ class ConsumeResult:
     locked_out: bool = False
 
 
-def _fields(event_type: str, value: Decimal | None, item: str) -> Iterable[tuple[str, float]]:
+def _fields(
+    event_type: str, value: Decimal | None, item: str, rec: bool = False
+) -> Iterable[tuple[str, float]]:
     """The counter fields (metric|key) one event adds to."""
     yield f"events|{event_type}", 1
+    if rec:
+        yield "rec_clicks|", 1
     if event_type in GOAL_TYPES:
         yield "conversions|", 1
         if value is not None:
@@ -155,10 +183,11 @@ def rollup_events_consume(
         watermark = int(stored) if stored is not None else _watermark_start(now)
         rows = list(
             Event.objects.filter(pk__gt=watermark)
+            .annotate(rec=_rec_click())
             .order_by("pk")
             .values_list(
                 "pk", "type", "customer_id", "occurred_at", "received_at", "value",
-                "item_external_id",
+                "item_external_id", "rec",
             )[:limit]
         )  # fmt: skip
     settle_from = now - timedelta(seconds=SETTLE_SECONDS)
@@ -172,10 +201,10 @@ def rollup_events_consume(
         return ConsumeResult(events=0)
     counters: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     customers: dict[tuple[str, int], set[int]] = defaultdict(set)
-    for _pk, event_type, customer_id, occurred_at, _received, value, item in settled:
+    for _pk, event_type, customer_id, occurred_at, _received, value, item, rec in settled:
         epoch = occurred_at.timestamp()
         minute = floor_epoch(epoch, "m")
-        for field_name, amount in _fields(event_type, value, item):
+        for field_name, amount in _fields(event_type, value, item, rec):
             counters[minute][field_name] += amount
         for grain in ("m", "h", "d"):
             customers[(grain, floor_epoch(epoch, grain))].add(customer_id)
@@ -194,6 +223,53 @@ def rollup_events_consume(
     pipe.set(redis_name(WATERMARK_KEY), settled[-1][0])
     pipe.execute()
     return ConsumeResult(events=len(settled), more=len(rows) == limit and len(settled) == limit)
+
+
+def _rec_click() -> ExpressionWrapper:
+    """True for a click on a recommended item (the events list's rule; rollups_rebuild's SQL
+    says the same)."""
+    return ExpressionWrapper(rec_click_q(), output_field=BooleanField())
+
+
+def category_diversity(categories: Sequence[str]) -> float:
+    """Intra-list diversity of one list with categories as the item similarity: the share of
+    pairs of items from different categories (0: all alike, 1: all different)."""
+    n = len(categories)
+    if n < 2:
+        return 0.0
+    same = sum(c * (c - 1) for c in Counter(categories).values())
+    return 1.0 - same / (n * (n - 1))
+
+
+def rollup_recommendations_served(
+    *, items: Sequence[tuple[str, str]], now: datetime | None = None
+) -> None:
+    """Count one served list of (item id, category) into the current minute: lists, items
+    (impressions), the list's category diversity, and the items into the HyperLogLogs of
+    distinct recommended items. One Redis round trip on the serving path; a Redis error is
+    logged and the list goes uncounted (serving never fails for a counter)."""
+    if not items:
+        return
+    epoch = (now or timezone.now()).timestamp()
+    minute = floor_epoch(epoch, "m")
+    key = live_key(minute)
+    ids = [item_id for item_id, _ in items]
+    try:
+        # MULTI: the flush's Lua claim sees the increments and the dirty mark together.
+        pipe = redis_client().pipeline(transaction=True)
+        pipe.hincrby(key, "rec_lists|", 1)
+        pipe.hincrby(key, "rec_items|", len(items))
+        if len(items) > 1:
+            pipe.hincrbyfloat(key, "rec_ild|", category_diversity([c for _, c in items]))
+            pipe.hincrby(key, "rec_ild_lists|", 1)
+        pipe.sadd(redis_name(DIRTY_KEY), minute)
+        for grain in ("m", "h", "d"):
+            hll = rec_hll_key(grain, floor_epoch(epoch, grain))
+            pipe.pfadd(hll, *ids)
+            pipe.expire(hll, HLL_TTL[grain])
+        pipe.execute()
+    except redis.RedisError:
+        logger.warning("recommendation counters not updated", exc_info=True)
 
 
 def _watermark_start(now: datetime) -> int:
@@ -331,13 +407,15 @@ def rollups_flush(*, now: datetime | None = None) -> FlushResult:
 
 
 def _active_refresh(client: redis.Redis, minutes: set[int]) -> None:
-    """Distinct customers of each touched minute, hour and day, from their HyperLogLogs."""
+    """Distinct customers and distinct recommended items of each touched minute, hour and
+    day, from their HyperLogLogs."""
     buckets = {(g, floor_epoch(m, g)) for m in minutes for g in ("m", "h", "d")}
     rows = []
     for grain, bucket in sorted(buckets):
-        count = client.pfcount(hll_key(grain, bucket))
-        if count:
-            rows.append((GRAIN_NAMES[grain].value, _at(bucket), "active", "", float(count)))
+        for metric, key_of in (("active", hll_key), ("rec_distinct", rec_hll_key)):
+            count = client.pfcount(key_of(grain, bucket))
+            if count:
+                rows.append((GRAIN_NAMES[grain].value, _at(bucket), metric, "", float(count)))
     _upsert(_UPSERT_SET, rows)
 
 
@@ -482,6 +560,13 @@ GROUP BY 2
 UNION ALL
 SELECT %(grain)s, date_trunc(%(unit)s, occurred_at), 'active', '', count(DISTINCT customer_id)
 FROM profiles_event WHERE occurred_at >= %(since)s AND id <= %(top)s GROUP BY 2
+UNION ALL
+SELECT %(grain)s, date_trunc(%(unit)s, occurred_at), 'rec_clicks', '', count(*)
+FROM profiles_event
+WHERE type = ANY(%(rec_types)s) AND occurred_at >= %(since)s AND id <= %(top)s
+  AND (properties ?| %(rec_ids)s OR properties->>'source' = ANY(%(rec_sources)s)
+       OR starts_with(properties->>'source', %(rec_prefix)s))
+GROUP BY 2
 """
 
 _REBUILD_ITEMS = """
@@ -521,11 +606,15 @@ def rollups_rebuild(*, days: int = 35, now: datetime | None = None) -> int:
                 since = since.replace(hour=0, minute=0, second=0, microsecond=0)
             cursor.execute(
                 """DELETE FROM marketing_metricrollup
-                   WHERE grain = %s AND metric <> 'messages' AND bucket >= %s""",
-                [grain.value, since],
+                   WHERE grain = %s AND metric <> ALL(%s) AND bucket >= %s""",
+                [grain.value, ["messages", *SERVED_METRICS], since],
             )
-            params: dict[str, Any] = {"grain": grain.value, "unit": unit, "since": since,
-                                      "top": top, "goals": list(GOAL_TYPES)}  # fmt: skip
+            params: dict[str, Any] = {
+                "grain": grain.value, "unit": unit, "since": since, "top": top,
+                "goals": list(GOAL_TYPES), "rec_types": list(REC_CLICK_TYPES),
+                "rec_ids": list(REC_ID_PROPERTIES), "rec_sources": list(REC_SOURCES),
+                "rec_prefix": REC_SOURCE_PREFIX,
+            }  # fmt: skip
             cursor.execute(_REBUILD, params)
             inserted += cursor.rowcount
             if grain != RollupGrain.MINUTE:

@@ -45,3 +45,11 @@ def job_get(*, pk: int) -> Job | None:
 
 def job_list_recent(*, limit: int = 5) -> list[Job]:
     return list(Job.objects.order_by("-created_at")[:limit])
+
+
+def active_item_count() -> int:
+    """Active catalog items (what recommendations choose from), for the dashboard's coverage:
+    one count over the catalog, small beside the events."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM recommender_item WHERE is_active")
+        return int(cursor.fetchone()[0])

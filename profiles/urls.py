@@ -3,6 +3,7 @@ from django.urls import path
 from profiles import (
     views,
     views_clusters,
+    views_events,
     views_imports,
     views_privacy,
     views_segment_builder,
@@ -15,6 +16,7 @@ app_name = "profiles"
 urlpatterns = [
     path("customers/", views.customer_list_view, name="customer-list"),
     path("customers/imports/", views_imports.import_list_view, name="import-list"),
+    path("events/", views_events.event_list_view, name="event-list"),
     path(
         "customers/imports/<int:pk>/report/",
         views_imports.import_report_view,

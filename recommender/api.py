@@ -8,6 +8,7 @@ from rest_framework.views import APIView
 
 from experiments.serving import experiment_assign_variant, experiment_variant_config
 from marketing.authentication import HasScope
+from marketing.rollups import rollup_recommendations_served
 from marketing.throttling import ServingRateThrottle
 from recommender import selectors, serving
 from recommender.serializers import (
@@ -90,6 +91,13 @@ def _items(result: serving.Recommendation) -> list[dict]:
     return rows
 
 
+def _count_served(result: serving.Recommendation) -> None:
+    """Impressions, coverage and diversity of the live dashboard (marketing/rollups.py)."""
+    rollup_recommendations_served(
+        items=[(item_id, result.catalog[item_id].category) for item_id, _, _ in result.items]
+    )
+
+
 def _version(result: serving.Recommendation) -> dict | None:
     if result.model_version_id is None:
         return None
@@ -140,6 +148,7 @@ class CustomerRecommendationView(APIView):
             strategy=strategy,
             context=data["context"],
         )
+        _count_served(result)
         body = {
             "customer_id": id,
             "model_version": _version(result),
@@ -178,6 +187,7 @@ class SimilarItemsView(APIView):
         query.is_valid(raise_exception=True)
         data = query.validated_data
         result = serving.similar(item_external_id=id, k=data["k"], filters=_filters(data))
+        _count_served(result)
         body = {
             "item_id": id,
             "model_version": _version(result),

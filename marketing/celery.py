@@ -124,6 +124,11 @@ app.conf.beat_schedule = {
         "task": "marketing.rollups_flush",
         "schedule": crontab(minute="*"),
     },
+    # every 15 minutes: negative brand mentions of the last window against their usual level
+    "insights-brand-alerts-check": {
+        "task": "insights.brand_alerts_check",
+        "schedule": crontab(minute="*/15"),
+    },
     # every 5 seconds: copy the exposures the assignment API buffered in Redis to PostgreSQL
     "experiments-exposures-flush": {
         "task": "experiments.exposures_flush",

@@ -277,6 +277,12 @@ TWILIO_RATE_PER_SECOND = env.float("TWILIO_RATE_PER_SECOND", default=10.0)
 WEBPUSH_RATE_PER_SECOND = env.float("WEBPUSH_RATE_PER_SECOND", default=200.0)
 # How long a push service keeps a message for an offline browser.
 WEBPUSH_TTL_SECONDS = env.int("WEBPUSH_TTL_SECONDS", default=86400)
+# Brand alerts (insights/services_health.py): negative mentions of the latest window against
+# mean + K standard deviations of the previous HISTORY windows, and at least MIN_COUNT.
+INSIGHTS_ALERT_WINDOW_MINUTES = env.int("INSIGHTS_ALERT_WINDOW_MINUTES", default=60)
+INSIGHTS_ALERT_HISTORY_WINDOWS = env.int("INSIGHTS_ALERT_HISTORY_WINDOWS", default=48)
+INSIGHTS_ALERT_K = env.float("INSIGHTS_ALERT_K", default=3.0)
+INSIGHTS_ALERT_MIN_COUNT = env.int("INSIGHTS_ALERT_MIN_COUNT", default=5)
 
 LOGGING = {
     "version": 1,

@@ -10,10 +10,12 @@ from django.http import (
 )
 from django.shortcuts import render
 from django.templatetags.static import static
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
+from insights.selectors_health import health_panel
 from marketing import dashboard, selectors, services
 from marketing.common.htmx import HtmxHttpRequest
 from marketing.models import JobStatus
@@ -40,6 +42,8 @@ def dashboard_view(request: HtmxHttpRequest) -> HttpResponse:
         "board": board,
         "charts": {k: json.dumps(v) for k, v in dashboard.dashboard_charts(board).items()},
         "panels": dashboard.dashboard_panels(),
+        "brand_panel": health_panel(since=board.since, until=timezone.now()),
+        "brand_days": 30 if window == "30d" else 7,
     }
     if request.htmx and not request.htmx.history_restore_request:
         return render(request, "marketing/dashboard.html#dashboard-live", context)

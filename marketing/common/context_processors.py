@@ -13,6 +13,7 @@ NAVIGATION = (
     ("Experiments", "experiments:experiment-list"),
     ("Attribution", "experiments:attribution"),
     ("Insights", "insights:post-list"),
+    ("Brand health", "insights:health"),
 )
 
 
@@ -25,4 +26,8 @@ def navigation(request):
         url = reverse(name)
         active = path == url if url == "/" else path.startswith(url)
         items.append({"label": label, "url": url, "active": active})
+    # A section inside another (/insights/health/ in /insights/): only the closest is active.
+    longest = max((len(i["url"]) for i in items if i["active"]), default=0)
+    for item in items:
+        item["active"] = item["active"] and len(item["url"]) == longest
     return {"nav_items": items, "can_edit": user_can_edit(request.user)}

@@ -117,8 +117,9 @@ def test_dashboard_poll_renders_the_live_fragment_without_reading_events(
     assert page.lstrip().startswith('<div id="dashboard-live"')
     assert "<h1>" not in page
     assert not [q for q in queries.captured_queries if "profiles_event" in q["sql"]]
-    # session, user, rollups, top items, top offers, 3 campaign, 2 experiment, role check
-    with django_assert_num_queries(11):
+    # session, user, rollups, top items, top offers, 3 campaign, 2 experiment, role check,
+    # brand health panel (brands; their mentions when there are some; open alerts)
+    with django_assert_num_queries(13):
         marketer_client.get(reverse("dashboard"), headers={"HX-Request": "true"})
 
 

@@ -7,7 +7,6 @@ found with the old words.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,11 +21,12 @@ from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from insights.models import AlertStatus, Brand, BrandAlert, SentimentLabel
+from insights.models import AlertStatus, Brand, BrandAlert, Post, SentimentLabel
+from insights.services import brand_rescan
 from insights.spikes import spike_check
 from marketing.models import Job
 from marketing.roles import MARKETER
-from marketing.services import job_create, job_finish, job_start
+from marketing.services import job_create, job_finish, job_progress, job_start
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ def brand_alerts_check(
     """Raise an alert for each active brand whose negative mentions of the latest window
     (ending at the last quarter hour) reach mean + k·std of the previous windows (and the
     minimum count). Safe to run again: one alert per (brand, window start), and none while an
-    alert of an overlapping window is open. Returns the alerts created."""
+    alert of an overlapping window exists. Returns the alerts created."""
     config = config or AlertSettings.from_settings()
     end = _floor(now or timezone.now(), ALERT_STEP)
     start = end - config.window
@@ -210,8 +210,10 @@ def brand_alerts_check(
 
 
 def _alert_create(brand_id: int, start: datetime, end: datetime, check) -> BrandAlert | None:
+    # Windows slide by a quarter hour: the same spike is in the next three. Acknowledged or
+    # not, one alert stands for it; a spike after its window alerts again.
     overlapping = BrandAlert.objects.filter(
-        brand_id=brand_id, status=AlertStatus.OPEN, window_end__gt=start, window_start__lt=end
+        brand_id=brand_id, window_end__gt=start, window_start__lt=end
     ).exclude(window_start=start)
     if overlapping.exists():
         return None
@@ -284,18 +286,16 @@ def brand_alert_acknowledge(*, alert: BrandAlert) -> bool:
 
 
 def brand_rescan_run(*, job_id: int, brand_id: int) -> None:
-    """Run the matcher's rescan of stored posts for one brand (insights/services.py), with
-    the job's status around it. A brand deleted meanwhile finishes the job with nothing."""
-    job_start(job_id=job_id, message="Scanning stored posts")
+    """The matcher's rescan of every stored post for one brand (insights/services.py), its
+    progress in the job. A brand deleted meanwhile finishes the job with nothing to do."""
     brand = Brand.objects.filter(pk=brand_id).first()
-    try:
-        ingest_services = importlib.import_module("insights.services")
-    except ImportError:  # the matcher's services are not there yet
-        ingest_services = None
-    rescan = getattr(ingest_services, "brand_rescan", None)
-    if brand is None or rescan is None:
-        job_finish(job_id=job_id, message="Nothing to scan")
+    if brand is None:
+        job_finish(job_id=job_id, message="The brand was deleted")
         return
-    result = rescan(brand=brand)
-    summary = result if isinstance(result, dict) else {"result": str(result)}
-    job_finish(job_id=job_id, result=summary, message="Stored posts scanned")
+    job_start(job_id=job_id, total=Post.objects.count(), message=f"Scanning posts for {brand}")
+    mentions = brand_rescan(brand, progress=lambda done: job_progress(job_id=job_id, done=done))
+    job_finish(
+        job_id=job_id,
+        result={"brand": brand.pk, "mentions": mentions},
+        message=f"{mentions} mentions of {brand}",
+    )

@@ -1,0 +1,167 @@
+import datetime as dt
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+from django.utils import timezone
+
+from insights.models import AlertStatus, BrandAlert
+from insights.services_health import AlertSettings, brand_alert_email, brand_alerts_check
+from insights.spikes import spike_check
+from insights.tasks import brand_alert_email_task, brand_alerts_check_task
+from tests.insights.factories import BrandFactory, PostFactory
+
+NOW = dt.datetime(2026, 11, 20, 15, 7, tzinfo=dt.UTC)  # windows end at 15:00
+CONFIG = AlertSettings(window=dt.timedelta(hours=1), history=24, k=3.0, min_count=5)
+
+
+def _negatives(brand, n: int, *, hours_ago: float, sentiment: float = -0.8) -> None:
+    at = dt.datetime(2026, 11, 20, 15, tzinfo=dt.UTC) - dt.timedelta(hours=hours_ago)
+    for _ in range(n):
+        PostFactory(brands=[brand], sentiment=sentiment, posted_at=at)
+
+
+def test_spike_check_uses_mean_plus_k_std_and_the_minimum():
+    usual = [2, 4, 2, 4, 2, 4]  # mean 3, sample std ~1.095
+    check = spike_check(count=7, history=usual, k=3.0, min_count=5)
+    assert check.baseline == pytest.approx(3.0)
+    assert check.threshold == pytest.approx(3.0 + 3 * 1.0954451)
+    assert check.is_spike is True
+    assert spike_check(count=6, history=usual, k=3.0, min_count=5).is_spike is False
+    quiet = spike_check(count=4, history=[0] * 10, k=3.0, min_count=5)
+    assert (quiet.threshold, quiet.is_spike) == (5.0, False)
+    assert spike_check(count=5, history=[], k=3.0, min_count=5).is_spike is True
+
+
+def test_a_spike_of_negative_mentions_raises_one_alert(db, django_capture_on_commit_callbacks):
+    acme = BrandFactory(name="Acme")
+    calm = BrandFactory(name="Calm")
+    for hours_ago in range(1, 24, 2):
+        _negatives(acme, 1, hours_ago=hours_ago + 0.5)
+    _negatives(acme, 8, hours_ago=0.5)  # 14:30, in the latest window
+    _negatives(acme, 5, hours_ago=0.4, sentiment=0.8)  # positive: not counted
+    _negatives(calm, 3, hours_ago=0.5)  # below the minimum
+    with django_capture_on_commit_callbacks() as callbacks:
+        created = brand_alerts_check(now=NOW, config=CONFIG)
+    assert [a.brand for a in created] == [acme]
+    alert = created[0]
+    assert alert.window_start == dt.datetime(2026, 11, 20, 14, tzinfo=dt.UTC)
+    assert alert.window_end == dt.datetime(2026, 11, 20, 15, tzinfo=dt.UTC)
+    assert alert.negative_count == 8
+    assert alert.baseline == pytest.approx(0.5)
+    assert alert.status == AlertStatus.OPEN
+    assert len(callbacks) == 1
+    # the beat runs again (or the task is redelivered): no second alert for the same spike
+    assert brand_alerts_check(now=NOW, config=CONFIG) == []
+    assert brand_alerts_check(now=NOW + dt.timedelta(minutes=15), config=CONFIG) == []
+    assert BrandAlert.objects.count() == 1
+
+
+def test_the_task_runs_twice_with_one_alert(db, settings):
+    settings.INSIGHTS_ALERT_MIN_COUNT = 3
+    acme = BrandFactory(name="Acme")
+    now = timezone.now()
+    for _ in range(4):
+        PostFactory(brands=[acme], sentiment=-0.9, posted_at=now - dt.timedelta(minutes=20))
+    first = brand_alerts_check_task()
+    second = brand_alerts_check_task()
+    assert len(first) + len(second) == 1
+    assert BrandAlert.objects.get().negative_count == 4
+
+
+def test_alert_email_goes_to_the_brand_recipients_once(db):
+    acme = BrandFactory(name="Acme", alert_emails=["brand@example.com"])
+    alert = BrandAlert.objects.create(
+        brand=acme,
+        window_start=NOW - dt.timedelta(hours=1),
+        window_end=NOW,
+        negative_count=9,
+        baseline=1.5,
+        threshold=5.0,
+    )
+    assert brand_alert_email_task(alert_id=alert.pk) is True
+    assert brand_alert_email_task(alert_id=alert.pk) is False  # redelivered
+    assert len(mail.outbox) == 1
+    message = mail.outbox[0]
+    assert message.to == ["brand@example.com"]
+    assert message.subject == "Negative mentions of Acme spiked: 9"
+    assert f"/insights/health/{acme.pk}/" in message.body
+    alert.refresh_from_db()
+    assert alert.emailed_at is not None
+
+
+def test_alert_email_falls_back_to_the_marketers(db, marketer, analyst):
+    marketer.email = "mara@example.com"
+    marketer.save()
+    analyst.email = "ana@example.com"
+    analyst.save()
+    alert = BrandAlert.objects.create(
+        brand=BrandFactory(name="Acme"),
+        window_start=NOW - dt.timedelta(hours=1),
+        window_end=NOW,
+        negative_count=9,
+        baseline=1.5,
+        threshold=5.0,
+    )
+    assert brand_alert_email(alert_id=alert.pk) is True
+    assert [m.to for m in mail.outbox] == [["mara@example.com"]]
+
+
+def _open_alert(brand):
+    return BrandAlert.objects.create(
+        brand=brand,
+        window_start=timezone.now() - dt.timedelta(hours=1),
+        window_end=timezone.now(),
+        negative_count=12,
+        baseline=1.0,
+        threshold=5.0,
+    )
+
+
+def test_open_alert_shows_on_the_health_page_and_dashboard_and_can_be_acknowledged(
+    marketer_client,
+):
+    acme = BrandFactory(name="Acme")
+    alert = _open_alert(acme)
+    page = marketer_client.get(reverse("insights:brand-health", args=[acme.pk])).content.decode()
+    assert "Negative mentions of Acme spiked:" in page
+    assert reverse("insights:alert-acknowledge", args=[alert.pk]) in page
+    dashboard = marketer_client.get(reverse("dashboard")).content.decode()
+    assert "Negative mentions of Acme spiked: 12" in dashboard
+
+    response = marketer_client.post(
+        reverse("insights:alert-acknowledge", args=[alert.pk]), headers={"HX-Request": "true"}
+    )
+    assert response.status_code == 200
+    assert response.content == b""
+    alert.refresh_from_db()
+    assert alert.status == AlertStatus.ACKNOWLEDGED
+    page = marketer_client.get(reverse("insights:brand-health", args=[acme.pk])).content.decode()
+    assert "spiked" not in page
+
+
+def test_analysts_see_alerts_but_cannot_acknowledge(analyst_client):
+    alert = _open_alert(BrandFactory(name="Acme"))
+    page = analyst_client.get(
+        reverse("insights:brand-health", args=[alert.brand_id])
+    ).content.decode()
+    assert "Negative mentions of Acme spiked:" in page
+    assert "Acknowledge" not in page
+    response = analyst_client.post(reverse("insights:alert-acknowledge", args=[alert.pk]))
+    assert response.status_code == 403
+    alert.refresh_from_db()
+    assert alert.status == AlertStatus.OPEN
+
+
+def test_an_acknowledged_spike_does_not_alert_again_but_a_later_one_does(db):
+    acme = BrandFactory(name="Acme")
+    _negatives(acme, 8, hours_ago=0.5)
+    [alert] = brand_alerts_check(now=NOW, config=CONFIG)
+    alert.status = AlertStatus.ACKNOWLEDGED
+    alert.save()
+    assert brand_alerts_check(now=NOW + dt.timedelta(minutes=15), config=CONFIG) == []
+    _negatives(acme, 9, hours_ago=-0.75)  # 15:45
+    later = brand_alerts_check(now=NOW + dt.timedelta(minutes=60), config=CONFIG)
+    assert [(a.window_start, a.negative_count) for a in later] == [
+        (dt.datetime(2026, 11, 20, 15, tzinfo=dt.UTC), 9)
+    ]

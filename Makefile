@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | md5sum | cut -c1-12)
 
-.PHONY: demo test lint format install vendor openapi check clean-data
+.PHONY: demo test lint format install vendor openapi check clean-data bench bench-quick
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,14 @@ check: install vendor
 	  DATABASE_URL=postgres://postgres@127.0.0.1:5432/marketing REDIS_URL=redis://127.0.0.1:6379/0 \
 	  DJANGO_SECURE_SSL_REDIRECT=1 DJANGO_SECURE_HSTS_SECONDS=31536000 \
 	  $(PY) manage.py check --deploy --fail-level WARNING
+
+## Run every benchmark in benchmarks/ (long: an hour or more) and write
+## benchmarks/report.json and benchmarks/REPORT.md; bench-quick is a smoke run at small sizes.
+bench: install
+	$(PY) benchmarks/run_all.py
+
+bench-quick: install
+	$(PY) benchmarks/run_all.py --quick
 
 clean-data:
 	rm -rf .data

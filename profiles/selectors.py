@@ -1,3 +1,7 @@
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -41,6 +45,30 @@ def event_list_for_customer(*, customer_id: int, limit: int = 50) -> list[Event]
     return list(
         Event.objects.filter(customer_id=customer_id).order_by("-occurred_at", "-pk")[:limit]
     )
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One line of a customer's timeline: an event, or a social post they wrote."""
+
+    at: datetime
+    event: Event | None = None
+    post: Any = None  # insights.Post, read through Customer.posts (profiles does not import it)
+
+
+def customer_timeline(
+    *, customer: Customer, events: list[Event], limit: int = 50
+) -> list[TimelineEntry]:
+    """The customer's newest events and social posts (matched by the listening ingest to
+    this customer), newest first: two index ranges ((customer, occurred_at) and
+    (customer, posted_at)) plus the posts' mentions."""
+    posts = list(
+        customer.posts.prefetch_related("mentions__brand").order_by("-posted_at", "-pk")[:limit]
+    )
+    entries = [TimelineEntry(at=e.occurred_at, event=e) for e in events]
+    entries += [TimelineEntry(at=p.posted_at, post=p) for p in posts]
+    entries.sort(key=lambda entry: entry.at, reverse=True)
+    return entries[:limit]
 
 
 def segment_list(*, filters: dict | None = None) -> QuerySet[Segment]:

@@ -31,6 +31,7 @@ def customer_detail_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if customer is None:
         raise Http404("No such customer")
     events = selectors.event_list_for_customer(customer_id=customer.pk, limit=50)
+    timeline = selectors.customer_timeline(customer=customer, events=events, limit=50)
     features = selectors.customer_features(customer=customer)
     return render(
         request,
@@ -40,6 +41,9 @@ def customer_detail_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             "attributes": sorted(customer.attributes.items()),
             "segments": [s for s, member in segments_for_customer(customer=customer) if member],
             "events": events,
+            "timeline": timeline,
+            "timeline_posts": (posts := sum(1 for entry in timeline if entry.post is not None)),
+            "timeline_events": len(timeline) - posts,
             "features": features,
             "affinity_max": max(features["category_affinity"].values(), default=0) or 1,
             "consent_rows": selectors.consent_rows(customer=customer),

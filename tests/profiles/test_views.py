@@ -185,9 +185,9 @@ def test_customer_detail_query_count(marketer_client, django_assert_num_queries)
             name=f"Segment {i}",
             rules={"op": "and", "conditions": [{"kind": "event", "event_type": "view"}]},
         )
-    # session, user, customer, endpoints, events, features, segments, their evaluation,
-    # consents, consent trail, can_edit groups
-    with django_assert_num_queries(11):
+    # session, user, customer, endpoints, events, social posts, features, segments, their
+    # evaluation, consents, consent trail, can_edit groups
+    with django_assert_num_queries(12):
         response = marketer_client.get(reverse("profiles:customer-detail", args=[customer.pk]))
     assert response.status_code == 200
     assert len(re.findall(r'href="/segments/\d+/"', response.content.decode())) == 4

@@ -8,7 +8,8 @@ and then scans texts. It finds
   "acmestore" (the phrase written as one word) all match "Acme Store";
 - hashtags ("#AcmeStore", a listed hashtag or the name written as one word) and handles
   ("@acme_support", a listed handle);
-- misspellings: a word or run of words within a small edit distance of a name or alias
+- misspellings: a word (or a run of as many words as the name has) within a small edit
+  distance of a name or alias
   (Damerau-Levenshtein, so "Acmee" and "Amce" match "Acme"), with guards against false
   positives: terms shorter than `min_fuzzy_length` are never fuzzy-matched, one edit is
   allowed below 8 characters and two from 8, the similarity must reach `threshold`, common
@@ -16,9 +17,9 @@ and then scans texts. It finds
   common word ("Gap", "Apple") matches untagged only when written capitalized.
 
 Spans are (start, end) offsets into the original text, as Python slices it. Where matches
-overlap, the longer one wins (then the exact one, then the earlier one), so "Acme Store"
-is one mention of the product "Acme Store", not also one of the brand "Acme"; a phrase
-that several brands share is a mention of each.
+overlap, an exact one wins over a fuzzy one, then the longer one, then the earlier one, so
+"Acme Store" is one mention of the product "Acme Store", not also one of the brand "Acme";
+a phrase that several brands share is a mention of each.
 
 Speed: tokens repeat across posts (Zipf), so the fuzzy verdict of a token is cached; the
 common case, a word that is nobody's brand, costs two dict lookups.
@@ -139,7 +140,7 @@ class MentionMatcher:
     _phrases: dict[tuple[str, ...], list[Hashable]] = field(init=False, repr=False)
     _hashtags: dict[str, list[Hashable]] = field(init=False, repr=False)
     _handles: dict[str, list[Hashable]] = field(init=False, repr=False)
-    _fuzzy_terms: dict[str, list[Hashable]] = field(init=False, repr=False)
+    _fuzzy_terms: dict[int, dict[str, list[Hashable]]] = field(init=False, repr=False)
     _common_named: set[Hashable] = field(init=False, repr=False)
     _max_words: int = field(init=False, repr=False)
     _fuzzy_cache: dict[str, tuple[tuple[Hashable, ...], float] | None] = field(
@@ -165,9 +166,10 @@ class MentionMatcher:
                     _add(self._phrases, (joined,), brand.key)
                 _add(self._hashtags, joined, brand.key)
                 if len(joined) >= self.min_fuzzy_length:
-                    _add(self._fuzzy_terms, " ".join(words), brand.key)
+                    by_words = self._fuzzy_terms.setdefault(len(words), {})
+                    _add(by_words, " ".join(words), brand.key)
                     if len(words) > 1:
-                        _add(self._fuzzy_terms, joined, brand.key)
+                        _add(self._fuzzy_terms.setdefault(1, {}), joined, brand.key)
                 if len(words) == 1 and words[0] in self.common_words:
                     self._common_named.add((brand.key, words[0]))
             for tag in brand.hashtags:
@@ -177,7 +179,7 @@ class MentionMatcher:
                 if bare := _bare(handle):
                     _add(self._handles, bare, brand.key)
         self._max_words = max((len(p) for p in self._phrases), default=1)
-        self._fuzzy_lengths = sorted({len(t) for t in self._fuzzy_terms})
+        self._fuzzy_lengths = sorted({len(t) for ts in self._fuzzy_terms.values() for t in ts})
 
     # -- scanning ------------------------------------------------------------------------
 
@@ -220,13 +222,12 @@ class MentionMatcher:
             if found or not self._fuzzy_terms:
                 continue
             for n in range(min(self._max_words, len(tokens) - i), 0, -1):
+                if n not in self._fuzzy_terms:
+                    continue
                 run = tokens[i : i + n]
                 if any(t.tag for t in run[1:]):
                     continue
-                spaced = " ".join(t.norm for t in run)
-                hit = self._fuzzy(spaced)
-                if hit is None and n > 1:
-                    hit = self._fuzzy("".join(t.norm for t in run))
+                hit = self._fuzzy(" ".join(t.norm for t in run))
                 if hit is not None:
                     candidates.append(_Candidate(hit[0], i, i + n, FUZZY, hit[1], bool(token.tag)))
                     break
@@ -249,10 +250,13 @@ class MentionMatcher:
         size = len(candidate)
         if size < self.min_fuzzy_length or candidate in self.common_words:
             return None
+        terms = self._fuzzy_terms.get(candidate.count(" ") + 1)
+        if not terms:
+            return None
         if not any(abs(size - length) <= 2 for length in self._fuzzy_lengths):
             return None
         best: tuple[tuple[Hashable, ...], float] | None = None
-        for term, keys in self._fuzzy_terms.items():
+        for term, keys in terms.items():
             if term == candidate:
                 continue  # an exact match would have been found as a phrase
             allowed = 1 if len(term) < 8 else 2
@@ -272,7 +276,7 @@ class MentionMatcher:
         self, text: str, tokens: list[_Token], candidates: list[_Candidate]
     ) -> list[Match]:
         candidates.sort(
-            key=lambda c: (-c.length, c.match_type == FUZZY, -c.similarity, c.start_token)
+            key=lambda c: (c.match_type == FUZZY, -c.length, -c.similarity, c.start_token)
         )
         taken: set[int] = set()
         matches: list[Match] = []

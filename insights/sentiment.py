@@ -352,3 +352,83 @@ def aspects_find(text: str) -> list[str]:
 
 def aspects_many(texts: Iterable[str]) -> list[list[str]]:
     return [aspects_find(text) for text in texts]
+
+
+# --- labelled files -----------------------------------------------------------------------
+
+
+def label_from_value(raw: str, *, rating_threshold: float = 0.5) -> str | None:
+    """A class label, or a numeric rating mapped to one: > threshold positive,
+    < -threshold negative, else neutral (VADER's ground truth rates -4..4)."""
+    label = label_normalize(raw)
+    if label is not None:
+        return label
+    try:
+        rating = float(raw)
+    except (TypeError, ValueError):
+        return None
+    if not np.isfinite(rating):
+        return None
+    if rating > rating_threshold:
+        return POSITIVE
+    if rating < -rating_threshold:
+        return NEGATIVE
+    return NEUTRAL
+
+
+def labelled_csv_read(
+    path: str,
+    *,
+    text_column: str = "text",
+    label_column: str = "label",
+    rating_threshold: float = 0.5,
+) -> tuple[list[str], list[str], int]:
+    """(texts, labels, rows skipped for an empty text or an unreadable label)."""
+    import csv
+
+    texts: list[str] = []
+    labels: list[str] = []
+    skipped = 0
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in (text_column, label_column) if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(
+                f"{path} has no column {', '.join(missing)}; it has "
+                f"{', '.join(reader.fieldnames or [])}"
+            )
+        for row in reader:
+            text = (row.get(text_column) or "").strip()
+            label = label_from_value(row.get(label_column) or "", rating_threshold=rating_threshold)
+            if not text or label is None:
+                skipped += 1
+                continue
+            texts.append(text)
+            labels.append(label)
+    return texts, labels, skipped
+
+
+def sentiment_compare(
+    texts: Sequence[str], labels: Sequence[str], *, folds: int = 5, seed: int = 0
+) -> dict:
+    """VADER (no training: scored on every row) beside the scikit-learn pipeline
+    (stratified k-fold cross-validation: every row predicted by a model that did not see
+    it), with the better one by macro-F1."""
+    vader = vader_evaluate(texts, labels)
+    result: dict = {
+        "rows": len(texts),
+        "labels": {label: list(labels).count(label) for label in LABELS},
+        "vader": {**vader.as_dict(), "method": "lexicon, no training; scored on every row"},
+    }
+    if len(set(labels)) >= 2 and len(texts) >= 10:
+        sk = sklearn_cross_validate(texts, labels, folds=folds, seed=seed)
+        result["sklearn"] = {
+            **sk.as_dict(),
+            "method": f"TF-IDF words 1-2 + chars 2-5, logistic regression; "
+            f"{folds}-fold stratified cross-validation, seed {seed}",
+        }
+        result["best"] = "sklearn" if sk.macro_f1 > vader.macro_f1 else "vader"
+    else:
+        result["sklearn"] = None
+        result["best"] = "vader"
+    return result

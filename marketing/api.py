@@ -10,6 +10,7 @@ from rest_framework.routers import SimpleRouter
 
 from campaigns.api_inbox import CustomerMessageViewSet
 from experiments.api import ExperimentViewSet
+from insights.api import SocialPostIngestView
 from marketing.authentication import HasScope
 from marketing.models import ApiKey
 from profiles.api import CustomerViewSet, EventIngestView
@@ -81,6 +82,7 @@ def whoami_view(request):
 api_v1 = [
     path("me", whoami_view, name="whoami"),
     re_path(r"^events/?$", EventIngestView.as_view(), name="events"),
+    re_path(r"^social/posts/?$", SocialPostIngestView.as_view(), name="social-posts"),
     re_path(r"^segments/import/?$", SegmentImportView.as_view(), name="segment-import"),
     re_path(
         r"^segments/(?P<id>[0-9]+)/import/?$",

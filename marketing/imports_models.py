@@ -12,6 +12,7 @@ class ImportKind(models.TextChoices):
     ITEMS = "items", "Items"
     USERS = "users", "Users"
     ENDPOINTS = "endpoints", "Channel endpoints"
+    POSTS = "posts", "Social-media posts"
 
 
 class ImportStatus(models.TextChoices):

@@ -21,6 +21,7 @@ class Scope(models.TextChoices):
     EXPERIMENTS_ASSIGN = "experiments:assign", "Assign customers to experiment variants"
     MESSAGES_READ = "messages:read", "Read customers' in-app messages"
     MESSAGES_WRITE = "messages:write", "Report in-app messages read, clicked or dismissed"
+    SOCIAL_WRITE = "social:write", "Send social-media posts"
 
 
 class ApiKey(AbstractAPIKey):

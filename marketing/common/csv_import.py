@@ -53,6 +53,11 @@ KINDS: dict[str, KindSpec] = {
         ("USER.USERID", "CHANNELTYPE", "ADDRESS"),
         "User.UserId,ChannelType,Address,User.UserAttributes.*",
     ),
+    "posts": KindSpec(
+        "Social-media posts",
+        ("POST_ID", "TEXT", "CREATED_TIME"),
+        "source,post_id,author,text,language,created_time,likes,shares,comments,url",
+    ),
 }
 
 

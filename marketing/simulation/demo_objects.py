@@ -11,7 +11,8 @@ import numpy as np
 
 from campaigns.models import Campaign, CampaignStatus, MessageTemplate
 from experiments.models import Experiment, ExperimentKind, ExperimentStatus, Variant
-from insights.models import Brand, Post
+from insights.models import Brand
+from insights.services import posts_ingest
 from marketing.simulation.store import US_PER_DAY, StoreTruth
 from profiles.models import Segment, SegmentKind
 from profiles.segments.rules import RuleCatalog, rules_validate
@@ -205,18 +206,19 @@ def _posts_create(truth: StoreTruth, titles: list[str]) -> int:
     is_rival = rng.random(N_POSTS) < 0.3
     posted_us = cfg.start_us + (rng.random(N_POSTS) * cfg.days * US_PER_DAY).astype(np.int64)
     author = rng.integers(1000, 9999, N_POSTS)
+    rows = []
     for k in range(N_POSTS):
         brand = rival if is_rival[k] else own
         noun = " ".join(titles[product[k]].split()[2:]).lower()
-        text = POST_TEMPLATES[template[k]][0].format(brand=brand.name, product=noun)
-        Post.objects.update_or_create(
-            source="simulated",
-            external_id=f"sim-{k + 1:04d}",
-            defaults={
+        rows.append(
+            {
+                "source": "simulated",
+                "external_id": f"sim-{k + 1:04d}",
                 "author": f"@shopper{author[k]}",
-                "text": text,
-                "posted_at": _at(int(posted_us[k])),
-                "sentiment": None,
-            },
+                "text": POST_TEMPLATES[template[k]][0].format(brand=brand.name, product=noun),
+                "posted_at": _at(int(posted_us[k])).isoformat(),
+            }
         )
+    # Through the ingest path, so demo posts get their mentions and sentiment.
+    posts_ingest(rows)
     return N_POSTS

@@ -155,7 +155,12 @@ def test_demo_objects_make_the_pages_non_empty(expected):
         ("Globex Mart", False),
     ]
     assert Post.objects.count() == 30
-    assert Post.objects.count() > 0  # mentions: see insights ingest
+    # Through posts_ingest: every demo post names its brand, so each has a mention of it,
+    # and each is scored.
+    assert Post.objects.filter(mentions__isnull=True).count() == 0
+    assert Post.objects.exclude(sentiment_label="").count() == 30
+    for post in Post.objects.prefetch_related("mentions__brand"):
+        assert {m.brand.name for m in post.mentions.all()} & {"Acme Store", "Globex Mart"}
 
 
 @pytest.mark.django_db

@@ -1,0 +1,136 @@
+import pytest
+
+from insights.sentiment import (
+    NEGATIVE,
+    NEUTRAL,
+    POSITIVE,
+    SklearnScorer,
+    VaderScorer,
+    aspects_find,
+    evaluate,
+    label_from_value,
+    label_of,
+    sentiment_compare,
+    sklearn_cross_validate,
+)
+
+POS = [
+    "I love this, absolutely wonderful",
+    "great service and fast delivery, thanks!",
+    "best purchase ever, so happy :)",
+    "amazing quality, would buy again",
+    "fantastic app, works perfectly",
+    "really nice staff, lovely shop",
+]
+NEG = [
+    "terrible, it broke after a day",
+    "awful support, never again",
+    "worst delivery ever, so slow :(",
+    "hate it, total waste of money",
+    "the app crashes all the time, useless",
+    "rude staff and horrible service",
+]
+NEU = [
+    "the store opens at nine",
+    "is the blue one in stock",
+    "order number 4411 shipped today",
+    "they moved to a new street",
+    "what sizes does it come in",
+    "the sale starts on monday",
+]
+
+
+def test_vader_scores_and_labels():
+    scorer = VaderScorer()
+    scores = scorer.score_many(["I love it!", "I hate it.", "It is a table."])
+    assert [s.label for s in scores] == [POSITIVE, NEGATIVE, NEUTRAL]
+    assert scores[0].score > 0.5
+    assert scores[1].score < -0.5
+    assert scores[2].score == 0.0
+    assert scorer.score("I love it!") == scores[0]
+
+
+@pytest.mark.parametrize(
+    ("score", "label"),
+    [(0.05, POSITIVE), (0.049, NEUTRAL), (-0.049, NEUTRAL), (-0.05, NEGATIVE), (1, POSITIVE)],
+)
+def test_label_thresholds(score, label):
+    assert label_of(score) == label
+
+
+@pytest.mark.parametrize(
+    ("raw", "label"),
+    [
+        ("positive", POSITIVE),
+        ("NEG", NEGATIVE),
+        ("0", NEUTRAL),
+        ("-1", NEGATIVE),
+        ("2.7", POSITIVE),
+        ("0.5", NEUTRAL),
+        ("-0.51", NEGATIVE),
+        ("maybe", None),
+        ("nan", None),
+    ],
+)
+def test_labels_and_ratings(raw, label):
+    assert label_from_value(raw) == label
+
+
+def test_sklearn_scorer_learns_and_round_trips():
+    texts = POS * 3 + NEG * 3 + NEU * 3
+    labels = [POSITIVE] * 18 + [NEGATIVE] * 18 + [NEUTRAL] * 18
+    scorer = SklearnScorer.fit(texts, labels, name="t")
+    scores = scorer.score_many(["I love this shop, wonderful", "awful, it broke, hate it"])
+    assert [s.label for s in scores] == [POSITIVE, NEGATIVE]
+    assert scores[0].score > 0 > scores[1].score
+    assert all(-1 <= s.score <= 1 for s in scores)
+    again = SklearnScorer.loads(scorer.dumps(), name="t")
+    assert again.score_many(["I love this shop, wonderful"]) == scores[:1]
+    assert scorer.score_many([]) == []
+
+
+def test_evaluate_accuracy_and_macro_f1():
+    metrics = evaluate(
+        [POSITIVE, POSITIVE, NEGATIVE, NEUTRAL], [POSITIVE, NEGATIVE, NEGATIVE, NEUTRAL]
+    )
+    assert metrics.accuracy == 0.75
+    # F1: positive 2/3, negative 2/3, neutral 1 -> mean 0.7778
+    assert metrics.macro_f1 == 0.7778
+    assert metrics.n == 4
+
+
+def test_cross_validation_predicts_every_row_once():
+    texts = POS + NEG + NEU
+    labels = [POSITIVE] * 6 + [NEGATIVE] * 6 + [NEUTRAL] * 6
+    metrics = sklearn_cross_validate(texts, labels, folds=3)
+    assert metrics.n == 18
+    assert 0 <= metrics.accuracy <= 1
+
+
+def test_compare_reports_both_and_picks_the_better():
+    texts = POS + NEG + NEU
+    labels = [POSITIVE] * 6 + [NEGATIVE] * 6 + [NEUTRAL] * 6
+    result = sentiment_compare(texts, labels, folds=3)
+    assert result["rows"] == 18
+    assert result["labels"] == {NEGATIVE: 6, NEUTRAL: 6, POSITIVE: 6}
+    assert set(result["vader"]) == {"accuracy", "macro_f1", "n", "method"}
+    assert "3-fold" in result["sklearn"]["method"]
+    better = max(("vader", "sklearn"), key=lambda k: result[k]["macro_f1"])
+    if result["vader"]["macro_f1"] == result["sklearn"]["macro_f1"]:
+        better = "vader"
+    assert result["best"] == better
+
+
+@pytest.mark.parametrize(
+    ("text", "aspects"),
+    [
+        ("Great price but the delivery was awfully slow", ["price", "delivery"]),
+        ("The staff were rude", ["service"]),
+        ("The app keeps crashing, terrible", ["app"]),
+        ("My order has shipped", []),  # no opinion nearby
+        ("", []),
+        ("love the colours, fits perfectly", ["design", "size"]),
+    ],
+)
+def test_aspects(text, aspects):
+    assert aspects_find(text) == aspects

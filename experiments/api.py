@@ -77,7 +77,7 @@ class ExperimentViewSet(viewsets.GenericViewSet):
         parameters=[
             OpenApiParameter("status", str, enum=ExperimentStatus.values, required=False),
         ],
-        responses={200: ExperimentOutputSerializer(many=True)},
+        responses={200: ExperimentOutputSerializer(many=True), 400: INVALID},
     )
     def list(self, request):
         page = self.paginate_queryset(self.get_queryset())

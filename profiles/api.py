@@ -139,7 +139,7 @@ class CustomerViewSet(viewsets.GenericViewSet):
         responses={200: ConsentOutputSerializer(many=True), 400: ERROR, 404: ERROR},
         description="Grant or withdraw consent for one purpose; every change is audited.",
     )
-    @action(detail=True, methods=["get", "post"])
+    @action(detail=True, methods=["get", "post"], pagination_class=None)
     def consents(self, request, id=None):
         customer = self.get_object()
         if request.method == "POST":
@@ -157,7 +157,10 @@ class CustomerViewSet(viewsets.GenericViewSet):
         return Response(ConsentOutputSerializer(rows, many=True).data)
 
     @extend_schema(
-        responses={200: OpenApiResponse(description="Everything stored about the customer.")}
+        responses={
+            200: OpenApiResponse(description="Everything stored about the customer."),
+            404: ERROR,
+        }
     )
     @action(detail=True, methods=["get"])
     def export(self, request, id=None):

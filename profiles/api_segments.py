@@ -113,6 +113,9 @@ class SegmentViewSet(viewsets.GenericViewSet):
     lookup_url_kwarg = "id"
     lookup_value_regex = "[0-9]+"
 
+    # The list is every segment at once (a shop has tens), not a page.
+    pagination_class = None
+
     def get_queryset(self):
         return selectors.segment_list_for_api()
 

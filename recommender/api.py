@@ -24,6 +24,13 @@ from recommender.serializers import (
 logger = logging.getLogger(__name__)
 
 
+NOT_FOUND = OpenApiResponse(description='No such item. Error body: {"code", "message", "extra"}')
+ERRORS = {
+    400: OpenApiResponse(description="Invalid parameters; `extra.fields` names them."),
+    403: OpenApiResponse(description="The key lacks the scope recommendations:read."),
+}
+
+
 @extend_schema(tags=["catalog"])
 class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """The catalog as storefronts see it; `id` is the storefront's item id."""
@@ -41,10 +48,15 @@ class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         return selectors.item_list(filters=filters.validated_data)
 
     @extend_schema(
-        parameters=[ItemFilterSerializer], responses={200: ItemOutputSerializer(many=True)}
+        parameters=[ItemFilterSerializer],
+        responses={200: ItemOutputSerializer(many=True), 400: ERRORS[400]},
     )
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
+
+    @extend_schema(responses={200: ItemOutputSerializer, 404: NOT_FOUND})
+    def retrieve(self, request, *args, **kwargs):
+        return super().retrieve(request, *args, **kwargs)
 
 
 ATTRIBUTE_PARAMETER = OpenApiParameter(
@@ -54,10 +66,6 @@ ATTRIBUTE_PARAMETER = OpenApiParameter(
     "attributes. A list-valued attribute matches when any of its values does.",
     required=False,
 )
-ERRORS = {
-    400: OpenApiResponse(description="Invalid parameters; `extra.fields` names them."),
-    403: OpenApiResponse(description="The key lacks the scope recommendations:read."),
-}
 
 
 def _filters(data: dict) -> serving.ItemFilters:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from django.db import connection
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -355,3 +355,26 @@ def health_panel(*, since: datetime, until: datetime) -> HealthPanel:
         open_alerts=open_alerts,
         brand_id=next((pk for pk, is_own in brands if is_own), None),
     )
+
+
+# --- for the segment rules (registered in apps.py; profiles does not import insights) ---------
+
+
+def brand_choices() -> list[tuple[int, str]]:
+    return list(Brand.objects.order_by("name").values_list("pk", "name"))
+
+
+def posts_mentioning(
+    sentiment: str | None, brand_id: int | None, since: datetime | None
+) -> QuerySet[Post]:
+    """Known customers' posts that mention `brand_id` (any brand when None) with the post's
+    `sentiment` label (any when None), posted since `since`."""
+    posts = Post.objects.filter(customer__isnull=False)
+    if since is not None:
+        posts = posts.filter(posted_at__gte=since)
+    if sentiment is not None:
+        posts = posts.filter(sentiment_label=sentiment)
+    mentions = Mention.objects.filter(post=OuterRef("pk"))
+    if brand_id is not None:
+        mentions = mentions.filter(brand_id=brand_id)
+    return posts.filter(Exists(mentions))

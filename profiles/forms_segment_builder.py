@@ -25,6 +25,7 @@ from profiles.segments.rules import (
     CONSENT_PURPOSES,
     COUNT_OPS,
     MAX_DEPTH,
+    MENTION_SENTIMENTS,
     NO_VALUE_OPS,
     OPS_BY_TYPE,
     REACHABLE_CHANNELS,
@@ -34,7 +35,7 @@ from profiles.segments.rules import (
 ROOT = "0"
 FIELD_NAME = re.compile(r"^([cg])-(0(?:\.\d{1,3})*)-([a-z_0-9]+)$")
 ATTRIBUTE_CHOICE = "profile:" + ATTRIBUTE_PREFIX
-SIMPLE_KINDS = ("event", "consent", "reachable", "segment")
+SIMPLE_KINDS = ("event", "consent", "reachable", "segment", "mention")
 CONDITION_PARTS = (
     "op",
     "value",
@@ -49,6 +50,8 @@ CONDITION_PARTS = (
     "segment",
     "item",
     "campaign_id",
+    "sentiment",
+    "brand",
 )
 
 # "never" is how the builder says "exactly 0 times" (stored as op eq, value 0).
@@ -233,6 +236,22 @@ def _build_condition(parts: Mapping[str, str]) -> dict:
         if changed:
             condition["within_days"] = "30"
         return condition
+    if kind == "mention":
+        op = parts.get("op", "")
+        condition = {
+            "kind": "mention",
+            "sentiment": parts.get("sentiment") or MENTION_SENTIMENTS[0],
+            "op": "gte" if changed or op not in (*COUNT_OPS, NEVER) else op,
+            "value": "1" if changed else parts.get("value", "").strip(),
+        }
+        if condition["op"] == NEVER:
+            condition["op"], condition["value"] = "eq", "0"
+        within = "30" if changed else parts.get("within_days", "").strip()
+        if within:
+            condition["within_days"] = within
+        if not changed and parts.get("brand", "").strip():
+            condition["brand"] = parts["brand"].strip()
+        return condition
     op = parts.get("op", "")
     if kind == "consent":
         op = op if op in ("granted", "not_granted") else "granted"
@@ -300,7 +319,7 @@ def condition_parts(c: Mapping) -> dict[str, str]:
         for part in CONDITION_PARTS:
             if part in c:
                 parts[part] = _text(c[part])
-        if kind == "event" and c.get("op") == "eq" and _text(c.get("value")) == "0":
+        if kind in ("event", "mention") and c.get("op") == "eq" and _text(c.get("value")) == "0":
             parts["op"] = NEVER
             parts.pop("value", None)
     else:

@@ -4,7 +4,7 @@ fit it (field, operator and value inputs, category and segment selects) and its 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from profiles.forms_segment_builder import (
@@ -23,6 +23,8 @@ from profiles.segments.rules import (
     EVENT_TYPES,
     FEATURE_FIELDS,
     MAX_DEPTH,
+    MENTION_SENTIMENT_LABELS,
+    MENTION_SENTIMENTS,
     NO_VALUE_OPS,
     OP_LABELS,
     OPS_BY_TYPE,
@@ -34,10 +36,12 @@ from profiles.segments.rules import (
 
 @dataclass(frozen=True)
 class BuilderChoices:
-    """What the selects offer: item categories and the other segments (id, name)."""
+    """What the selects offer: item categories, the other segments and the brands listened
+    for (id, name)."""
 
     categories: list[str]
     segments: list[tuple[int, str]]
+    brands: Mapping[int, str] = field(default_factory=dict)
 
 
 def field_choices() -> list[tuple[str, list[tuple[str, str]]]]:
@@ -53,6 +57,7 @@ def field_choices() -> list[tuple[str, list[tuple[str, str]]]]:
                 ("consent", "Consent"),
                 ("reachable", "Reachability"),
                 ("segment", "Member of segment"),
+                ("mention", "Mentioned a brand…"),
             ],
         ),
     ]
@@ -140,6 +145,24 @@ def _condition_context(c: Any, path: str, errors, choices: BuilderChoices) -> di
                 ("", "any channel", not parts.get("channel")),
                 *_options(EVENT_CHANNELS, parts.get("channel", "")),
             ],
+        )
+    elif kind == "mention":
+        ctx.update(
+            sentiments=_options(
+                MENTION_SENTIMENTS,
+                parts.get("sentiment", ""),
+                {k: v or "with any sentiment" for k, v in MENTION_SENTIMENT_LABELS.items()},
+            ),
+            brands=[
+                ("", "a brand", not parts.get("brand")),
+                *_options(
+                    [str(pk) for pk in choices.brands],
+                    parts.get("brand", ""),
+                    {str(pk): name for pk, name in choices.brands.items()},
+                ),
+            ],
+            ops=_options((NEVER, *COUNT_OPS), parts.get("op", ""), EVENT_OP_LABELS),
+            never=parts.get("op") == NEVER,
         )
     elif kind == "consent":
         ctx.update(

@@ -32,6 +32,7 @@ from profiles.segment_builder_context import BuilderChoices, field_choices, tree
 from profiles.segments.errors import InvalidSegmentRulesError, SegmentNameTakenError
 from profiles.segments.selectors import (
     SegmentPreview,
+    segment_brands,
     segment_categories,
     segment_get,
     segment_preview,
@@ -52,7 +53,9 @@ def _choices(segment: Segment | None) -> BuilderChoices:
     others = Segment.objects.order_by("name").values_list("pk", "name")
     if segment is not None:
         others = others.exclude(pk=segment.pk)
-    return BuilderChoices(categories=segment_categories(), segments=list(others))
+    return BuilderChoices(
+        categories=segment_categories(), segments=list(others), brands=segment_brands()
+    )
 
 
 def _builder_context(

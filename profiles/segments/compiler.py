@@ -59,6 +59,10 @@ from profiles.segments.rules import ATTRIBUTE_PREFIX, RulesInvalid
 
 ItemsInCategory = Callable[[str], QuerySet]
 _items_in_category: ItemsInCategory | None = None
+# (sentiment or None, brand id or None, since or None) -> the posts with a `customer` foreign
+# key that mention the brand (any brand) with that sentiment since then
+PostsMentioning = Callable[[str | None, int | None, datetime | None], QuerySet]
+_posts_mentioning: PostsMentioning | None = None
 
 NUMERIC_TEXT = r"^\s*-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?\s*$"
 ALWAYS = Q(pk__isnull=False)
@@ -79,6 +83,13 @@ def items_in_category_register(lookup: ItemsInCategory) -> None:
     so that profiles never imports the recommender."""
     global _items_in_category  # noqa: PLW0603 - a registry set once at start-up
     _items_in_category = lookup
+
+
+def posts_mentioning_register(lookup: PostsMentioning) -> None:
+    """The listening app (insights) gives the customers' posts that mention a brand this way,
+    so that profiles never imports it."""
+    global _posts_mentioning  # noqa: PLW0603 - a registry set once at start-up
+    _posts_mentioning = lookup
 
 
 @dataclass
@@ -140,6 +151,8 @@ def _condition(c: dict, ctx: _Context) -> Q:
     if kind == "reachable":
         q = _reachable(c["channel"])
         return q if c["op"] == "is" else ~q
+    if kind == "mention":
+        return _mention(c, ctx)
     q = _segment(c["segment"], ctx)
     return q if c["op"] == "in" else ~q
 
@@ -318,7 +331,23 @@ def _events(c: dict, ctx: _Context) -> QuerySet[Event]:
 
 def _event(c: dict, ctx: _Context) -> Q:
     c = {"aggregate": "count", "op": "gte", "value": 1, **c}
-    events = _events(c, ctx)
+    return _behaviour(_events(c, ctx), c, ctx)
+
+
+def _mention(c: dict, ctx: _Context) -> Q:
+    """How many of the customer's posts mention a brand with a sentiment: counted like events
+    (the posts' (customer, posted_at) index), one post once however often it names it."""
+    if _posts_mentioning is None:
+        raise RulesInvalid({"": "No listening app is registered to resolve mentions."})
+    since = ctx.now - timedelta(days=c["within_days"]) if "within_days" in c else None
+    sentiment = None if c["sentiment"] == "any" else c["sentiment"]
+    posts = _posts_mentioning(sentiment, c.get("brand"), since).order_by()
+    return _behaviour(posts, {"aggregate": "count", **c}, ctx)
+
+
+def _behaviour(events: QuerySet, c: dict, ctx: _Context) -> Q:
+    """Customers whose rows in `events` (a queryset with a `customer` foreign key) compare
+    with c["value"] by c["op"], counted or summed (c["aggregate"])."""
     op, value = c["op"], c["value"]
     if ctx.correlated:
         per_customer = events.filter(customer=OuterRef("pk")).values("customer_id")
@@ -344,7 +373,7 @@ def _event(c: dict, ctx: _Context) -> Q:
     return _at_least(events, value) & ~_at_least(events, value + 1)
 
 
-def _at_least(events: QuerySet[Event], n: int) -> Q:
+def _at_least(events: QuerySet, n: int) -> Q:
     if n <= 0:
         return ALWAYS
     if n == 1:

@@ -22,6 +22,11 @@ Condition kinds:
   "Did not" is `op: eq, value: 0`.
 - `consent`: a purpose granted or not; `reachable`: has a consenting, not opted-out endpoint
   on a channel; `segment`: member of another segment or not.
+- `mention`: how many social posts the customer wrote (matched by handle or email when
+  ingested) that mention a brand (any, or `brand`) with a `sentiment` (negative, positive,
+  neutral or any) within the last `within_days` days (or ever), e.g. "mentioned a brand
+  negatively in the last 30 days": {"kind": "mention", "sentiment": "negative",
+  "within_days": 30, "op": "gte", "value": 1}.
 
 `rules_validate` returns the normalized tree (values coerced to their types) or raises
 `RulesInvalid` whose `errors` map the path of each offending node ("conditions.2.conditions.0")
@@ -43,7 +48,7 @@ MAX_CONDITIONS = 50
 MAX_DAYS = 3650
 
 GROUP_OPS = ("and", "or")
-CONDITION_KINDS = ("profile", "feature", "event", "consent", "reachable", "segment")
+CONDITION_KINDS = ("profile", "feature", "event", "consent", "reachable", "segment", "mention")
 
 # Field types: text, number, date (calendar date), time (a moment), bool, json (any attribute).
 TEXT_OPS = ("eq", "neq", "in", "not_in", "contains", "not_contains", "exists", "not_exists")
@@ -154,6 +159,13 @@ EVENT_LABELS = {
     "custom": "a custom event",
 }
 CONSENT_PURPOSES = ("marketing_email", "sms", "push", "personalization")
+MENTION_SENTIMENTS = ("negative", "positive", "neutral", "any")
+MENTION_SENTIMENT_LABELS = {
+    "negative": "negatively",
+    "positive": "positively",
+    "neutral": "neutrally",
+    "any": "",
+}
 REACHABLE_CHANNELS = ("email", "sms", "push")
 
 
@@ -163,6 +175,7 @@ class RuleCatalog:
 
     categories: frozenset[str] | None = None  # None: any category is accepted
     segments: Mapping[int, str] = field(default_factory=dict)  # id -> name
+    brands: Mapping[int, str] | None = None  # id -> name; None: any brand id is accepted
 
 
 class RulesInvalid(ValueError):
@@ -258,6 +271,8 @@ def _condition(node: Mapping, catalog: RuleCatalog) -> dict:
             raise ValueError(f"Segment {node.get('segment')!r} does not exist.")
         op = _choice(node.get("op", "in"), ("in", "not_in"), "membership")
         return {"kind": kind, "segment": segment, "op": op}
+    if kind == "mention":
+        return _mention_condition(node, catalog)
     raise ValueError(f"Unknown condition kind {kind!r}; one of {_list(CONDITION_KINDS)}.")
 
 
@@ -422,6 +437,31 @@ def _event_condition(node: Mapping, catalog: RuleCatalog) -> dict:
     return out
 
 
+def _mention_condition(node: Mapping, catalog: RuleCatalog) -> dict:
+    sentiment = _choice(node.get("sentiment", "negative"), MENTION_SENTIMENTS, "sentiment")
+    op = node.get("op", "gte")
+    if op not in COUNT_OPS:
+        raise ValueError(f"Compare the number of posts with one of {_list(COUNT_OPS)}, not {op!r}.")
+    value = _integer(node.get("value", 1), "count")
+    if value < 0:
+        raise ValueError("The count cannot be negative.")
+    out: dict[str, Any] = {"kind": "mention", "sentiment": sentiment, "op": op, "value": value}
+    within = node.get("within_days")
+    if within not in (None, ""):
+        days = _integer(within, "within_days")
+        if not 0 < days <= MAX_DAYS:
+            raise ValueError(f"within_days must be between 1 and {MAX_DAYS}.")
+        out["within_days"] = days
+    if node.get("brand") not in (None, ""):
+        brand = _integer(node["brand"], "brand")
+        if catalog.brands is not None:
+            if brand not in catalog.brands:
+                raise ValueError(f"Brand {brand} does not exist.")
+            out["brand_name"] = catalog.brands[brand]
+        out["brand"] = brand
+    return out
+
+
 def _category(category: str, catalog: RuleCatalog) -> str:
     if catalog.categories is not None and category not in catalog.categories:
         sample = _list(sorted(catalog.categories)[:12])
@@ -504,5 +544,21 @@ def _describe_condition(c: Mapping, names: Mapping[int, str]) -> str:
         return f"consent to {purpose} {'granted' if c['op'] == 'granted' else 'not granted'}"
     if kind == "reachable":
         return f"{'reachable' if c['op'] == 'is' else 'not reachable'} by {c['channel']}"
+    if kind == "mention":
+        return _describe_mention(c)
     name = names.get(c["segment"], f"segment {c['segment']}")
     return f"{'in' if c['op'] == 'in' else 'not in'} {name}"
+
+
+def _describe_mention(c: Mapping) -> str:
+    """ "mentioned a brand negatively in the last 30 days", "did not mention Acme …"."""
+    brand = c.get("brand_name") or (f"brand {c['brand']}" if "brand" in c else "a brand")
+    how = MENTION_SENTIMENT_LABELS.get(c["sentiment"], "")
+    what = f"{brand} {how}".rstrip()
+    when = f" in the last {c['within_days']} days" if "within_days" in c else ""
+    if c["op"] == "eq" and c["value"] == 0:
+        return f"did not mention {what}{when}"
+    if c["op"] == "gte" and c["value"] == 1:
+        return f"mentioned {what}{when}"
+    posts = "post" if c["value"] == 1 else "posts"
+    return f"mentioned {what} in {OP_LABELS[c['op']]} {c['value']} {posts}{when}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -49,6 +49,43 @@ def category_list_register(lookup: CategoryList) -> None:
     _category_list = lookup
 
 
+BrandList = Callable[[], list[tuple[int, str]]]
+_brand_list: BrandList | None = None
+
+
+def brand_list_register(lookup: BrandList) -> None:
+    """The listening app (insights) lists the brands (id, name) mention conditions may name."""
+    global _brand_list  # noqa: PLW0603 - a registry set once at start-up
+    _brand_list = lookup
+
+
+class _Brands(Mapping[int, str]):
+    """The brands (id -> name), read on first use: most rules name none, and then neither
+    validation nor the builder queries them."""
+
+    def __init__(self, lookup: BrandList) -> None:
+        self._lookup = lookup
+        self._names: dict[int, str] | None = None
+
+    def _load(self) -> dict[int, str]:
+        if self._names is None:
+            self._names = dict(self._lookup())
+        return self._names
+
+    def __getitem__(self, key: int) -> str:
+        return self._load()[key]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+
+def segment_brands() -> Mapping[int, str]:
+    return _Brands(_brand_list) if _brand_list is not None else {}
+
+
 def segment_categories() -> list[str]:
     return sorted(_category_list()) if _category_list is not None else []
 
@@ -58,7 +95,8 @@ def segment_rule_catalog(*, exclude_segment_id: int | None = None) -> RuleCatalo
     if exclude_segment_id is not None:
         segments.pop(exclude_segment_id, None)
     categories = frozenset(segment_categories()) if _category_list is not None else None
-    return RuleCatalog(categories=categories, segments=segments)
+    brands = segment_brands() if _brand_list is not None else None
+    return RuleCatalog(categories=categories, segments=segments, brands=brands)
 
 
 def segment_rules_clean(rules, *, segment_id: int | None = None) -> dict:

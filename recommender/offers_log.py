@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -76,7 +77,20 @@ def decision_buffer(*, record: dict, impressions: Sequence[str], customer_ref: s
     for offer_id in impressions:
         pipe.incr(counter_key("imp", offer_id))
         pipe.hincrby(counter_key("impc", offer_id), customer_ref, 1)
-    pipe.execute()
+    try:
+        pipe.execute()
+    except redis.RedisError as exc:
+        logger.warning(
+            "offer log buffer unavailable, decision stored directly",
+            extra={"error": f"{type(exc).__name__}: {exc}"[:300]},
+        )
+        decision_store(record=record)
+
+
+def decision_store(*, record: dict) -> None:
+    """Redis down: the decision straight into OfferDecision (one INSERT, slower than the
+    buffer), so the learner still gets it and a reward finds it in PostgreSQL."""
+    OfferDecision.objects.bulk_create([_decision_row(record)], ignore_conflicts=True)
 
 
 def _decision_row(record: dict) -> OfferDecision:
@@ -152,7 +166,11 @@ def reward_record(*, event_id: uuid.UUID, reward: float, source: str = "api") ->
     client = redis_client()
     key = str(event_id)
     value = json.dumps([reward, source, time.time()])
-    outcome = client.eval(_REWARD_LUA, 2, marker_key(key), redis_key(REWARDS_KEY), key, value)
+    try:
+        outcome = client.eval(_REWARD_LUA, 2, marker_key(key), redis_key(REWARDS_KEY), key, value)
+    except redis.RedisError as exc:  # Redis down: the decision is in PostgreSQL, if anywhere
+        logger.warning("offer reward buffer unavailable", extra={"error": str(exc)[:300]})
+        outcome = -1
     if outcome == 1:
         return RECORDED
     if outcome == 0:

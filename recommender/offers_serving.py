@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import redis
 from django.utils import timezone
 
 from recommender.contextual import ApprenticePolicy
@@ -72,9 +73,12 @@ _stamps_cache: dict[str, Any] = {"at": float("-inf"), "value": (None, None)}
 def _stamps() -> tuple[Any, Any]:
     at = time.monotonic()
     if at - _stamps_cache["at"] >= STAMPS_SECONDS:
-        _stamps_cache["value"] = tuple(
-            redis_client().mget([redis_key(VERSION_KEY), redis_key(CATALOG_GENERATION_KEY)])
-        )
+        try:
+            _stamps_cache["value"] = tuple(
+                redis_client().mget([redis_key(VERSION_KEY), redis_key(CATALOG_GENERATION_KEY)])
+            )
+        except redis.RedisError as exc:  # Redis down: keep serving what this process has
+            logger.warning("offer stamps unavailable", extra={"error": str(exc)[:300]})
         _stamps_cache["at"] = at
     return _stamps_cache["value"]
 
@@ -137,7 +141,11 @@ class RankResult:
 
 
 def popularity_load() -> dict[str, float]:
-    raw = redis_client().get(redis_key(POPULARITY_KEY))
+    try:
+        raw = redis_client().get(redis_key(POPULARITY_KEY))
+    except redis.RedisError as exc:  # Redis down: no popularity prior until it returns
+        logger.warning("offer popularity unavailable", extra={"error": str(exc)[:300]})
+        return {}
     return json.loads(raw) if raw else {}
 
 
@@ -219,7 +227,11 @@ def _under_caps(candidates: list[_Candidate], *, customer_ref: str) -> list[_Can
     capped = [c for c in candidates if c.offer is not None and c.offer.caps]
     if not capped:
         return candidates
-    counters = offer_counters(offer_ids=[c.id for c in capped], customer_ref=customer_ref)
+    try:
+        counters = offer_counters(offer_ids=[c.id for c in capped], customer_ref=customer_ref)
+    except redis.RedisError as exc:  # caps cannot be checked: leave the capped offers out
+        logger.warning("offer cap counters unavailable", extra={"error": str(exc)[:300]})
+        return [c for c in candidates if c.offer is None or not c.offer.caps]
     blocked = {
         c.id
         for c in capped

@@ -139,9 +139,10 @@ def events_ingest(
             accepted = cursor.rowcount
         _unsubscribes_apply(rows, customer_pks, source=consent_source)
         if accepted:
-            transaction.on_commit(features_update_schedule)
-            for hook in _EVENTS_COMMITTED_HOOKS:
-                transaction.on_commit(hook)
+            # Robust: the events are stored by now, so a wake-up failing (Redis or the broker
+            # down) is logged, not turned into an error; beat runs every consumer each minute.
+            for hook in (features_update_schedule, *_EVENTS_COMMITTED_HOOKS):
+                transaction.on_commit(hook, robust=True)
     return IngestResult(
         accepted=accepted, duplicates=len(rows) - accepted, customers_created=created
     )

@@ -285,6 +285,8 @@ INSIGHTS_ALERT_HISTORY_WINDOWS = env.int("INSIGHTS_ALERT_HISTORY_WINDOWS", defau
 INSIGHTS_ALERT_K = env.float("INSIGHTS_ALERT_K", default=3.0)
 INSIGHTS_ALERT_MIN_COUNT = env.int("INSIGHTS_ALERT_MIN_COUNT", default=5)
 
+# dictConfig, then email addresses and phone numbers masked in every record (PII).
+LOGGING_CONFIG = "marketing.common.logging.configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -50,20 +50,24 @@ def stop_group(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
 
 
 class PrivateRedis:
-    """`redis-server` on a free port with no persistence: killing it loses everything, as a
-    crashed cache node would."""
+    """`redis-server` on a free port. Without persistence killing it loses everything, as a
+    crashed cache node would; with `appendonly` (fsync on every write) a restart finds what
+    was written before the kill, as a production Redis with AOF would."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, appendonly: bool = False) -> None:
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
+        self.dir = tempfile.mkdtemp(prefix="faults-redis-")
+        self.appendonly = appendonly
 
     def url(self, db: int = 0) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
-            + ["--save", "", "--appendonly", "no"],
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir]
+            + ["--save", "", "--appendonly", "yes" if self.appendonly else "no"]
+            + ["--appendfsync", "always"],
             stdout=subprocess.DEVNULL,
             start_new_session=True,
         )
@@ -141,6 +145,7 @@ def private_redis():
     server.start()
     yield server
     server.kill()
+    shutil.rmtree(server.dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ Other processes on the machine take CPU from the server: compare with the bare v
 figures and the load average printed with them.
 
     .venv/bin/python benchmarks/experiment_assign_latency.py [--requests 20000] [--rate 500]
+        [--database marketing_bench_experiments]  (BENCH_REDIS_URL picks the Redis database)
 """
 
 import argparse
@@ -40,12 +41,15 @@ from _scratch import (
 )
 
 DB = "marketing_bench_experiments"
-_ENV = bench_env(DB, redis_db=9, BENCHMARK_VIEWS="1", CAMPAIGN_GLOBAL_CONTROL_PERCENT="5")
 TARGET_P99_MS = 5.0
 FLUSH_EVERY_SECONDS = 5.0
 
 
-def _prepare(customers: int) -> str:
+def _env(db: str) -> dict:
+    return bench_env(db, redis_db=9, BENCHMARK_VIEWS="1", CAMPAIGN_GLOBAL_CONTROL_PERCENT="5")
+
+
+def _prepare(customers: int, db: str) -> str:
     """Customers, the segment, both experiments; returns an API key with experiments:assign."""
     from django.core.cache import cache
 
@@ -85,7 +89,7 @@ def _prepare(customers: int) -> str:
         )
     )
     _, key = api_key_create(name="bench", scopes=["experiments:assign"])
-    with psycopg.connect(f"{PG}/{DB}", autocommit=True) as conn:
+    with psycopg.connect(f"{PG}/{db}", autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
         conn.execute("CHECKPOINT")
     return key
@@ -152,17 +156,19 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=500.0, help="requests per second")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--database", default=DB, help="scratch database (dropped, recreated)")
     args = parser.parse_args()
     load = os.getloadavg()[0]
 
-    database_reset(DB, _ENV)
-    django_setup(_ENV)
-    key = _prepare(args.customers)
+    env = _env(args.database)
+    database_reset(args.database, env)
+    django_setup(env)
+    key = _prepare(args.customers, args.database)
     calls = _requests(args.requests, args.customers, args.seed)
     warm = _requests(1_500, args.customers, args.seed + 1)
 
     port = free_port()
-    web = gunicorn_start(port=port, workers=args.workers, env=_ENV)
+    web = gunicorn_start(port=port, workers=args.workers, env=env)
     stop = threading.Event()
     totals = {"stored": 0, "customers_created": 0}
     try:

@@ -1,13 +1,18 @@
 """The experiments API: product teams define, start and stop experiments from their own
 automation, and storefronts ask which variant a customer gets (the hot path)."""
 
-from django.http import Http404
+import json
+import time
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import serializers, status, viewsets
+from rest_framework import exceptions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from experiments import selectors
+from experiments.errors import ExperimentNotFoundError
 from experiments.models import ExperimentStatus
 from experiments.results import experiment_results
 from experiments.serializers import (
@@ -24,9 +29,9 @@ from experiments.services import (
     experiment_start,
     experiment_stop,
 )
-from experiments.serving import experiment_assign_variant
-from marketing.authentication import HasScope
-from marketing.throttling import CounterRateThrottle
+from experiments.serving import OverLimitError, experiment_assign_variant
+from marketing.authentication import KEYWORD, HasScope, api_key_authenticate
+from marketing.throttling import REFUSED_ATTRIBUTE, CounterRateThrottle, api_key_quota
 
 ERROR = OpenApiResponse(description='Error body: {"code", "message", "extra"}')
 INVALID = OpenApiResponse(
@@ -164,3 +169,93 @@ class ExperimentViewSet(viewsets.GenericViewSet):
             body["reason"] = answer.reason
         # The output serializer's shape (the schema says so), built directly on the hot path.
         return Response(body)
+
+
+ASSIGN_SCOPE = ExperimentViewSet.required_scopes["assign"]
+_assign_drf_view = ExperimentViewSet.as_view({"post": "assign"})
+_JSON_ACCEPT = ("", "*/*", "application/json")
+
+
+@csrf_exempt
+def experiment_assign_view(request: HttpRequest, key: str) -> HttpResponse:
+    """POST /api/v1/experiments/{key}/assign without DRF's request cycle (routed before the
+    router, see marketing/urls.py): a storefront key with the scope, a JSON body with a valid
+    `customer_id`, a known experiment, answered in one Redis round trip that also counts the
+    call against the key's rate limit (CounterRateThrottle's counter). The same answer, status
+    and headers as the `assign` action, which serves everything else (other methods, no key
+    or a bad one, a missing scope, invalid input, an unknown experiment, the limit reached,
+    the browsable API): the action and its schema stay the contract."""
+    return _assign_fast(request, key) or _assign_drf_view(request, key=key)
+
+
+def _assign_fast(request: HttpRequest, key: str) -> HttpResponse | None:
+    meta = request.META
+    keyword, _, raw = meta.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if (
+        request.method != "POST"
+        or keyword != KEYWORD
+        or meta.get("HTTP_ACCEPT", "") not in _JSON_ACCEPT
+        or request.content_type != "application/json"
+        or (request.content_params or {}).get("charset", "utf-8").lower() not in ("utf-8", "utf8")
+        or "format" in request.GET
+    ):
+        return None
+    try:
+        api_key = api_key_authenticate(raw)
+    except exceptions.AuthenticationFailed:
+        return None
+    customer_id = _customer_id(request.body)
+    if customer_id is None or not api_key.has_scope(ASSIGN_SCOPE):
+        return None
+    now = time.time()
+    try:
+        answer = experiment_assign_variant(
+            key=key, customer_id=customer_id, quota=_quota(api_key, now)
+        )
+    except ExperimentNotFoundError:
+        return None
+    except OverLimitError as exc:
+        setattr(request, REFUSED_ATTRIBUTE, exc.wait_seconds)
+        return None
+    body = {
+        "experiment": answer.experiment,
+        "variant": answer.variant,
+        "in_experiment": answer.in_experiment,
+    }
+    if answer.reason:
+        body["reason"] = answer.reason
+    # Rendered as DRF's JSONRenderer renders (compact, UTF-8, U+2028/9 escaped).
+    content = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    content = content.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    response = HttpResponse(content.encode(), content_type="application/json")
+    response["Vary"] = "Accept"
+    response["Allow"] = "POST, OPTIONS"
+    return response
+
+
+def _quota(api_key, now: float):
+    try:
+        return api_key_quota(api_key, now=now)
+    except Exception:  # noqa: BLE001 - the limiter must not take the API down (as the throttle)
+        return None
+
+
+def _customer_id(body: bytes) -> str | None:
+    """AssignInputSerializer's `customer_id` when the body is valid for it (a JSON object,
+    a string that is not blank once trimmed, at most 128 characters, no NUL); None otherwise
+    (DRF then parses and answers the same way it always did)."""
+    try:
+        data = json.loads(body.decode(), parse_constant=_reject)
+    except ValueError:
+        return None
+    value = data.get("customer_id") if isinstance(data, dict) else None
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    if not value or len(value) > 128 or "\x00" in value:
+        return None
+    return value
+
+
+def _reject(constant: str):
+    raise ValueError(f"{constant} is not valid JSON")

@@ -28,6 +28,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import redis
 from django.conf import settings
@@ -43,6 +44,9 @@ from experiments.assignment import (
 )
 from experiments.errors import ExperimentNotFoundError
 
+if TYPE_CHECKING:
+    from marketing.throttling import Quota
+
 logger = logging.getLogger(__name__)
 
 STICKY_DAYS = 120
@@ -52,12 +56,22 @@ SOCKET_TIMEOUT = 0.25
 EXPOSURE_BUFFER = "exp:exposures"
 GENERATION = "exp:gen"
 
-# KEYS: generation, sticky key, exposure buffer. ARGV: the generation the config was loaded
-# at, the variant to store ("" = only look), the exposure record, the sticky TTL in seconds.
-# Returns {0} stale config, {1, value} already assigned, {2} not assigned (look only),
-# {3, value} assigned now and logged.
+# KEYS: generation, sticky key, exposure buffer, rate-limit counter. ARGV: the generation
+# the config was loaded at, the variant to store ("" = only look, "-" = only check the
+# generation), the exposure record, the sticky TTL in seconds, the rate limit (0 = none: the
+# counter is not touched), the counter's TTL in seconds.
+# Returns {4} over the rate limit (counted, nothing else done), {0} stale config, {1, value}
+# already assigned, {2} not assigned (look only) or generation current, {3, value} assigned
+# now and logged.
 _ASSIGN_LUA = """
+local limit = tonumber(ARGV[5])
+if limit > 0 then
+  local count = redis.call('INCR', KEYS[4])
+  redis.call('EXPIRE', KEYS[4], tonumber(ARGV[6]))
+  if count > limit then return {4} end
+end
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0} end
+if ARGV[2] == '-' then return {2} end
 local old = redis.call('GET', KEYS[2])
 if old then return {1, old} end
 if ARGV[2] == '' then return {2} end
@@ -65,7 +79,8 @@ redis.call('SET', KEYS[2], ARGV[2], 'EX', tonumber(ARGV[4]))
 redis.call('RPUSH', KEYS[3], ARGV[3])
 return {3, ARGV[2]}
 """
-STALE, FOUND, MISSING, STORED = 0, 1, 2, 3
+STALE, FOUND, MISSING, STORED, OVER_LIMIT = 0, 1, 2, 3, 4
+GENERATION_ONLY = "-"
 
 
 @dataclass(frozen=True)
@@ -205,15 +220,43 @@ def _record(config: ExperimentConfig, customer_id: str, decision: Decision) -> s
     )
 
 
-def _run_script(generation: str, sticky: str, value: str, record: str) -> list:
-    return _state["script"](
-        keys=[redis_key(GENERATION), redis_key(sticky), redis_key(EXPOSURE_BUFFER)],
-        args=[generation, value, record, STICKY_DAYS * 86_400],
+class OverLimitError(Exception):
+    """The call's quota was used up (counted in the assignment's round trip): nothing was
+    assigned or logged."""
+
+    def __init__(self, wait_seconds: float) -> None:
+        super().__init__(f"over the rate limit, retry in {wait_seconds:.1f} s")
+        self.wait_seconds = wait_seconds
+
+
+@dataclass
+class _Limit:
+    """The caller's quota, counted by the first script run of the call (then None)."""
+
+    quota: Quota | None
+
+
+def _run_script(generation: str, sticky: str, value: str, record: str, limit: _Limit) -> list:
+    quota, limit.quota = limit.quota, None
+    counter = redis_key(GENERATION) if quota is None else quota.key
+    result = _state["script"](
+        keys=[redis_key(GENERATION), redis_key(sticky), redis_key(EXPOSURE_BUFFER), counter],
+        args=[
+            generation,
+            value,
+            record,
+            STICKY_DAYS * 86_400,
+            0 if quota is None else quota.limit,
+            0 if quota is None else quota.expire_seconds,
+        ],
         client=redis_client(),
     )
+    if quota is not None and result[0] == OVER_LIMIT:
+        raise OverLimitError(max(0.0, quota.window_end - time.time()))
+    return result
 
 
-def _assign(cached: _Cached, customer_id: str) -> Assignment | None:
+def _assign(cached: _Cached, customer_id: str, limit: _Limit) -> Assignment | None:
     """The assignment, or None when the config turned out stale."""
     config = cached.config
     assert config is not None  # noqa: S101 - the caller checked
@@ -224,16 +267,14 @@ def _assign(cached: _Cached, customer_id: str) -> Assignment | None:
         in_audience=_in_audience,
     )
     if cached.generation is None or not _redis_ok():
-        return _answer(config, decision)
+        return _answer(config, decision)  # no quota counted: fails open like the throttle
+    sticky = f"exp:s:{config.id}:{customer_id}"
     try:
         if not decision.logged:
-            current = redis_client().get(redis_key(GENERATION))
-            if current is None or _text(current) != cached.generation:
-                return None
-            return _answer(config, decision)
-        sticky = f"exp:s:{config.id}:{customer_id}"
+            status, *_ = _run_script(cached.generation, sticky, GENERATION_ONLY, "", limit)
+            return None if status == STALE else _answer(config, decision)
         if config.adaptive and decision.variant is not None:
-            status, *value = _run_script(cached.generation, sticky, "", "")
+            status, *value = _run_script(cached.generation, sticky, "", "", limit)
             if status == STALE:
                 return None
             if status == FOUND:
@@ -248,6 +289,7 @@ def _assign(cached: _Cached, customer_id: str) -> Assignment | None:
             sticky,
             _sticky_value(decision),
             _record(config, customer_id, decision),
+            limit,
         )
     except redis.RedisError as exc:
         _redis_failed("assign", exc)
@@ -257,14 +299,20 @@ def _assign(cached: _Cached, customer_id: str) -> Assignment | None:
     return _from_sticky(config, value[0], decision)
 
 
-def experiment_assign_variant(*, key: str, customer_id: str) -> Assignment:
+def experiment_assign_variant(
+    *, key: str, customer_id: str, quota: Quota | None = None
+) -> Assignment:
     """The customer's variant in the experiment `key` (see the module docstring); raises
-    ExperimentNotFoundError for an unknown key."""
+    ExperimentNotFoundError for an unknown key. With `quota` (the API's per-key limit), the
+    call is counted in the same Redis round trip, once, before anything is assigned, and
+    OverLimitError is raised when it is over (not counted when Redis is unavailable or the
+    key unknown)."""
+    limit = _Limit(quota)
     for _ in range(3):
         cached = _config(key)
         if cached.config is None:
             raise ExperimentNotFoundError.for_key(key)
-        answer = _assign(cached, customer_id)
+        answer = _assign(cached, customer_id, limit)
         if answer is not None:
             return answer
         _configs.pop(key, None)
@@ -272,7 +320,9 @@ def experiment_assign_variant(*, key: str, customer_id: str) -> Assignment:
     cached = _config(key)
     if cached.config is None:
         raise ExperimentNotFoundError.for_key(key)
-    return _assign(_Cached(None, cached.config, 0.0), customer_id) or Assignment(key, None, False)
+    return _assign(_Cached(None, cached.config, 0.0), customer_id, limit) or Assignment(
+        key, None, False
+    )
 
 
 def experiment_variant_config(*, key: str, variant: str) -> dict:

@@ -38,14 +38,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         keyword, _, raw = header.partition(" ")
         if keyword != KEYWORD:
             return None
-        raw = raw.strip()
-        if not raw:
-            raise exceptions.AuthenticationFailed("Empty API key.")
-        key = _verified_key(raw)
-        now = timezone.now()
-        if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
-            ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-            key.last_used_at = now
+        key = api_key_authenticate(raw)
         return ApiKeyPrincipal(key=key), key
 
     def authenticate_header(self, request) -> str:
@@ -58,6 +51,21 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 KEY_CACHE_SECONDS = 30.0
 KEY_CACHE_SIZE = 1000
 _verified: dict[str, tuple[float, ApiKey]] = {}
+
+
+def api_key_authenticate(raw: str) -> ApiKey:
+    """The active key `raw` (as sent after the keyword), its use recorded at most once a
+    minute; raises AuthenticationFailed. Shared by ApiKeyAuthentication and the hot paths
+    that answer without DRF (experiments.api.experiment_assign_view)."""
+    raw = raw.strip()
+    if not raw:
+        raise exceptions.AuthenticationFailed("Empty API key.")
+    key = _verified_key(raw)
+    now = timezone.now()
+    if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
+    return key
 
 
 def _verified_key(raw: str) -> ApiKey:

@@ -1,5 +1,6 @@
 import logging
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
@@ -84,6 +85,50 @@ class ServingRateThrottle(ApiKeyRateThrottle):
         self.cache = default_cache_reusing()
 
 
+@dataclass(frozen=True)
+class Quota:
+    """One request's count against a per-key limit: the fixed window's counter in Redis
+    (the full key), the limit, the counter's time to live, and when the window ends."""
+
+    key: str
+    limit: int
+    expire_seconds: int
+    window_end: float
+
+
+_rates: dict[str, tuple[int, int]] = {}
+
+
+def counter_quota(*, caller: str, rate: str, now: float) -> Quota:
+    """The counter CounterRateThrottle increments for `caller` at `now` (one per window)."""
+    parsed = _rates.get(rate)
+    if parsed is None:
+        count, seconds = SimpleRateThrottle.parse_rate(None, rate)  # type: ignore[arg-type]
+        if count is None or seconds is None:
+            raise ValueError(f"not a rate: {rate!r}")
+        parsed = _rates[rate] = (count, seconds)
+    limit, duration = parsed
+    window = int(now // duration)
+    name = default_cache_reusing().make_and_validate_key(
+        f"throttle_{CounterRateThrottle.counter_scope}_{caller}_{window}"
+    )
+    return Quota(
+        key=name, limit=limit, expire_seconds=duration + 1, window_end=(window + 1) * duration
+    )
+
+
+def api_key_quota(key: ApiKey, *, now: float) -> Quota | None:
+    """The quota CounterRateThrottle applies to a storefront key (None: no limit)."""
+    rate = key.rate_limit or CounterRateThrottle.THROTTLE_RATES.get(CounterRateThrottle.scope)
+    return None if rate is None else counter_quota(caller=f"key:{key.pk}", rate=rate, now=now)
+
+
+# Set on the Django request by a hot path that counted the request in its own Redis round
+# trip and found it over the limit: the seconds to wait. DRF's view then refuses it without
+# counting it a second time (experiments.api.experiment_assign_view).
+REFUSED_ATTRIBUTE = "throttle_refused_wait"
+
+
 class CounterRateThrottle(ApiKeyRateThrottle):
     """The per-key limit in O(1): one INCR of a counter per fixed window, in one round trip.
 
@@ -96,29 +141,29 @@ class CounterRateThrottle(ApiKeyRateThrottle):
     counter_scope = "api_key_counter"
 
     def allow_request(self, request, view):
+        refused = getattr(getattr(request, "_request", request), REFUSED_ATTRIBUTE, None)
+        if refused is not None:
+            self.wait_seconds = refused
+            return False
         key = request.auth if isinstance(request.auth, ApiKey) else None
         rate = key.rate_limit if key is not None and key.rate_limit else self.rate
         if rate is None:
             return True
+        now = time.time()
         try:
-            limit, duration = self.parse_rate(rate)
-            now = time.time()
-            window = int(now // duration)
+            quota = counter_quota(caller=self.caller(request), rate=rate, now=now)
             cache = default_cache_reusing()
-            name = cache.make_and_validate_key(
-                f"throttle_{self.counter_scope}_{self.caller(request)}_{window}"
-            )
-            pipe = cache._cache.get_client(name, write=True).pipeline(transaction=False)
-            pipe.incr(name)
-            pipe.expire(name, duration + 1)
+            pipe = cache._cache.get_client(quota.key, write=True).pipeline(transaction=False)
+            pipe.incr(quota.key)
+            pipe.expire(quota.key, quota.expire_seconds)
             count = pipe.execute()[0]
         except Exception as exc:  # noqa: BLE001 - the limiter must not take the API down
             logger.warning(
                 "rate limit unavailable, request let through", extra={"error": str(exc)[:300]}
             )
             return True
-        if count > limit:
-            self.wait_seconds = (window + 1) * duration - now
+        if count > quota.limit:
+            self.wait_seconds = quota.window_end - now
             return False
         return True
 

@@ -1,12 +1,20 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 
+from experiments.api import experiment_assign_view
 from marketing import views
 from marketing.api import urlpatterns as api_urlpatterns
 
 urlpatterns = [
+    # The assignment hot path first (resolved without trying every pattern below); it hands
+    # whatever it does not serve to the router's `assign` action, the documented contract.
+    re_path(
+        r"^api/v1/experiments/(?P<key>[-a-zA-Z0-9_]+)/assign/?$",
+        experiment_assign_view,
+        name="experiment-assign-hot",
+    ),
     path("", views.dashboard_view, name="dashboard"),
     path("healthz", views.healthz_view, name="healthz"),
     path("favicon.ico", views.favicon_view, name="favicon"),

@@ -214,6 +214,11 @@ RECOMMENDER_EVENT_WEIGHTS = env.json("RECOMMENDER_EVENT_WEIGHTS", default={})
 RECOMMENDER_RECENCY_HALF_LIFE_DAYS = env.float("RECOMMENDER_RECENCY_HALF_LIFE_DAYS", default=60.0)
 # Retrain once this many events arrived since the last training (checked every 10 minutes).
 RECOMMENDER_RETRAIN_AFTER_EVENTS = env.int("RECOMMENDER_RETRAIN_AFTER_EVENTS", default=50_000)
+# Test hook, 0 in production: seconds a training sleeps after each progress step, so the
+# fault tests (tests/faults/test_training_crash.py) can kill a worker in the middle of one.
+RECOMMENDER_TRAINING_STEP_DELAY_SECONDS = env.float(
+    "RECOMMENDER_TRAINING_STEP_DELAY_SECONDS", default=0.0
+)
 
 # --- Offer ranker (issue #8) -------------------------------------------------------------------
 # Share of requests whose top offer is drawn at random (Personalizer's default 20%).

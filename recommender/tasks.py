@@ -1,6 +1,7 @@
 import logging
 
 from celery import shared_task
+from celery.signals import worker_ready
 from django.conf import settings
 
 from marketing.celery import Queue
@@ -40,11 +41,30 @@ def model_train_all_task() -> list[int]:
     return ids
 
 
+@worker_ready.connect
+def _trainings_recover(**kwargs) -> None:
+    """A worker starting (after a crash, a deploy): trainings its dead predecessor left
+    'training' are marked failed, with their jobs."""
+    from django.db import connection
+
+    from recommender.training import trainings_fail_interrupted
+
+    try:
+        trainings_fail_interrupted()
+    except Exception:  # a worker must start even when the database is not there yet
+        logger.exception("interrupted trainings not checked")
+    finally:
+        connection.close()  # the main process keeps no connection (the pool's are its own)
+
+
 @shared_task(name="recommender.retrain_if_needed", queue=Queue.RECOMMENDER.value)
 def retrain_if_needed_task() -> bool:
-    """Every 10 minutes: retrain once enough new events have arrived since the last one."""
-    from recommender.training import events_since_last_training
+    """Every 10 minutes: mark failed the trainings of workers that died (see
+    `trainings_fail_interrupted`), then retrain once enough new events have arrived since
+    the last one."""
+    from recommender.training import events_since_last_training, trainings_fail_interrupted
 
+    trainings_fail_interrupted()
     new = events_since_last_training()
     if new < settings.RECOMMENDER_RETRAIN_AFTER_EVENTS:
         return False

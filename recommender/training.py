@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -216,8 +217,29 @@ def model_train(
             "components": COMPONENTS[algorithm],
             "list_length": LIST_LENGTH,
             "last_event_pk": loaded.last_event_pk,
+            **({"job_id": job_id} if job_id is not None else {}),
         },
     )
+    with _training_lock(version.pk):
+        return _model_train_version(
+            version,
+            algorithm=algorithm,
+            loaded=loaded,
+            progress=progress,
+            started=started,
+            activate=activate,
+        )
+
+
+def _model_train_version(
+    version: ModelVersion,
+    *,
+    algorithm: str,
+    loaded: TrainingData,
+    progress: Progress,
+    started: float,
+    activate: str,
+) -> ModelVersion:
     try:
         progress(15, f"evaluating on a time-based holdout ({len(loaded.interactions):,} events)")
         evaluation = evaluate_time_holdout(
@@ -247,6 +269,7 @@ def model_train(
         if algorithm in WITH_SIMILAR_ITEMS:
             progress(90, "precomputing related items")
             stored["similar_lists"] = _store_similar(version, model, data, loaded)
+        progress(95, "recording the version")
     except Exception as exc:
         ModelVersion.objects.filter(pk=version.pk).update(
             status=ModelStatus.FAILED, error=str(exc)[:5000]
@@ -361,14 +384,61 @@ def _iso(ts: float) -> str:
 
 
 def _progress(job_id: int | None) -> Progress:
+    delay = settings.RECOMMENDER_TRAINING_STEP_DELAY_SECONDS  # a test hook, 0 in production
     if job_id is None:
-        return lambda percent, message: None
+        return lambda percent, message: time.sleep(delay)
     job_start(job_id=job_id, total=100, message="starting")
 
     def report(percent: int, message: str) -> None:
         job_progress(job_id=job_id, done=percent, message=message)
+        time.sleep(delay)
 
     return report
+
+
+# --- interrupted trainings ---------------------------------------------------------------------
+# A training holds a session advisory lock on (TRAINING_LOCK, version pk) while it runs. A
+# worker killed mid-training (SIGKILL, OOM, a lost machine) drops its connection and with it
+# the lock; a version still 'training' whose lock can be taken has nobody training it.
+TRAINING_LOCK = 7_300_031
+INTERRUPTED_ERROR = "interrupted: the worker training it stopped before the end"
+
+
+@contextmanager
+def _training_lock(version_pk: int) -> Iterator[None]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s, %s)", [TRAINING_LOCK, version_pk])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [TRAINING_LOCK, version_pk])
+
+
+def trainings_fail_interrupted() -> int:
+    """Mark failed every version left 'training' by a worker that died, and its Job; the
+    served version was never touched (activation is the last step of a training). Run
+    when a worker starts and by beat; a retrain is the marketer's (or the nightly) call.
+    Returns how many versions were marked."""
+    marked = 0
+    pending = ModelVersion.objects.filter(status=ModelStatus.TRAINING)
+    for pk, params in pending.values_list("pk", "params"):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [TRAINING_LOCK, pk])
+            if not cursor.fetchone()[0]:
+                continue  # a live training holds it
+            try:
+                marked += ModelVersion.objects.filter(pk=pk, status=ModelStatus.TRAINING).update(
+                    status=ModelStatus.FAILED, error=INTERRUPTED_ERROR
+                )
+                job_id = (params or {}).get("job_id")
+                if job_id is not None:
+                    job_mark_failed(job_id=job_id, error=INTERRUPTED_ERROR)
+            finally:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [TRAINING_LOCK, pk])
+    if marked:
+        logger.warning("interrupted trainings marked failed", extra={"versions": marked})
+    return marked
 
 
 def model_train_job(*, algorithm: str, job_id: int) -> ModelVersion | None:

@@ -219,3 +219,27 @@ def gunicorn_start(*, env: dict, port: int, workers: int = 1) -> subprocess.Pope
         stop_group(proc)
         raise
     return proc
+
+
+def celery_worker_start(*, env: dict, queues: str, name: str) -> subprocess.Popen:
+    """`celery worker` in its own process group (SIGKILL the group to kill it with its pool),
+    returned once it answers a ping."""
+    from marketing.celery import app as celery_app
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "marketing", "worker", "-Q", queues, "-n", name]
+        + ["-c", "1", "--without-gossip", "--without-mingle", "-l", "warning"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("celery worker exited early")
+        if name in str(celery_app.control.ping(destination=[name], timeout=0.5)):
+            return proc
+    stop_group(proc)
+    raise RuntimeError("celery worker did not answer within 90 s")

@@ -16,7 +16,7 @@ refreshed with the snapshot; the catalog picks it up on its next rebuild.
 import json
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -28,7 +28,6 @@ from marketing.models import Job, JobStatus
 from marketing.services import job_create, job_finish, job_mark_failed, job_progress, job_start
 from recommender.contextual import (
     ApprenticePolicy,
-    FeatureSpec,
     LoggedDecision,
     PolicyConfig,
 )
@@ -182,19 +181,12 @@ def evaluation_settings(base: PolicyConfig) -> dict[str, PolicyConfig]:
         out[f"learning rate {rate:g}"] = base.with_(learning_rate=rate)
     spec = base.features
     out["no customer features"] = base.with_(
-        features=FeatureSpec(bits=spec.bits, interactions=((CONTEXT, ACTION),), matches=())
+        features=replace(spec, interactions=((CONTEXT, ACTION),), matches=())
     )
-    out["no segments"] = base.with_(
-        features=FeatureSpec(
-            bits=spec.bits,
-            interactions=spec.interactions,
-            matches=spec.matches,
-            ignore=spec.ignore | {"segments"},
-        )
-    )
-    out["no id crosses"] = base.with_(
-        features=FeatureSpec(bits=spec.bits, interactions=spec.interactions, cross_ids=False)
-    )
+    out["no segments"] = base.with_(features=replace(spec, ignore=spec.ignore | {"segments"}))
+    out["no per-customer crosses"] = base.with_(features=replace(spec, ignore=spec.ignore | {"id"}))
+    out["category shares as tokens"] = base.with_(features=replace(spec, match_only=frozenset()))
+    out["no id crosses"] = base.with_(features=replace(spec, cross_ids=False))
     out["linucb"] = base.with_(kind="linucb")
     out["thompson"] = base.with_(kind="thompson")
     return out

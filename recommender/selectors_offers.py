@@ -89,6 +89,9 @@ def customer_for_ranking(*, external_id: str, now: datetime | None = None) -> Ra
     features = customer_features_from_state(
         state, segments=list(segments), now=now or timezone.now()
     )
+    # The customer's own token: crossed with the offers' attributes it learns what this
+    # customer clicks beyond what the profile says (a string: a number would be bucketed).
+    features["id"] = str(pk)
     return RankingCustomer(pk=pk, features=features, segments=frozenset(segments))
 
 

@@ -9,7 +9,7 @@ What the ranker sees (the features a storefront and the live profile would give)
 - customer: order and revenue buckets, recency, the top categories of a sample of the
   customer's views (drawn from the hidden taste, so a noisy picture of it; customers with
   few views have few or none), segment ids (price-sensitive, premium, frequent: noisy
-  labels of the hidden price level and activity), country;
+  labels of the hidden price level and activity), country, the customer's id;
 - offer: id, type, category, price tier (budget / standard / premium), price, discount.
 
 What decides a click (hidden): logistic of
@@ -157,6 +157,7 @@ class OfferStorefront:
             },
             "segments": segments,
             "country": COUNTRIES[t.country[customer]][0],
+            "id": f"c{customer}",  # as the live profile gives the customer's id
         }
         self._profiles[customer] = profile
         return profile

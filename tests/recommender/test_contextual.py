@@ -137,8 +137,41 @@ def test_featurize_hashes_first_order_and_crossed_features_stably():
     assert len(batch.action_indices(1)) == 2 + 6
 
 
+def test_customer_category_keys_enter_only_through_the_match_tokens():
+    featurizer = Featurizer(FeatureSpec(interactions=()))
+    customer = {"top_categories": ["books"], "category_affinity": {"books": 0.6}, "id": "42"}
+    assert featurizer.tokens("customer", customer) == ["u|id=42"]
+    batch = featurizer.featurize(
+        context=None, customer=customer, actions=[{"id": "x", "features": {"category": "books"}}]
+    )
+    expected = ["a|category=books", "a|category@top_categories=0", "a|category@category_affinity#6"]
+    assert sorted(batch.indices.tolist()) == sorted(
+        h & (featurizer.spec.dim - 1) for h in featurizer.hashes([*expected, "a|id=x"]).tolist()
+    )
+
+
+def test_customer_id_is_crossed_with_the_offer():
+    spec = FeatureSpec(interactions=(("customer", "action"),), matches=())
+    featurizer = Featurizer(spec)
+    one = featurizer.featurize(
+        context=None, customer={"id": "1"}, actions=[{"id": "x", "features": {}}]
+    )
+    other = featurizer.featurize(
+        context=None, customer={"id": "2"}, actions=[{"id": "x", "features": {}}]
+    )
+    assert len(one.indices) == 2  # the offer id, and the offer id x the customer id
+    assert set(one.indices.tolist()) != set(other.indices.tolist())
+
+
+def test_a_stored_spec_without_match_only_keeps_its_customer_tokens():
+    data = FeatureSpec().to_dict()
+    del data["match_only"]
+    assert FeatureSpec.from_dict(data).match_only == frozenset()
+    assert FeatureSpec.from_dict(FeatureSpec().to_dict()) == FeatureSpec()
+
+
 def test_interactions_and_matches_can_be_switched_off():
-    spec = FeatureSpec(interactions=(), matches=())
+    spec = FeatureSpec(interactions=(), matches=(), match_only=frozenset())
     batch = Featurizer(spec).featurize(
         context={"page": "cart"},
         customer={"top_categories": ["books"]},

@@ -9,11 +9,18 @@ MAX_CONTEXT_KEYS = 50
 MAX_ID_LENGTH = 128
 
 
+# Parsed JSON holds exactly these types (no subclasses), so a set look-up of the type is
+# enough, and much cheaper per value than isinstance over a union (20 candidates a call).
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_LIST_SCALARS = frozenset({str, int, float, bool})
+
+
 def _scalar_or_list(value: Any) -> bool:
-    if isinstance(value, str | int | float | bool) or value is None:
+    kind = type(value)
+    if kind in _SCALARS:
         return True
-    if isinstance(value, list):
-        return len(value) <= 50 and all(isinstance(v, str | int | float | bool) for v in value)
+    if kind is list:
+        return len(value) <= 50 and all(type(v) in _LIST_SCALARS for v in value)
     return False
 
 
@@ -22,6 +29,8 @@ def _features(value: Any, *, label: str) -> dict:
         raise serializers.ValidationError(f"{label} must be an object.")
     if len(value) > MAX_CONTEXT_KEYS:
         raise serializers.ValidationError(f"{label} may have at most {MAX_CONTEXT_KEYS} keys.")
+    if all(type(v) in _SCALARS for v in value.values()):
+        return value
     bad = sorted(str(k) for k, v in value.items() if not _scalar_or_list(v))
     if bad:
         raise serializers.ValidationError(

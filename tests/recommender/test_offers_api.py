@@ -1,10 +1,12 @@
 import datetime as dt
+import time
 import uuid
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from marketing.throttling import CounterRateThrottle, counter_quota
 from profiles.models import Event
 from recommender.models import DecisionMode, OfferDecision
 from recommender.offers_log import (
@@ -88,6 +90,7 @@ def test_the_logged_decision_keeps_context_profile_features_and_candidates(store
     assert features["top_categories"] == ["shoes", "books"]
     assert features["category_affinity"] == {"shoes": 0.75, "books": 0.25}
     assert 2.9 < features["recency_days"] < 3.1
+    assert features["id"] == str(customer.pk)  # per-customer crosses
     assert decision.candidates == [
         {
             "id": str(offer.pk),
@@ -314,3 +317,24 @@ def test_caps_per_customer_and_total_exclude_the_offer(storefront_client):
     assert ids("a") == {str(capped.pk), str(total.pk), str(free.pk)}
     assert ids("a") == {str(total.pk), str(free.pk)}
     assert ids("b") == {str(capped.pk), str(free.pk)}
+
+
+@pytest.mark.django_db
+def test_rank_and_reward_count_the_key_limit_with_one_counter(storefront_client, storefront_key):
+    key, _ = storefront_key
+    key.rate_limit = "3/min"
+    key.save()  # clears the verified-key cache
+    OfferFactory.create_batch(2)
+    ranked = [_rank(storefront_client, context={"page": "home"}) for _ in range(2)]
+    reward = storefront_client.post(
+        "/api/v1/offers/reward", {"event_id": ranked[0].json()["event_id"], "reward": 1}, "json"
+    )
+    refused = _rank(storefront_client, context={"page": "home"})
+    assert [r.status_code for r in ranked] == [200, 200]
+    assert reward.status_code == 200
+    assert refused.status_code == 429
+    assert refused.json()["code"] == "throttled"
+    assert _pending() == 2  # the refused call ranked and logged nothing
+    quota = counter_quota(caller=f"key:{key.pk}", rate="3/min", now=time.time())
+    assert CounterRateThrottle.counter_scope in quota.key
+    assert int(redis_client().get(quota.key)) == 4  # one INCR per call, no list of times

@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | md5sum | cut -c1-12)
 
-.PHONY: demo test lint format install vendor openapi check clean-data bench bench-quick
+.PHONY: demo test lint format install vendor openapi check fuzz clean-data bench bench-quick
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,10 @@ bench: install
 
 bench-quick: install
 	$(PY) benchmarks/run_all.py --quick
+
+## Schemathesis over every API operation with more cases than the suite's 20 (FUZZ_EXAMPLES=N).
+fuzz: install
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} $(VENV)/bin/pytest -s -p no:randomly tests/security/test_api_fuzz.py
 
 clean-data:
 	rm -rf .data

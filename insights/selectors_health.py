@@ -35,7 +35,7 @@ TOP_POSTS = 10
 TOP_THEMES = 10
 # Themes come from the latest mentions of each polarity in the window (their posts' aspects
 # or words): enough for a stable top 10, bounded whatever the volume.
-THEME_SAMPLE = 2000
+THEME_SAMPLE = 1000
 CAMPAIGNS_SHOWN = 20
 LABELS = (SentimentLabel.POSITIVE, SentimentLabel.NEUTRAL, SentimentLabel.NEGATIVE)
 
@@ -222,14 +222,18 @@ def _themes(brand: Brand, window: Window) -> tuple[list, list]:
 
 
 def _top_posts(brand: Brand, window: Window) -> list[Post]:
-    mentioned = Mention.objects.filter(
-        brand=brand, posted_at__gte=window.since, posted_at__lt=window.until
-    ).values("post_id")
-    return list(
-        Post.objects.filter(pk__in=mentioned)
-        .annotate(engagement_total=F("likes") + F("shares") + F("comments"))
-        .order_by("-engagement_total", "-posted_at", "-pk")[:TOP_POSTS]
+    """From the brand's mentions in the window (an index range) to their posts, most engaged
+    first; a post naming the brand twice is listed once."""
+    engagement = F("post__likes") + F("post__shares") + F("post__comments")
+    mentions = (
+        Mention.objects.filter(brand=brand, posted_at__gte=window.since, posted_at__lt=window.until)
+        .select_related("post")
+        .order_by(engagement.desc(), "-posted_at", "-post_id")[: TOP_POSTS * 3]
     )
+    posts: dict[int, Post] = {}
+    for mention in mentions:
+        posts.setdefault(mention.post_id, mention.post)
+    return list(posts.values())[:TOP_POSTS]
 
 
 def campaign_periods(*, since: datetime, until: datetime, now: datetime | None = None):

@@ -166,12 +166,14 @@ class BatchResult:
 @dataclass(frozen=True)
 class StaleResult:
     """How stale `sending` claims were settled: the provider had them (`confirmed`), it had
-    not (`requeued`, to be sent), or nobody can tell (`lost`)."""
+    not (`requeued`, to be sent; `gave_up` when the message had used its attempts), or
+    nobody can tell (`lost`)."""
 
     confirmed: int = 0
     requeued: int = 0
     lost: int = 0
     requeued_ids: tuple[int, ...] = ()
+    gave_up: int = 0
 
 
 # --- one batch ------------------------------------------------------------------------------
@@ -207,17 +209,19 @@ def _provider_verdict(message: Message) -> ProviderResult | None | str:
 
 def messages_resolve_stale(*, queryset: Any, now: Any = None) -> StaleResult:
     """Settle the `sending` rows claimed longer ago than the lease (a worker died holding
-    them): ask the provider, then `sent`, `queued` (never reached it: send it again) or
-    `failed` with LOST_ERROR (nobody can tell: at-most-once). Each row changes only if it is
-    still the same claim, so two resolvers never both act on it."""
+    them, or a provider answered 5xx or timed out): ask the provider, then `sent`, `queued`
+    (never reached it: send it again; `failed` instead once it had MAX_SEND_ATTEMPTS, so a
+    provider answering 500 forever is not called forever) or `failed` with LOST_ERROR
+    (nobody can tell: at-most-once). Each row changes only if it is still the same claim, so
+    two resolvers never both act on it."""
     now = now or timezone.now()
     lease = timedelta(seconds=settings.MESSAGE_SEND_LEASE_SECONDS)
     stale = list(
         queryset.filter(status=MessageStatus.SENDING, claimed_at__lt=now - lease)
         .order_by("pk")
-        .only("pk", "channel", "idempotency_key", "claimed_at")
+        .only("pk", "channel", "idempotency_key", "claimed_at", "attempts", "error")
     )
-    confirmed, requeued, lost = 0, [], 0
+    confirmed, requeued, lost, gave_up = 0, [], 0, 0
     for message in stale:
         same_claim = Message.objects.filter(
             pk=message.pk, status=MessageStatus.SENDING, claimed_at=message.claimed_at
@@ -232,6 +236,11 @@ def messages_resolve_stale(*, queryset: Any, now: Any = None) -> StaleResult:
                 sent_at=message.claimed_at,
                 error="",
             )
+        elif verdict is None and message.attempts >= MAX_SEND_ATTEMPTS:
+            gave_up += same_claim.update(
+                status=MessageStatus.FAILED,
+                error=f"gave up after {message.attempts} attempts: {message.error}"[:2000],
+            )
         elif verdict is None and same_claim.update(status=MessageStatus.QUEUED, claimed_at=None):
             requeued.append(message.pk)
         elif verdict == "unknown":
@@ -239,10 +248,19 @@ def messages_resolve_stale(*, queryset: Any, now: Any = None) -> StaleResult:
     if stale:
         logger.warning(
             "stale claims settled",
-            extra={"confirmed": confirmed, "requeued": len(requeued), "lost": lost},
+            extra={
+                "confirmed": confirmed,
+                "requeued": len(requeued),
+                "lost": lost,
+                "gave_up": gave_up,
+            },
         )
     return StaleResult(
-        confirmed=confirmed, requeued=len(requeued), lost=lost, requeued_ids=tuple(requeued)
+        confirmed=confirmed,
+        requeued=len(requeued),
+        lost=lost,
+        requeued_ids=tuple(requeued),
+        gave_up=gave_up,
     )
 
 

@@ -17,6 +17,13 @@ import pytest
 import redis
 from django.db import connection
 
+from tests.campaigns.conftest import (  # noqa: F401 - the provider stand-ins, shared
+    _sendgrid_server,
+    _twilio_server,
+    sendgrid_stand_in,
+    twilio_stand_in,
+)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -21,6 +21,21 @@ def _negatives(brand, n: int, *, hours_ago: float, sentiment: float = -0.8) -> N
         PostFactory(brands=[brand], sentiment=sentiment, posted_at=at)
 
 
+def _alert(brand, *, end: dt.datetime = NOW, negative_count: int = 9, baseline: float = 1.5):
+    return BrandAlert.objects.create(
+        brand=brand,
+        window_start=end - dt.timedelta(hours=1),
+        window_end=end,
+        negative_count=negative_count,
+        baseline=baseline,
+        threshold=5.0,
+    )
+
+
+def _open_alert(brand):
+    return _alert(brand, end=timezone.now(), negative_count=12, baseline=1.0)
+
+
 def test_spike_check_uses_mean_plus_k_std_and_the_minimum():
     usual = [2, 4, 2, 4, 2, 4]  # mean 3, sample std ~1.095
     check = spike_check(count=7, history=usual, k=3.0, min_count=5)
@@ -71,14 +86,7 @@ def test_the_task_runs_twice_with_one_alert(db, settings):
 
 def test_alert_email_goes_to_the_brand_recipients_once(db):
     acme = BrandFactory(name="Acme", alert_emails=["brand@example.com"])
-    alert = BrandAlert.objects.create(
-        brand=acme,
-        window_start=NOW - dt.timedelta(hours=1),
-        window_end=NOW,
-        negative_count=9,
-        baseline=1.5,
-        threshold=5.0,
-    )
+    alert = _alert(acme, negative_count=9, baseline=1.5)
     assert brand_alert_email_task(alert_id=alert.pk) is True
     assert brand_alert_email_task(alert_id=alert.pk) is False  # redelivered
     assert len(mail.outbox) == 1
@@ -95,27 +103,9 @@ def test_alert_email_falls_back_to_the_marketers(db, marketer, analyst):
     marketer.save()
     analyst.email = "ana@example.com"
     analyst.save()
-    alert = BrandAlert.objects.create(
-        brand=BrandFactory(name="Acme"),
-        window_start=NOW - dt.timedelta(hours=1),
-        window_end=NOW,
-        negative_count=9,
-        baseline=1.5,
-        threshold=5.0,
-    )
+    alert = _alert(BrandFactory(name="Acme"))
     assert brand_alert_email(alert_id=alert.pk) is True
     assert [m.to for m in mail.outbox] == [["mara@example.com"]]
-
-
-def _open_alert(brand):
-    return BrandAlert.objects.create(
-        brand=brand,
-        window_start=timezone.now() - dt.timedelta(hours=1),
-        window_end=timezone.now(),
-        negative_count=12,
-        baseline=1.0,
-        threshold=5.0,
-    )
 
 
 def test_open_alert_shows_on_the_health_page_and_dashboard_and_can_be_acknowledged(

@@ -32,6 +32,7 @@ import unicodedata
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import islice
 
 from rapidfuzz.distance import DamerauLevenshtein
 
@@ -109,15 +110,6 @@ def _bare(tag: str) -> str:
 
 
 @dataclass
-class _Token:
-    start: int  # of the word, after any "#"/"@"
-    end: int
-    tag: str  # "#", "@" or ""
-    norm: str
-    capitalized: bool
-
-
-@dataclass
 class _Candidate:
     keys: tuple[Hashable, ...]
     start_token: int
@@ -179,62 +171,79 @@ class MentionMatcher:
                 if bare := _bare(handle):
                     _add(self._handles, bare, brand.key)
         self._max_words = max((len(p) for p in self._phrases), default=1)
+        self._phrase_first = {p[0] for p in self._phrases}
+        self._fuzzy_first = {
+            n: {t.split(" ")[0] for t in terms} for n, terms in self._fuzzy_terms.items() if n > 1
+        }
+        self._runs_cache: dict[str, tuple[int, ...]] = {}
         self._fuzzy_lengths = sorted({len(t) for ts in self._fuzzy_terms.values() for t in ts})
 
     # -- scanning ------------------------------------------------------------------------
 
     def find(self, text: str) -> list[Match]:
-        tokens = [
-            _Token(
-                start=m.start(group),
-                end=m.end(group),
-                tag=m.group("at") or m.group("hash") or "",
-                norm=normalize(m.group(group)),
-                capitalized=m.group(group)[:1].isupper(),
-            )
-            for m in _TOKEN.finditer(text)
-            for group in ("handle" if m.group("at") else "word",)
-        ]
-        if not tokens:
+        # findall (C speed) gives (at, handle, hash, word) per token; spans are read later,
+        # and only for texts with a candidate.
+        found = _TOKEN.findall(text)
+        if not found:
             return []
+        norms = [normalize(handle or word) for _, handle, _, word in found]
+        tags = [at or hashtag for at, _, hashtag, _ in found]
+        count = len(norms)
         candidates: list[_Candidate] = []
-        for i, token in enumerate(tokens):
-            if token.tag == "#":
-                keys = self._hashtags.get(token.norm)
+        for i, norm in enumerate(norms):
+            tag = tags[i]
+            if tag == "#":
+                keys = self._hashtags.get(norm)
                 if keys:
                     candidates.append(_Candidate(tuple(keys), i, i + 1, HASHTAG, 1.0, True))
                     continue
-            elif token.tag == "@":
-                keys = self._handles.get(token.norm)
+            elif tag == "@":
+                keys = self._handles.get(norm)
                 if keys:
                     candidates.append(_Candidate(tuple(keys), i, i + 1, HANDLE, 1.0, True))
                     continue
-                if "." in token.norm:
+                if "." in norm:
                     continue  # someone else's handle, e.g. @news.site
-            found = False
-            for n in range(min(self._max_words, len(tokens) - i), 0, -1):
-                words = tuple(t.norm for t in tokens[i : i + n])
-                keys = self._phrases.get(words)
-                if keys:
-                    candidates.append(_Candidate(tuple(keys), i, i + n, NAME, 1.0, bool(token.tag)))
-                    found = True
-                    break
-            if found or not self._fuzzy_terms:
-                continue
-            for n in range(min(self._max_words, len(tokens) - i), 0, -1):
-                if n not in self._fuzzy_terms:
+            if norm in self._phrase_first:
+                hit_exact = False
+                for n in range(min(self._max_words, count - i), 0, -1):
+                    keys = self._phrases.get(tuple(norms[i : i + n]))
+                    if keys:
+                        candidates.append(_Candidate(tuple(keys), i, i + n, NAME, 1.0, bool(tag)))
+                        hit_exact = True
+                        break
+                if hit_exact:
                     continue
-                run = tokens[i : i + n]
-                if any(t.tag for t in run[1:]):
+            for n in self._fuzzy_runs(norm):
+                if i + n > count or any(tags[i + 1 : i + n]):
                     continue
-                hit = self._fuzzy(" ".join(t.norm for t in run))
+                hit = self._fuzzy(norm if n == 1 else " ".join(norms[i : i + n]))
                 if hit is not None:
-                    candidates.append(_Candidate(hit[0], i, i + n, FUZZY, hit[1], bool(token.tag)))
+                    candidates.append(_Candidate(hit[0], i, i + n, FUZZY, hit[1], bool(tag)))
                     break
-        return self._resolve(text, tokens, candidates)
+        if not candidates:
+            return []
+        return self._resolve(text, candidates)
 
     def find_many(self, texts: Iterable[str]) -> list[list[Match]]:
         return [self.find(text) for text in texts]
+
+    def _fuzzy_runs(self, first: str) -> tuple[int, ...]:
+        """The run lengths worth a fuzzy look from a word: 1, and n > 1 when the word is
+        within two edits of the first word of an n-word name (cached: words repeat)."""
+        runs = self._runs_cache.get(first)
+        if runs is None:
+            found = [
+                n
+                for n, words in self._fuzzy_first.items()
+                if any(DamerauLevenshtein.distance(first, w, score_cutoff=2) <= 2 for w in words)
+            ]
+            single = 1 in self._fuzzy_terms and self._fuzzy(first) is not None
+            runs = tuple(sorted(found, reverse=True)) + ((1,) if single else ())
+            if len(self._runs_cache) > 500_000:
+                self._runs_cache.clear()
+            self._runs_cache[first] = runs
+        return runs
 
     def _fuzzy(self, candidate: str) -> tuple[tuple[Hashable, ...], float] | None:
         cached = self._fuzzy_cache.get(candidate, False)
@@ -272,9 +281,14 @@ class MentionMatcher:
                 best = (tuple(keys), round(similarity, 4))
         return best
 
-    def _resolve(
-        self, text: str, tokens: list[_Token], candidates: list[_Candidate]
-    ) -> list[Match]:
+    def _resolve(self, text: str, candidates: list[_Candidate]) -> list[Match]:
+        last_token = max(c.end_token for c in candidates)
+        spans = []
+        for m in islice(_TOKEN.finditer(text), last_token):
+            group = "handle" if m.group("at") else "word"
+            spans.append(
+                (m.start(group), m.end(group), len(m.group("at") or m.group("hash") or ""))
+            )
         candidates.sort(
             key=lambda c: (c.match_type == FUZZY, -c.length, -c.similarity, c.start_token)
         )
@@ -284,17 +298,18 @@ class MentionMatcher:
             span = range(cand.start_token, cand.end_token)
             if any(i in taken for i in span):
                 continue
-            first, last = tokens[cand.start_token], tokens[cand.end_token - 1]
+            first, last = spans[cand.start_token], spans[cand.end_token - 1]
             keys = cand.keys
-            if not cand.tagged and cand.length == 1 and not first.capitalized:
-                keys = tuple(k for k in keys if (k, first.norm) not in self._common_named)
+            if not cand.tagged and cand.length == 1 and not text[first[0]].isupper():
+                norm = normalize(text[first[0] : first[1]])
+                keys = tuple(k for k in keys if (k, norm) not in self._common_named)
                 if cand.match_type == FUZZY:
                     keys = tuple(k for k in keys if not _common_named_key(self, k))
             if not keys:
                 continue
             taken.update(span)
-            start = first.start - len(first.tag)
-            end = last.end
+            start = first[0] - first[2]
+            end = last[1]
             for key in keys:
                 matches.append(
                     Match(

@@ -310,9 +310,7 @@ def _customers_for(rows: Sequence[PostRow]) -> dict[tuple[str, str], int]:
     emails = {r.author_email for r in rows if r.author_email}
     if not handles and not emails:
         return {}
-    by_handle, by_email = selectors.customers_by_handle_or_email(
-        handles=handles, emails=emails, attribute=HANDLES_ATTRIBUTE
-    )
+    by_handle, by_email = selectors.customers_by_handle_or_email(handles=handles, emails=emails)
     out: dict[tuple[str, str], int] = {}
     for row in rows:
         customer = by_handle.get(handle_normalize(row.author)) if row.author else None

@@ -117,6 +117,7 @@ def test_all_or_nothing_stores_nothing_when_a_row_is_invalid():
 def test_posts_link_known_customers_by_handle_or_email():
     jane = CustomerFactory(attributes={"social_handles": ["@Jane_D", "janed"]})
     bob = CustomerFactory(email="bob@example.org")
+    solo = CustomerFactory(attributes={"social_handles": "@Solo"})  # one string, not a list
     CustomerFactory(attributes={"social_handles": ["@gone"]}, erased_at=dt.datetime.now(dt.UTC))
     result = posts_ingest(
         [
@@ -125,15 +126,17 @@ def test_posts_link_known_customers_by_handle_or_email():
             _row(3, author="someone", author_email="BOB@example.org"),
             _row(4, author="@gone"),
             _row(5, author="stranger"),
+            _row(6, author="SOLO"),
         ]
     )
-    assert result.linked == 3
+    assert result.linked == 4
     assert dict(Post.objects.values_list("external_id", "customer")) == {
         "1": jane.pk,
         "2": jane.pk,
         "3": bob.pk,
         "4": None,
         "5": None,
+        "6": solo.pk,
     }
 
 

@@ -1,0 +1,212 @@
+"""Social posts scored (mentions + sentiment + aspects) and stored in PostgreSQL through
+`posts_ingest`, in batches of 1,000 as the API and the file importer send them.
+
+Generates seeded posts (50,000 by default): 12 brands with aliases, hashtags and handles;
+texts mixing brand names, misspellings, hashtags, handles, opinion words, emoji and filler
+drawn Zipf-like from a 3,000-word vocabulary; a third of the authors are known customers.
+Runs on a scratch database, then ingests the same posts again (metrics-only updates).
+Also times the pure scoring steps without the database. Prints JSON on its last line;
+"ok" needs 5,000 posts/s end to end on the first run.
+
+    .venv/bin/python benchmarks/social_ingest.py [--posts 50000] [--batch 1000]
+"""
+
+import argparse
+import json
+import os
+import random
+import time
+
+from _scratch import bench_env, database_reset, django_setup
+
+DB = "marketing_bench_social"
+TARGET = 5000
+BRANDS = [
+    ("Acme Store", ["acme", "acme shop"], ["acmestore"], ["acme_store"]),
+    ("Globex Mart", ["globex"], ["globexmart"], ["globex"]),
+    ("Initech", [], ["initech"], ["initech_help"]),
+    ("Umbrella Outfitters", ["umbrella outfit"], ["umbrellafits"], []),
+    ("Hooli Phones", ["hooli"], ["hooliphone"], ["hooli"]),
+    ("Stark Sneakers", ["stark kicks"], [], ["starkkicks"]),
+    ("Wayne Coffee", ["wayne cafe"], ["waynecoffee"], []),
+    ("Soylent Snacks", ["soylent"], [], ["soylent"]),
+    ("Tyrell Beauty", ["tyrell"], ["tyrellglow"], []),
+    ("Cyberdyne Audio", ["cyberdyne"], [], ["cyberdyne_audio"]),
+    ("Nakatomi Travel", ["nakatomi"], ["nakatomitrips"], []),
+    ("Vandelay Imports", ["vandelay"], [], []),
+]
+OPINIONS = [
+    "love it",
+    "absolutely terrible",
+    "great price",
+    "delivery was slow",
+    "customer service was rude",
+    "quality is amazing",
+    "broke after a week",
+    "not bad at all",
+    "worst purchase ever",
+    "so happy with the fit",
+    "the app keeps crashing",
+    "meh",
+    "would recommend",
+    "never again!!",
+    ":) thanks",
+    "overpriced but nice",
+]
+EMOJI = ["🔥", "😡", "❤️", "👍", "😂", "🙄", ""]
+
+
+def _vocabulary(rng: random.Random, size: int) -> list[str]:
+    letters = "abcdefghijklmnoprstuvwy"
+    words = set()
+    while len(words) < size:
+        words.add("".join(rng.choice(letters) for _ in range(rng.randint(3, 9))))
+    return sorted(words)
+
+
+def _misspell(rng: random.Random, word: str) -> str:
+    i = rng.randrange(1, len(word))
+    return word[:i] + word[i - 1] + word[i:]  # a doubled letter: "Acmee"
+
+
+def _posts(n: int, seed: int, customers: int) -> list[dict]:
+    rng = random.Random(seed)
+    vocab = _vocabulary(rng, 3000)
+    weights = [1 / (rank + 1) for rank in range(len(vocab))]
+    now = int(time.time()) - 3600
+    posts = []
+    for k in range(n):
+        name, aliases, tags, handles = rng.choice(BRANDS)
+        kind = rng.random()
+        if kind < 0.35:
+            brand = name
+        elif kind < 0.5 and aliases:
+            brand = rng.choice(aliases)
+        elif kind < 0.65 and tags:
+            brand = "#" + rng.choice(tags)
+        elif kind < 0.75 and handles:
+            brand = "@" + rng.choice(handles)
+        elif kind < 0.85:
+            brand = _misspell(rng, name.split()[0])
+        else:
+            brand = ""  # no mention
+        filler = rng.choices(vocab, weights=weights, k=rng.randint(6, 25))
+        cut = rng.randrange(len(filler))
+        words = [*filler[:cut], brand, rng.choice(OPINIONS), *filler[cut:], rng.choice(EMOJI)]
+        author = rng.randrange(customers * 3)
+        posts.append(
+            {
+                "source": "bench",
+                "external_id": f"b{k}",
+                "author": f"@user{author}",
+                "text": " ".join(w for w in words if w),
+                "language": "en",
+                "posted_at": now - rng.randrange(90 * 86400),
+                "likes": rng.randrange(500),
+                "shares": rng.randrange(50),
+                "comments": rng.randrange(30),
+                "url": f"https://example.social/p/{k}",
+            }
+        )
+    return posts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--posts", type=int, default=50_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    env = bench_env(DB, redis_db=2)
+    database_reset(DB, env)
+    django_setup(env)
+    from insights.models import Brand, Mention, Post
+    from insights.sentiment import VaderScorer, aspects_many
+    from insights.services import mention_matcher_get, posts_ingest
+    from profiles.models import Customer
+
+    for name, aliases, tags, handles in BRANDS:
+        Brand.objects.create(name=name, aliases=aliases, hashtags=tags, handles=handles)
+    Customer.objects.bulk_create(
+        Customer(
+            external_id=f"c{i}",
+            email=f"c{i}@example.com",
+            attributes={"social_handles": [f"@user{i}"]},
+        )
+        for i in range(args.customers)
+    )
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE profiles_customer")  # as autovacuum would after a bulk load
+    posts = _posts(args.posts, args.seed, args.customers)
+    batches = [posts[i : i + args.batch] for i in range(0, len(posts), args.batch)]
+
+    # The pure steps, no database, on the first 10,000 texts.
+    texts = [p["text"] for p in posts[:10_000]]
+    matcher = mention_matcher_get()
+    started = time.perf_counter()
+    matcher.find_many(texts)
+    match_s = time.perf_counter() - started
+    started = time.perf_counter()
+    VaderScorer().score_many(texts)
+    vader_s = time.perf_counter() - started
+    started = time.perf_counter()
+    aspects_many(texts)
+    aspects_s = time.perf_counter() - started
+
+    started = time.perf_counter()
+    cpu_started = time.process_time()
+    created = mentions = linked = 0
+    for batch in batches:
+        result = posts_ingest(batch)
+        created += result.created
+        mentions += result.mentions
+        linked += result.linked
+    seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
+
+    for post in posts:
+        post["likes"] += 1
+    started = time.perf_counter()
+    updated = sum(posts_ingest(batch).updated for batch in batches)
+    again_seconds = time.perf_counter() - started
+
+    stored = Post.objects.count()
+    result = {
+        "benchmark": "social_ingest",
+        "posts": args.posts,
+        "batch": args.batch,
+        "brands": len(BRANDS),
+        "customers": args.customers,
+        "seconds": round(seconds, 2),
+        "posts_per_s": round(args.posts / seconds),
+        "cpu_seconds_in_process": round(cpu_seconds, 2),
+        "posts_per_cpu_s_in_process": round(args.posts / cpu_seconds),
+        "created": created,
+        "stored": stored,
+        "mentions": mentions,
+        "mentions_stored": Mention.objects.count(),
+        "linked": linked,
+        "repeat_seconds": round(again_seconds, 2),
+        "repeat_posts_per_s": round(args.posts / again_seconds),
+        "repeat_updated": updated,
+        "us_per_post_match": round(match_s / len(texts) * 1e6, 1),
+        "us_per_post_vader": round(vader_s / len(texts) * 1e6, 1),
+        "us_per_post_aspects": round(aspects_s / len(texts) * 1e6, 1),
+        "target_posts_per_s": TARGET,
+        "cpus": os.cpu_count(),
+    }
+    result["ok"] = (
+        created == args.posts
+        and stored == args.posts
+        and updated == args.posts
+        and result["posts_per_s"] >= TARGET
+    )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -108,6 +108,7 @@ class BrandForm(forms.Form):
 
 
 class HealthWindowForm(forms.Form):
+    brand = forms.IntegerField(required=False, min_value=1)
     days = forms.TypedChoiceField(
         choices=[(d, f"{d} days") for d in WINDOW_DAYS],
         coerce=int,

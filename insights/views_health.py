@@ -33,14 +33,16 @@ def posts_url(*, brand: int, sentiment: str = "", first: date, last: date) -> st
 @require_GET
 @vary_on_headers("HX-Request")
 def brand_health_view(request: HtmxHttpRequest, pk: int | None = None) -> HttpResponse:
-    """One brand's health over the last 7, 30 or 90 days; /insights/health/ opens our first
-    brand."""
+    """One brand's health over the last 7, 30 or 90 days; /insights/health/ opens the chosen
+    brand (?brand=), else our first."""
     form = HealthWindowForm(request.GET)
-    days = form.cleaned_data["days"] if form.is_valid() else selectors_health.DEFAULT_WINDOW_DAYS
+    valid = form.is_valid()
+    days = form.cleaned_data["days"] if valid else selectors_health.DEFAULT_WINDOW_DAYS
     brands = selectors_health.brand_list_for_health()
     if pk is None:
-        if brands:
-            url = reverse("insights:brand-health", args=[brands[0].pk])
+        chosen = form.cleaned_data.get("brand") if valid else None
+        if chosen or brands:
+            url = reverse("insights:brand-health", args=[chosen or brands[0].pk])
             return redirect(f"{url}?days={days}")
         return render(request, TEMPLATE, {"brands": [], "form": form, "days": days})
     brand = next((b for b in brands if b.pk == pk), None) or selectors_health.brand_get(pk=pk)

@@ -11,3 +11,9 @@ function linkCharts(root) {
 }
 document.addEventListener("DOMContentLoaded", function () { linkCharts(document); });
 document.addEventListener("htmx:afterSettle", function (evt) { linkCharts(evt.detail.target); });
+// A form marked data-autosubmit is sent when one of its selects changes (its button stays for
+// keyboards and no-script).
+document.addEventListener("change", function (evt) {
+  var form = evt.target.form;
+  if (form && form.hasAttribute("data-autosubmit") && evt.target.tagName === "SELECT") form.requestSubmit();
+});

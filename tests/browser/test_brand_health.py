@@ -65,6 +65,12 @@ def test_marketer_sees_mentions_sentiment_and_charts(marketer_page, live_server,
     if screenshot_dir:
         page.screenshot(path=str(screenshot_dir / "brand_health.png"), full_page=True)
 
+    page.get_by_label("Brand").select_option(label="Globex (competitor)")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Brand health: Globex")
+    expect(page.locator("#stat-mentions b")).to_have_text("1")
+    page.go_back()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Brand health: Acme")
+
     page.locator("#stat-negative").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Insights")
     rows = page.locator("#post-table tbody tr")

@@ -164,6 +164,8 @@ def test_health_index_opens_our_first_brand_and_unknown_brand_is_404(marketer_cl
     response = marketer_client.get(reverse("insights:health"), {"days": 90})
     assert response.status_code == 302
     assert response["Location"] == reverse("insights:brand-health", args=[acme.pk]) + "?days=90"
+    chosen = marketer_client.get(reverse("insights:health"), {"brand": brands[1].pk, "days": 7})
+    assert chosen["Location"] == reverse("insights:brand-health", args=[brands[1].pk]) + "?days=7"
     assert marketer_client.get(reverse("insights:brand-health", args=[99999])).status_code == 404
 
 

@@ -213,7 +213,7 @@ def shared_database_url() -> str:
 def gunicorn_start(*, env: dict, port: int, workers: int = 1) -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "marketing.wsgi", "-w", str(workers)]
-        + ["-b", f"127.0.0.1:{port}", "--log-level", "warning", "--timeout", "30"],
+        + ["-b", f"127.0.0.1:{port}", "--log-level", "warning", "--timeout", "30", "--preload"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -27,11 +27,12 @@ print(api_key_create(name="faults", scopes=["events:write", "recommendations:rea
 """
 
 
-def _api_key(env: dict) -> str:
-    out = subprocess.run(
-        [sys.executable, "-c", KEY_SCRIPT], cwd=ROOT, env=env, check=True, capture_output=True
+def _api_key_start(env: dict) -> subprocess.Popen:
+    """A process creating a key in the private database (it boots Django while gunicorn
+    does); its last line of output is the raw key."""
+    return subprocess.Popen(
+        [sys.executable, "-c", KEY_SCRIPT], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
     )
-    return out.stdout.decode().strip().splitlines()[-1]
 
 
 def test_a_postgres_restart_answers_503_then_recovers_and_loses_no_acknowledged_event(
@@ -44,9 +45,11 @@ def test_a_postgres_restart_answers_503_then_recovers_and_loses_no_acknowledged_
         redis_url=private_redis.url(),
         DJANGO_CONN_MAX_AGE="60",  # persistent connections: the restart breaks them
     )
-    headers = {"Authorization": f"Api-Key {_api_key(env)}"}
+    key_process = _api_key_start(env)
     port = free_port()
     server = gunicorn_start(env=env, port=port, workers=2)
+    raw_key = key_process.communicate(timeout=120)[0].strip().splitlines()[-1]
+    headers = {"Authorization": f"Api-Key {raw_key}"}
     base = f"http://127.0.0.1:{port}/api/v1"
     acknowledged: list[str] = []
     answers: list[tuple[str, int, str, str | None]] = []  # (phase, status, code, Retry-After)

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/run_all.py [--quick] [--only a,b] [--skip a,b]
         [--out-dir benchmarks] [--timeout-scale 1.0] [--redis-url URL] [--list]
+        [--update] [--markdown-only]
 
 Each benchmark is a script that prints JSON on its last line (files starting with _ are
 helpers). REGISTRY below says, for each, the arguments of a full run and of a quick smoke
@@ -16,7 +17,8 @@ Writes `<out-dir>/report.json` (the machine: CPU model, cores, RAM, load average
 commit, date; then per benchmark its status, headline figures, target, met and its whole
 JSON) and `<out-dir>/REPORT.md` (the same as a table). The scratch databases and Redis
 databases are the benchmarks' own (see each script); `--redis-url` sets BENCH_REDIS_URL,
-which every server benchmark then uses instead of its default Redis database.
+which every server benchmark then uses instead of its default Redis database. `--update`
+reruns some benchmarks and keeps the others' entries of the existing report.
 """
 
 import argparse
@@ -134,7 +136,7 @@ REGISTRY: tuple[Benchmark, ...] = (
     ),
     Benchmark(
         "segment_builder_latency",
-        ("customers", "events", "rules"),
+        ("rules.profile.max_ms", "rules.purchase_2x_in_30_days.max_ms", "rules.nested_mix.max_ms"),
         "every live preview < 1,000 ms",
         key("ok"),
         quick=("--customers", "3000", "--items", "300", "--days", "30", "--repeat", "2"),
@@ -433,6 +435,8 @@ def run_one(bench: Benchmark, *, quick: bool, timeout_scale: float, env: dict) -
         "args": args,
         "target": bench.target,
         "timeout_seconds": round(timeout),
+        "quick": quick,
+        "date": datetime.now(tz=UTC).isoformat(timespec="seconds"),
         "load_average_before": [round(x, 2) for x in os.getloadavg()],
     }
     started = time.monotonic()
@@ -475,13 +479,7 @@ def run_one(bench: Benchmark, *, quick: bool, timeout_scale: float, env: dict) -
         entry["met"] = None
         entry["headline"] = {}
         return entry
-    headline = {}
-    for name in bench.headline:
-        try:
-            headline[name] = lookup(result, name)
-        except (KeyError, TypeError):
-            headline[name] = None
-    entry["headline"] = headline
+    entry["headline"] = headline_figures(bench, result)
     try:
         entry["met"] = bool(bench.met(result)) if bench.met else None
     except (KeyError, TypeError, ZeroDivisionError) as error:
@@ -489,6 +487,23 @@ def run_one(bench: Benchmark, *, quick: bool, timeout_scale: float, env: dict) -
         entry["met_error"] = f"{type(error).__name__}: {error}"
     entry["result"] = result
     return entry
+
+
+def headline_figures(bench: Benchmark, result: dict) -> dict:
+    figures = {}
+    for name in bench.headline:
+        try:
+            figures[name] = lookup(result, name)
+        except (KeyError, TypeError):
+            figures[name] = None
+    return figures
+
+
+def _refresh_headlines(report: dict, registry: dict[str, Benchmark]) -> None:
+    """Recompute kept entries' headline figures from their JSON with the current registry."""
+    for entry in report["benchmarks"]:
+        if entry.get("result") and entry["benchmark"] in registry:
+            entry["headline"] = headline_figures(registry[entry["benchmark"]], entry["result"])
 
 
 def _format(value: Any) -> str:
@@ -508,9 +523,9 @@ def _format(value: Any) -> str:
 
 def markdown(report: dict) -> str:
     m = report["machine"]
-    mode = "quick (small sizes, a smoke run)" if report["quick"] else "full"
+    mode = "quick run (small sizes, a smoke test)" if report["quick"] else "full run"
     lines = [
-        f"# Benchmark report ({mode})",
+        f"# Benchmark report: {mode}",
         "",
         f"- Date: {m['date']}; git commit `{m['git_commit'][:12]}`"
         + (" (with uncommitted changes)" if m["git_dirty"] else ""),
@@ -519,8 +534,18 @@ def markdown(report: dict) -> str:
         f"- Load average at start (1/5/15 min): {', '.join(map(str, m['load_average']))}; "
         f"at the end: {', '.join(map(str, report['load_average_at_end']))}",
         f"- {report['summary']}",
+        *(
+            [
+                f"- Updated (--update) from a report of {report['updated_from']}: each entry's "
+                "date and load average are in report.json"
+            ]
+            if report.get("updated_from")
+            else []
+        ),
         "",
-        "| benchmark | key figures | target | met? | s |",
+        "| benchmark | key figures | target | met? | s |"
+        if not report["quick"]
+        else "| benchmark | key figures | target (at full size) | met at quick size? | s |",
         "|---|---|---|---|---|",
     ]
     for entry in report["benchmarks"]:
@@ -531,8 +556,6 @@ def markdown(report: dict) -> str:
             figures = "; ".join(f"{k} {_format(v)}" for k, v in entry["headline"].items())
             met = {True: "yes", False: "**no**", None: "–"}[entry["met"]]
         target = entry["target"] or "(measurement)"
-        if report["quick"] and entry["target"]:
-            target += " (full size)"
         lines.append(
             f"| {entry['benchmark']} | {figures.replace('|', '/')} | {target} | {met} "
             f"| {entry['seconds']:.0f} |"
@@ -550,9 +573,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout-scale", type=float, default=1.0)
     parser.add_argument("--redis-url", default="", help="BENCH_REDIS_URL for the benchmarks")
     parser.add_argument("--list", action="store_true", help="print the registry and stop")
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="keep the other benchmarks of the existing report.json, replace those run now",
+    )
+    parser.add_argument(
+        "--markdown-only",
+        action="store_true",
+        help="rewrite REPORT.md (and the headline figures) from report.json",
+    )
     args = parser.parse_args(argv)
-
     registry = {b.name: b for b in REGISTRY}
+    if args.markdown_only:
+        report = json.loads((args.out_dir / "report.json").read_text())
+        _refresh_headlines(report, registry)
+        (args.out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        (args.out_dir / "REPORT.md").write_text(markdown(report))
+        return 0
+
     for name in discover():
         registry.setdefault(
             name, Benchmark(name, (), "no registry entry: run with its defaults", quick=None)
@@ -575,6 +614,15 @@ def main(argv: list[str] | None = None) -> int:
         env["BENCH_REDIS_URL"] = args.redis_url
     env.setdefault("PYTHONUNBUFFERED", "1")
     report: dict[str, Any] = {"quick": args.quick, "machine": machine(), "benchmarks": []}
+    existing = args.out_dir / "report.json"
+    if args.update and existing.exists():
+        # keep the other entries of the previous report; those run now replace theirs
+        previous = json.loads(existing.read_text())
+        rerun = {b.name for b in chosen}
+        report["benchmarks"] = [e for e in previous["benchmarks"] if e["benchmark"] not in rerun]
+        report["updated_from"] = previous.get("machine", {}).get("date")
+        report["quick"] = args.quick and previous.get("quick", False)
+        _refresh_headlines(report, registry)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     for bench in chosen:
         sys.stderr.write(f"[run_all] {bench.name} ...\n")

@@ -5,11 +5,13 @@ Two scorers share one interface, `score_many(texts) -> list[Score]`:
 - `VaderScorer`: the VADER lexicon and rules (Hutto & Gilbert 2014, the `vaderSentiment`
   package), tuned for social media, needing no training data. Its compound score is the
   score; >= 0.05 is positive and <= -0.05 negative, the thresholds its authors recommend.
-- `SklearnScorer`: a scikit-learn pipeline trained on labelled posts, TF-IDF of words
+- `SklearnScorer`: a scikit-learn pipeline trained on labelled posts: VADER's four scores
+  as features (the lexicon's judgement, which the model may correct), TF-IDF of words
   (1-2-grams) and of characters (2-5-grams within words, robust to misspellings and
-  elongations) into a multinomial logistic regression. Its score is P(positive) -
-  P(negative), in [-1, 1]; its label is the most probable class. It scores a batch in one
-  vectorized call, much faster than VADER's per-text Python.
+  elongations), into a multinomial logistic regression. Its score is P(positive) -
+  P(negative), in [-1, 1]; its label is the most probable class. Without the VADER
+  features (`vader=False`) it scores a batch in one vectorized call, several times faster
+  than VADER, but on 369 labelled tweets it measured clearly worse (macro-F1 0.63 vs 0.77).
 
 `evaluate` gives accuracy and macro-F1 (the mean of the three classes' F1, so a model
 that calls everything neutral scores badly even when most posts are neutral).
@@ -27,6 +29,8 @@ from functools import lru_cache
 from typing import Protocol
 
 import numpy as np
+from scipy.sparse import csr_matrix
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
@@ -107,9 +111,27 @@ class VaderScorer:
 # --- scikit-learn -------------------------------------------------------------------------
 
 
-def pipeline_build(*, c: float = 4.0) -> Pipeline:
+class VaderFeatures(BaseEstimator, TransformerMixin):
+    """VADER's compound, positive, negative and neutral scores as four features, so the
+    trained model starts from the lexicon and learns the corrections the data shows."""
+
+    def fit(self, texts, labels=None):
+        return self
+
+    def transform(self, texts):
+        polarity = _vader().polarity_scores
+        rows = [polarity(text) for text in texts]
+        return csr_matrix(
+            np.array(
+                [[r["compound"], r["pos"], r["neg"], r["neu"]] for r in rows], dtype=np.float64
+            )
+        )
+
+
+def pipeline_build(*, c: float = 4.0, vader: bool = True) -> Pipeline:
     features = FeatureUnion(
         [
+            *([("vader", VaderFeatures())] if vader else []),
             (
                 "words",
                 TfidfVectorizer(
@@ -144,9 +166,15 @@ class SklearnScorer:
 
     @classmethod
     def fit(
-        cls, texts: Sequence[str], labels: Sequence[str], *, name: str = "sklearn", c: float = 4.0
+        cls,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        *,
+        name: str = "sklearn",
+        c: float = 4.0,
+        vader: bool = True,
     ) -> SklearnScorer:
-        pipeline = pipeline_build(c=c)
+        pipeline = pipeline_build(c=c, vader=vader)
         pipeline.fit(list(texts), list(labels))
         return cls(pipeline, name=name)
 
@@ -211,7 +239,12 @@ def vader_evaluate(texts: Sequence[str], labels: Sequence[str]) -> Metrics:
 
 
 def sklearn_cross_validate(
-    texts: Sequence[str], labels: Sequence[str], *, folds: int = 5, seed: int = 0
+    texts: Sequence[str],
+    labels: Sequence[str],
+    *,
+    folds: int = 5,
+    seed: int = 0,
+    vader: bool = True,
 ) -> Metrics:
     """Stratified k-fold: every post is predicted once by a model that did not see it."""
     texts_a = np.asarray(texts, dtype=object)
@@ -221,7 +254,7 @@ def sklearn_cross_validate(
     predicted = np.empty(len(texts_a), dtype=object)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for train, test in splitter.split(texts_a, labels_a):
-        scorer = SklearnScorer.fit(list(texts_a[train]), list(labels_a[train]))
+        scorer = SklearnScorer.fit(list(texts_a[train]), list(labels_a[train]), vader=vader)
         predicted[test] = scorer.predict(list(texts_a[test]))
     return evaluate(list(labels_a), list(predicted))
 
@@ -424,7 +457,7 @@ def sentiment_compare(
         sk = sklearn_cross_validate(texts, labels, folds=folds, seed=seed)
         result["sklearn"] = {
             **sk.as_dict(),
-            "method": f"TF-IDF words 1-2 + chars 2-5, logistic regression; "
+            "method": f"VADER's 4 scores + TF-IDF words 1-2 + chars 2-5, logistic regression; "
             f"{folds}-fold stratified cross-validation, seed {seed}",
         }
         result["best"] = "sklearn" if sk.macro_f1 > vader.macro_f1 else "vader"

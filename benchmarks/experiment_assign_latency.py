@@ -2,20 +2,22 @@
 
 Builds a scratch database (CUSTOMERS customers, a static segment of half of them), creates
 two running experiments through the services: "banner" (fixed 50/50, every customer, 5%
-holdout) and "offer-bandit" (Thompson sampling over 3 arms, the segment as audience, so each
-assignment also asks PostgreSQL for the membership). Starts gunicorn (sync workers, DEBUG
-off) and drives it open loop: requests are due at exact intervals and latency is measured
-from the due time (no coordinated omission). Requests draw customers so that about half are
-first exposures (Redis SET + buffer) and half repeats (sticky read); a tenth of the ids are
-unknown customers. A thread flushes the exposure buffer into PostgreSQL every 5 s while the
-load runs, as the beat task would. Also measured: the bare Django JSON view, for the floor.
-The service function alone (no HTTP) is timed in-process afterwards on the same mix.
-Prints JSON on its last line; ok = assign p99 < 5 ms with no errors at the target rate.
-Other processes on the machine take CPU from the server: compare with the bare view's
-figures and the load average printed with them.
+holdout) and "offer-bandit" (Thompson sampling over 3 arms, the segment as audience, read
+from its Redis set, built as the audience_build task builds it after the first miss;
+--no-audience-set leaves it unbuilt, so each assignment asks PostgreSQL for the membership).
+Starts gunicorn (sync workers, DEBUG off) and drives it open loop: requests are due at exact
+intervals and latency is measured from the due time (no coordinated omission). Requests draw
+customers so that about half are first exposures (Redis SET + buffer) and half repeats
+(sticky read); a tenth of the ids are unknown customers. A thread flushes the exposure
+buffer into PostgreSQL every 5 s while the load runs, as the beat task would. Also measured:
+the bare Django JSON view, for the floor. The service function alone (no HTTP) is timed
+in-process afterwards on the same mix. Prints JSON on its last line; ok = assign p99 < 5 ms
+with no errors at the target rate. Other processes on the machine take CPU from the server:
+compare with the bare view's figures and the load average printed with them.
 
     .venv/bin/python benchmarks/experiment_assign_latency.py [--requests 20000] [--rate 500]
-        [--database marketing_bench_experiments]  (BENCH_REDIS_URL picks the Redis database)
+        [--database marketing_bench_experiments] [--no-audience-set]
+    (BENCH_REDIS_URL picks the Redis database)
 """
 
 import argparse
@@ -49,7 +51,7 @@ def _env(db: str) -> dict:
     return bench_env(db, redis_db=9, BENCHMARK_VIEWS="1", CAMPAIGN_GLOBAL_CONTROL_PERCENT="5")
 
 
-def _prepare(customers: int, db: str) -> str:
+def _prepare(customers: int, db: str, *, audience_set: bool) -> str:
     """Customers, the segment, both experiments; returns an API key with experiments:assign."""
     from django.core.cache import cache
 
@@ -88,6 +90,10 @@ def _prepare(customers: int, db: str) -> str:
             audience_segment=segment,
         )
     )
+    if audience_set:
+        from experiments.audience import audience_build
+
+        audience_build(segment_id=segment.pk)
     _, key = api_key_create(name="bench", scopes=["experiments:assign"])
     with psycopg.connect(f"{PG}/{db}", autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
@@ -156,6 +162,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=500.0, help="requests per second")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-audience-set", action="store_true")
     parser.add_argument("--database", default=DB, help="scratch database (dropped, recreated)")
     args = parser.parse_args()
     load = os.getloadavg()[0]
@@ -163,7 +170,7 @@ def main() -> None:
     env = _env(args.database)
     database_reset(args.database, env)
     django_setup(env)
-    key = _prepare(args.customers, args.database)
+    key = _prepare(args.customers, args.database, audience_set=not args.no_audience_set)
     calls = _requests(args.requests, args.customers, args.seed)
     warm = _requests(1_500, args.customers, args.seed + 1)
 
@@ -212,7 +219,9 @@ def main() -> None:
         "exposures_stored": Exposure.objects.count(),
         "flushed_during_load": totals,
         "target_p99_ms": TARGET_P99_MS,
+        "audience_set": not args.no_audience_set,
         "load_average_at_start": round(load, 2),
+        "load_average_at_end": round(os.getloadavg()[0], 2),
         "ok": assign["p99_ms"] < TARGET_P99_MS
         and assign["non_200"] == 0
         and assign["achieved_rps"] >= args.rate - 5,

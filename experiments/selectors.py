@@ -1,3 +1,5 @@
+from collections.abc import Iterator
+
 from django.db import connection
 from django.db.models import Prefetch, Q, QuerySet
 
@@ -100,5 +102,82 @@ def exposure_variant_id(*, experiment_id: int, external_id: str) -> int | None:
     """The variant of the customer's logged exposure: None if never exposed, 0 if held out."""
     with connection.cursor() as cursor:
         cursor.execute(_EXPOSED_SQL, [experiment_id, external_id])
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
+# The audience sets of experiments.audience: what segment_has_member accepts, as ids.
+_AUDIENCE_IDS_SQL = """
+SELECT c.external_id FROM profiles_segmentmembership m
+JOIN profiles_customer c ON c.id = m.customer_id AND c.erased_at IS NULL
+WHERE m.segment_id = %s
+UNION ALL
+SELECT a.alias FROM profiles_segmentmembership m
+JOIN profiles_customeralias a ON a.customer_id = m.customer_id
+WHERE m.segment_id = %s
+"""
+
+
+def segment_stamp(*, segment_id: int) -> str | None:
+    """When the segment's membership was last materialized, as a key part ("0": never);
+    None for a segment that does not exist."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT counted_at FROM profiles_segment WHERE id = %s", [segment_id])
+        row = cursor.fetchone()
+    return None if row is None else _stamp(row[0])
+
+
+def _stamp(counted_at) -> str:
+    return "0" if counted_at is None else str(int(counted_at.timestamp() * 1_000_000))
+
+
+def segment_audience_ids(*, segment_id: int, chunk: int) -> Iterator[list[str]]:
+    """The external ids and aliases of the segment's members, `chunk` at a time."""
+    with connection.cursor() as cursor:
+        cursor.execute(_AUDIENCE_IDS_SQL, [segment_id, segment_id])
+        while rows := cursor.fetchmany(chunk):
+            yield [row[0] for row in rows]
+
+
+def audience_segment_stamps(*, segment_ids: list[int] | None) -> list[tuple[int, str]]:
+    """(segment id, stamp) of the segments that are an experiment's audience (of those in
+    `segment_ids` when given)."""
+    sql = """
+        SELECT DISTINCT s.id, s.counted_at FROM profiles_segment s
+        JOIN experiments_experiment e ON e.audience_segment_id = s.id
+    """
+    params: list = []
+    if segment_ids is not None:
+        sql += " WHERE s.id = ANY(%s)"
+        params.append(list(segment_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return [(pk, _stamp(counted)) for pk, counted in rows]
+
+
+def customer_audience_ids(*, customer_id: int) -> tuple[list[str], set[int]]:
+    """The ids a storefront may send for the customer (external id unless erased, aliases)
+    and the segments they are a member of."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT external_id FROM profiles_customer WHERE id = %s AND erased_at IS NULL
+            UNION ALL SELECT alias FROM profiles_customeralias WHERE customer_id = %s
+            """,
+            [customer_id, customer_id],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+        cursor.execute(
+            "SELECT segment_id FROM profiles_segmentmembership WHERE customer_id = %s",
+            [customer_id],
+        )
+        segments = {row[0] for row in cursor.fetchall()}
+    return ids, segments
+
+
+def customer_external_id(*, customer_id: int) -> str | None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT external_id FROM profiles_customer WHERE id = %s", [customer_id])
         row = cursor.fetchone()
     return None if row is None else row[0]

@@ -1,5 +1,6 @@
-"""The assignment hot path: `experiment_assign_variant` answers in one Redis round trip and
-writes nothing to PostgreSQL.
+"""The assignment hot path: `experiment_assign_variant` answers in one Redis round trip
+(two for a bandit's first exposure, which asks the exposure table too) and writes nothing to
+PostgreSQL.
 
 - Config: each process keeps the experiments it served in memory, stamped with the Redis
   generation it loaded them at. Every change (create, start, stop, reweight) bumps the
@@ -15,8 +16,11 @@ writes nothing to PostgreSQL.
   weights move, so its sticky key is the truth: when Redis has none (first call, expiry
   after STICKY_DAYS, a flushed Redis) the exposure table is asked before a new variant is
   drawn from the weights in force.
-- Audience: the materialized segment membership (experiments.selectors.segment_has_member),
-  one indexed query, asked only for customers the hashes let through.
+- Audience: the segment's Redis set (experiments.audience), checked by the same script
+  (SISMEMBER) for customers the hashes let through; while the set is not built, the
+  materialized membership (experiments.selectors.segment_has_member, one indexed query).
+- Rate limit: the API's per-key counter (marketing.throttling.CounterRateThrottle's) is
+  incremented by the call's first script run when a quota is given, before anything else.
 - Redis down: the hash still decides (sticky for fixed weights), nothing is logged, and the
   config is reloaded from PostgreSQL every LOCAL_TTL_SECONDS. Never an error.
 """
@@ -37,6 +41,7 @@ from django.db import transaction
 from experiments import selectors
 from experiments.assignment import (
     HOLDOUT,
+    NOT_IN_AUDIENCE,
     Decision,
     ExperimentConfig,
     VariantConfig,
@@ -56,13 +61,14 @@ SOCKET_TIMEOUT = 0.25
 EXPOSURE_BUFFER = "exp:exposures"
 GENERATION = "exp:gen"
 
-# KEYS: generation, sticky key, exposure buffer, rate-limit counter. ARGV: the generation
-# the config was loaded at, the variant to store ("" = only look, "-" = only check the
-# generation), the exposure record, the sticky TTL in seconds, the rate limit (0 = none: the
-# counter is not touched), the counter's TTL in seconds.
-# Returns {4} over the rate limit (counted, nothing else done), {0} stale config, {1, value}
-# already assigned, {2} not assigned (look only) or generation current, {3, value} assigned
-# now and logged.
+# KEYS: generation, sticky key, exposure buffer, rate-limit counter, audience set.
+# ARGV: the generation the config was loaded at, the variant to store ("" = only look, "-" =
+# only check the generation), the exposure record, the sticky TTL in seconds, the rate limit
+# (0 = none: the counter is not touched), the counter's TTL in seconds, the customer id to
+# find in the audience set ("" = no audience check).
+# Returns {4} over the rate limit (counted, nothing else done), {0} stale config, {5} the
+# audience set is not built, {6} not in the audience, {1, value} already assigned, {2} not
+# assigned (look only) or generation current, {3, value} assigned now and logged.
 _ASSIGN_LUA = """
 local limit = tonumber(ARGV[5])
 if limit > 0 then
@@ -71,6 +77,10 @@ if limit > 0 then
   if count > limit then return {4} end
 end
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0} end
+if ARGV[7] ~= '' then
+  if redis.call('EXISTS', KEYS[5]) == 0 then return {5} end
+  if redis.call('SISMEMBER', KEYS[5], ARGV[7]) == 0 then return {6} end
+end
 if ARGV[2] == '-' then return {2} end
 local old = redis.call('GET', KEYS[2])
 if old then return {1, old} end
@@ -79,7 +89,7 @@ redis.call('SET', KEYS[2], ARGV[2], 'EX', tonumber(ARGV[4]))
 redis.call('RPUSH', KEYS[3], ARGV[3])
 return {3, ARGV[2]}
 """
-STALE, FOUND, MISSING, STORED, OVER_LIMIT = 0, 1, 2, 3, 4
+STALE, FOUND, MISSING, STORED, OVER_LIMIT, NO_AUDIENCE_SET, NOT_MEMBER = 0, 1, 2, 3, 4, 5, 6
 GENERATION_ONLY = "-"
 
 
@@ -96,6 +106,7 @@ class _Cached:
     generation: str | None
     config: ExperimentConfig | None
     expires: float
+    audience: str | None = None  # the audience set's key (experiments.audience)
 
 
 _configs: dict[str, _Cached] = {}
@@ -174,18 +185,42 @@ def _config(key: str) -> _Cached:
     if cached is not None and (cached.generation is not None or cached.expires > time.monotonic()):
         return cached
     generation = _generation_read()  # before the load: a change in between is seen as stale
+    config = selectors.experiment_config(key=key)
     cached = _Cached(
         generation=generation,
-        config=selectors.experiment_config(key=key),
+        config=config,
         expires=time.monotonic() + LOCAL_TTL_SECONDS,
+        audience=_audience(config),
     )
     if cached.config is not None:  # an unknown key is not cached: it may be created next
         _configs[key] = cached
     return cached
 
 
+def audience_set_key(*, segment_id: int, stamp: str) -> str:
+    """The audience set of the segment at its materialization `stamp` (experiments.audience
+    builds and maintains it)."""
+    return redis_key(f"exp:aud:{segment_id}:{stamp}")
+
+
+def _audience(config: ExperimentConfig | None) -> str | None:
+    if config is None or config.audience_segment_id is None:
+        return None
+    stamp = selectors.segment_stamp(segment_id=config.audience_segment_id)
+    return (
+        None
+        if stamp is None
+        else audience_set_key(segment_id=config.audience_segment_id, stamp=stamp)
+    )
+
+
 def _in_audience(segment_id: int, customer_id: str) -> bool:
     return selectors.segment_has_member(segment_id=segment_id, external_id=customer_id)
+
+
+def _checked_in_script(segment_id: int, customer_id: str) -> bool:
+    """The audience check left to the Lua script (the set holds the membership)."""
+    return True
 
 
 def _answer(config: ExperimentConfig, decision: Decision) -> Assignment:
@@ -236,11 +271,25 @@ class _Limit:
     quota: Quota | None
 
 
-def _run_script(generation: str, sticky: str, value: str, record: str, limit: _Limit) -> list:
+def _run_script(
+    generation: str,
+    sticky: str,
+    value: str,
+    record: str,
+    limit: _Limit,
+    audience: tuple[str, str] | None = None,
+) -> list:
     quota, limit.quota = limit.quota, None
     counter = redis_key(GENERATION) if quota is None else quota.key
+    audience_set, member = audience or (redis_key(GENERATION), "")
     result = _state["script"](
-        keys=[redis_key(GENERATION), redis_key(sticky), redis_key(EXPOSURE_BUFFER), counter],
+        keys=[
+            redis_key(GENERATION),
+            redis_key(sticky),
+            redis_key(EXPOSURE_BUFFER),
+            counter,
+            audience_set,
+        ],
         args=[
             generation,
             value,
@@ -248,6 +297,7 @@ def _run_script(generation: str, sticky: str, value: str, record: str, limit: _L
             STICKY_DAYS * 86_400,
             0 if quota is None else quota.limit,
             0 if quota is None else quota.expire_seconds,
+            member,
         ],
         client=redis_client(),
     )
@@ -260,23 +310,46 @@ def _assign(cached: _Cached, customer_id: str, limit: _Limit) -> Assignment | No
     """The assignment, or None when the config turned out stale."""
     config = cached.config
     assert config is not None  # noqa: S101 - the caller checked
+    redis_ok = cached.generation is not None and _redis_ok()
+    # With Redis, the audience set is checked in the script's round trip (decide() then
+    # assumes membership; the script answers "not in the audience" first).
+    in_set = redis_ok and cached.audience is not None
     decision = decide(
         config,
         customer_id,
         global_control_percent=settings.CAMPAIGN_GLOBAL_CONTROL_PERCENT,
-        in_audience=_in_audience,
+        in_audience=_checked_in_script if in_set else _in_audience,
     )
-    if cached.generation is None or not _redis_ok():
+    if not redis_ok or cached.generation is None:
         return _answer(config, decision)  # no quota counted: fails open like the throttle
+    generation, segment_id = cached.generation, config.audience_segment_id
     sticky = f"exp:s:{config.id}:{customer_id}"
+    audience = (
+        [(cached.audience, customer_id)] if cached.audience and in_set and decision.logged else []
+    )
+
+    def run(value: str, record: str) -> tuple[int, list]:
+        """The script, with the audience check in the call's first run; a set not built
+        yet is asked of PostgreSQL (and built soon)."""
+        check = audience.pop() if audience else None
+        status, *rest = _run_script(generation, sticky, value, record, limit, check)
+        if status == NO_AUDIENCE_SET and segment_id is not None:
+            _audience_missing(segment_id)
+            if not _in_audience(segment_id, customer_id):
+                return NOT_MEMBER, []
+            status, *rest = _run_script(generation, sticky, value, record, limit)
+        return status, rest
+
     try:
         if not decision.logged:
-            status, *_ = _run_script(cached.generation, sticky, GENERATION_ONLY, "", limit)
+            status, _ = run(GENERATION_ONLY, "")
             return None if status == STALE else _answer(config, decision)
         if config.adaptive and decision.variant is not None:
-            status, *value = _run_script(cached.generation, sticky, "", "", limit)
+            status, value = run("", "")
             if status == STALE:
                 return None
+            if status == NOT_MEMBER:
+                return Assignment(config.key, None, False, NOT_IN_AUDIENCE)
             if status == FOUND:
                 return _from_sticky(config, value[0], decision)
             logged = selectors.exposure_variant_id(experiment_id=config.id, external_id=customer_id)
@@ -284,19 +357,23 @@ def _assign(cached: _Cached, customer_id: str, limit: _Limit) -> Assignment | No
                 text = "h" if logged == 0 else str(logged)
                 redis_client().set(redis_key(sticky), text, ex=STICKY_DAYS * 86_400)
                 return _from_sticky(config, text, decision)
-        status, *value = _run_script(
-            cached.generation,
-            sticky,
-            _sticky_value(decision),
-            _record(config, customer_id, decision),
-            limit,
-        )
+        status, value = run(_sticky_value(decision), _record(config, customer_id, decision))
     except redis.RedisError as exc:
         _redis_failed("assign", exc)
+        if in_set:  # decided assuming membership: decide again with the table's answer
+            return _assign(_Cached(None, config, 0.0), customer_id, limit)
         return _answer(config, decision)
     if status == STALE:
         return None
+    if status == NOT_MEMBER:
+        return Assignment(config.key, None, False, NOT_IN_AUDIENCE)
     return _from_sticky(config, value[0], decision)
+
+
+def _audience_missing(segment_id: int) -> None:
+    from experiments.audience import audience_build_soon
+
+    audience_build_soon(segment_id=segment_id)
 
 
 def experiment_assign_variant(

@@ -22,6 +22,19 @@ def exposures_flush_task() -> dict:
 
 
 @shared_task(
+    name="experiments.audience_build",
+    soft_time_limit=240,
+    time_limit=300,
+)
+def audience_build_task(*, segment_id: int) -> int:
+    """Build the segment's audience set for the assignment hot path (experiments.audience);
+    idempotent: a second run builds the same set again."""
+    from experiments.audience import audience_build
+
+    return audience_build(segment_id=segment_id)
+
+
+@shared_task(
     name="experiments.bandits_reweight",
     soft_time_limit=240,
     time_limit=300,

@@ -7,6 +7,7 @@ buffers flush and the traffic of the outage is caught up.
 The private Redis writes an append-only file (fsync always), as a production Redis should:
 what the hot paths buffered just before the crash survives the restart and is flushed."""
 
+import shutil
 import time
 import uuid
 from datetime import timedelta
@@ -46,6 +47,7 @@ def persistent_redis():
     server.start()
     yield server
     server.kill()
+    shutil.rmtree(server.dir, ignore_errors=True)
 
 
 def _catalog() -> None:

@@ -8,7 +8,7 @@ Runs on a scratch database, then ingests the same posts again (metrics-only upda
 Also times the pure scoring steps without the database. Prints JSON on its last line;
 "ok" needs 5,000 posts/s end to end on the first run.
 
-    .venv/bin/python benchmarks/social_ingest.py [--posts 50000] [--batch 1000]
+    .venv/bin/python benchmarks/social_ingest.py [--posts 50000] [--batch 1000] [--workers 2]
 """
 
 import argparse
@@ -111,12 +111,34 @@ def _posts(n: int, seed: int, customers: int) -> list[dict]:
     return posts
 
 
+def _ingest(batch: list[dict]) -> tuple[int, int, int, int]:
+    from insights.services import posts_ingest
+
+    result = posts_ingest(batch)
+    return result.created, result.updated, result.mentions, result.linked
+
+
+def _run(batches: list[list[dict]], workers: int) -> list[tuple[int, int, int, int]]:
+    """In this process, or in `workers` forked processes with their own connections (as
+    several API or Celery workers would run)."""
+    if workers <= 1:
+        return [_ingest(batch) for batch in batches]
+    import multiprocessing
+
+    from django.db import connections
+
+    connections.close_all()
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        return pool.map(_ingest, batches, chunksize=1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--posts", type=int, default=50_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--workers", type=int, default=1, help="ingest processes")
     args = parser.parse_args()
 
     env = bench_env(DB, redis_db=2)
@@ -124,7 +146,7 @@ def main() -> None:
     django_setup(env)
     from insights.models import Brand, Mention, Post
     from insights.sentiment import VaderScorer, aspects_many
-    from insights.services import mention_matcher_get, posts_ingest
+    from insights.services import mention_matcher_get
     from profiles.models import Customer
 
     for name, aliases, tags, handles in BRANDS:
@@ -159,19 +181,17 @@ def main() -> None:
 
     started = time.perf_counter()
     cpu_started = time.process_time()
-    created = mentions = linked = 0
-    for batch in batches:
-        result = posts_ingest(batch)
-        created += result.created
-        mentions += result.mentions
-        linked += result.linked
+    results = _run(batches, args.workers)
+    created = sum(r[0] for r in results)
+    mentions = sum(r[2] for r in results)
+    linked = sum(r[3] for r in results)
     seconds = time.perf_counter() - started
     cpu_seconds = time.process_time() - cpu_started
 
     for post in posts:
         post["likes"] += 1
     started = time.perf_counter()
-    updated = sum(posts_ingest(batch).updated for batch in batches)
+    updated = sum(r[1] for r in _run(batches, args.workers))
     again_seconds = time.perf_counter() - started
 
     stored = Post.objects.count()
@@ -179,12 +199,15 @@ def main() -> None:
         "benchmark": "social_ingest",
         "posts": args.posts,
         "batch": args.batch,
+        "workers": args.workers,
         "brands": len(BRANDS),
         "customers": args.customers,
         "seconds": round(seconds, 2),
         "posts_per_s": round(args.posts / seconds),
         "cpu_seconds_in_process": round(cpu_seconds, 2),
-        "posts_per_cpu_s_in_process": round(args.posts / cpu_seconds),
+        "posts_per_cpu_s_in_process": round(args.posts / cpu_seconds)
+        if args.workers == 1
+        else None,
         "created": created,
         "stored": stored,
         "mentions": mentions,

@@ -58,7 +58,7 @@ EMOJI = ["🔥", "😡", "❤️", "👍", "😂", "🙄", ""]
 
 def _vocabulary(rng: random.Random, size: int) -> list[str]:
     letters = "abcdefghijklmnoprstuvwy"
-    words = set()
+    words: set[str] = set()
     while len(words) < size:
         words.add("".join(rng.choice(letters) for _ in range(rng.randint(3, 9))))
     return sorted(words)

@@ -133,7 +133,7 @@ class MentionMatcher:
     _hashtags: dict[str, list[Hashable]] = field(init=False, repr=False)
     _handles: dict[str, list[Hashable]] = field(init=False, repr=False)
     _fuzzy_terms: dict[int, dict[str, list[Hashable]]] = field(init=False, repr=False)
-    _common_named: set[Hashable] = field(init=False, repr=False)
+    _common_named: set[tuple[Hashable, str]] = field(init=False, repr=False)
     _max_words: int = field(init=False, repr=False)
     _fuzzy_cache: dict[str, tuple[tuple[Hashable, ...], float] | None] = field(
         init=False, repr=False

@@ -7,7 +7,7 @@ from insights.ingest import MAX_AUTHOR, MAX_ID, MAX_LANGUAGE, MAX_SOURCE, MAX_TE
 
 
 class PostInputSerializer(serializers.Serializer):
-    source = serializers.CharField(
+    source = serializers.CharField(  # type: ignore[assignment]
         max_length=MAX_SOURCE, help_text="The platform, e.g. 'mastodon', 'x', 'instagram'."
     )
     external_id = serializers.CharField(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -116,7 +116,8 @@ def sentiment_scorer_get() -> Scorer:
         scorer: Scorer = VaderScorer()
     else:
         model = SentimentModel.objects.get(pk=active["pk"])
-        scorer = scorer_load(kind=model.kind, name=model.name, artifact=model.artifact)
+        artifact = bytes(model.artifact) if model.artifact is not None else None
+        scorer = scorer_load(kind=model.kind, name=model.name, artifact=artifact)
     with _lock:
         _scorer_cache["active"] = (stamp, scorer)
     return scorer
@@ -224,7 +225,7 @@ def posts_store(rows: Sequence[PostRow]) -> tuple[int, int, int, int]:
             post_id = created_ids.get((row.source, row.external_id))
             if post_id is None:
                 continue  # stored meanwhile by a concurrent ingest: updated below
-            seen: set[tuple[int, int]] = set()
+            seen: set[tuple[Hashable, int]] = set()
             for match in matches:
                 if (match.key, match.start) in seen:
                     continue

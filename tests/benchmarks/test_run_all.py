@@ -68,7 +68,7 @@ def test_quick_run_writes_the_report(tmp_path):
     assert bandit["met"] is bandit["result"]["thompson_at_least_60pct_less"]
 
     table = (tmp_path / "REPORT.md").read_text()
-    assert "| benchmark | key figures | target (at full size) | met at quick size? | s |" in table
+    assert "| benchmark | key figures | target (at full size) | met at the size run? | s |" in table
     assert "| bandit_regret | thompson_reduction_total " in table
     assert "| attribution_models | all_models_seconds " in table
     assert machine["git_commit"][:12] in table

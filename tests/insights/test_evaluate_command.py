@@ -65,3 +65,23 @@ def test_a_missing_column_is_an_error(tmp_path):
     _write(path, [("a", "positive")], header=("body", "label"))
     with pytest.raises(CommandError, match="no column text"):
         call_command("evaluate_sentiment", "--csv", str(path))
+
+
+@pytest.mark.django_db
+def test_train_command_stores_the_model_and_reports_the_comparison(tmp_path, capsys):
+    from insights.models import SentimentModel
+
+    rows = []
+    for i in range(5):
+        rows += [(f"{t} {i}", "positive") for t in POSITIVE]
+        rows += [(f"{t} {i}", "negative") for t in NEGATIVE]
+        rows += [(f"{t} {i}", "neutral") for t in NEUTRAL]
+    path = tmp_path / "labelled.csv"
+    _write(path, rows)
+    call_command("train_sentiment", "--csv", str(path), "--name", "mine", "--json")
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    model = SentimentModel.objects.get()
+    assert (model.name, result["model"]) == ("mine", "mine")
+    assert result["baseline"]["name"] == "vader"
+    assert model.is_active == result["activated"]
+    assert result["activated"] == (result["candidate"]["macro_f1"] > result["baseline"]["macro_f1"])

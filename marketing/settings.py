@@ -106,6 +106,8 @@ CACHES = {
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="mkt"),
         "TIMEOUT": 300,
+        # A Redis that hangs (not refusing connections) must not hang requests with it.
+        "OPTIONS": {"socket_connect_timeout": 1.0, "socket_timeout": 2.0},
     }
 }
 

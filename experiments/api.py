@@ -243,7 +243,10 @@ def _quota(api_key, now: float):
 def _customer_id(body: bytes) -> str | None:
     """AssignInputSerializer's `customer_id` when the body is valid for it (a JSON object,
     a string that is not blank once trimmed, at most 128 characters, no NUL); None otherwise
-    (DRF then parses and answers the same way it always did)."""
+    (DRF then parses and answers the same way it always did). A body with any \\u escape
+    is left to DRF too: its parser refuses NULs and unpaired surrogates anywhere in it."""
+    if b"\\u" in body:
+        return None
     try:
         data = json.loads(body.decode(), parse_constant=_reject)
     except ValueError:

@@ -148,7 +148,12 @@ class ExperimentViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         request=AssignInputSerializer,
-        responses={200: AssignOutputSerializer, 400: INVALID, 404: ERROR},
+        responses={
+            200: AssignOutputSerializer,
+            400: INVALID,
+            404: ERROR,
+            415: OpenApiResponse(description="The body is not JSON (or a form)."),
+        },
         description="The customer's variant: deterministic and sticky, the same on every "
         "server. The first assignment of a customer is logged as their exposure (in the "
         "background; an unknown customer id gets an anonymous profile, as with events). "

@@ -5,10 +5,13 @@ Generates seeded posts (50,000 by default): 12 brands with aliases, hashtags and
 texts mixing brand names, misspellings, hashtags, handles, opinion words, emoji and filler
 drawn Zipf-like from a 3,000-word vocabulary; a third of the authors are known customers.
 Runs on a scratch database, then ingests the same posts again (metrics-only updates).
-Also times the pure scoring steps without the database. Prints JSON on its last line;
-"ok" needs 5,000 posts/s end to end on the first run.
+Also times the pure scoring steps without the database, and counts the CPU time per post
+of the ingest processes and of their PostgreSQL backends (a figure the machine's other load
+barely moves). Prints JSON on its last line; "ok" needs 5,000 posts/s end to end on the
+first run.
 
     .venv/bin/python benchmarks/social_ingest.py [--posts 50000] [--batch 1000] [--workers 2]
+        [--db marketing_bench_social]
 """
 
 import argparse
@@ -111,14 +114,37 @@ def _posts(n: int, seed: int, customers: int) -> list[dict]:
     return posts
 
 
-def _ingest(batch: list[dict]) -> tuple[int, int, int, int]:
+def _backend_cpu_s() -> float | None:
+    """CPU seconds used so far by this process's PostgreSQL backend (same machine), or
+    None where /proc does not show it."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _ingest(batch: list[dict]) -> tuple[int, int, int, int, float, float | None]:
+    """(created, updated, mentions, linked, CPU seconds of this process, CPU seconds of its
+    PostgreSQL backend) for one batch."""
     from insights.services import posts_ingest
 
+    backend = _backend_cpu_s()
+    started = time.process_time()
     result = posts_ingest(batch)
-    return result.created, result.updated, result.mentions, result.linked
+    cpu = time.process_time() - started
+    after = _backend_cpu_s()
+    backend_cpu = after - backend if after is not None and backend is not None else None
+    return result.created, result.updated, result.mentions, result.linked, cpu, backend_cpu
 
 
-def _run(batches: list[list[dict]], workers: int) -> list[tuple[int, int, int, int]]:
+def _run(batches: list[list[dict]], workers: int) -> list[tuple]:
     """In this process, or in `workers` forked processes with their own connections (as
     several API or Celery workers would run)."""
     if workers <= 1:
@@ -139,10 +165,11 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workers", type=int, default=1, help="ingest processes")
+    parser.add_argument("--db", default=DB, help="the scratch database (dropped and created)")
     args = parser.parse_args()
 
-    env = bench_env(DB, redis_db=2)
-    database_reset(DB, env)
+    env = bench_env(args.db, redis_db=2)
+    database_reset(args.db, env)
     django_setup(env)
     from insights.models import Brand, Mention, Post
     from insights.sentiment import VaderScorer, aspects_many
@@ -188,6 +215,9 @@ def main() -> None:
     seconds = time.perf_counter() - started
     cpu_seconds = time.process_time() - cpu_started
 
+    client_cpu = sum(r[4] for r in results)
+    backend_cpu = None if any(r[5] is None for r in results) else sum(r[5] for r in results)
+
     for post in posts:
         post["likes"] += 1
     started = time.perf_counter()
@@ -213,6 +243,17 @@ def main() -> None:
         "mentions": mentions,
         "mentions_stored": Mention.objects.count(),
         "linked": linked,
+        # CPU time per post of the ingest processes and of their PostgreSQL backends (not
+        # counting PostgreSQL's WAL writer and checkpointer): what the load average cannot
+        # take away, and the rate two otherwise idle cores would allow.
+        "cpu_us_per_post_python": round(client_cpu / args.posts * 1e6),
+        "cpu_us_per_post_postgres": round(backend_cpu / args.posts * 1e6)
+        if backend_cpu is not None
+        else None,
+        "posts_per_s_on_2_idle_cores": round(2 * args.posts / (client_cpu + backend_cpu))
+        if backend_cpu is not None
+        else None,
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "repeat_seconds": round(again_seconds, 2),
         "repeat_posts_per_s": round(args.posts / again_seconds),
         "repeat_updated": updated,

@@ -176,6 +176,8 @@ class MentionMatcher:
             n: {t.split(" ")[0] for t in terms} for n, terms in self._fuzzy_terms.items() if n > 1
         }
         self._runs_cache: dict[str, tuple[int, ...]] = {}
+        # Words that start no name and no fuzzy run: an untagged one is skipped at once.
+        self._plain: set[str] = set()
         self._fuzzy_lengths = sorted({len(t) for ts in self._fuzzy_terms.values() for t in ts})
 
     # -- scanning ------------------------------------------------------------------------
@@ -190,8 +192,11 @@ class MentionMatcher:
         tags = [at or hashtag for at, _, hashtag, _ in found]
         count = len(norms)
         candidates: list[_Candidate] = []
+        plain = self._plain
         for i, norm in enumerate(norms):
             tag = tags[i]
+            if not tag and norm in plain:
+                continue
             if tag == "#":
                 keys = self._hashtags.get(norm)
                 if keys:
@@ -214,7 +219,12 @@ class MentionMatcher:
                         break
                 if hit_exact:
                     continue
-            for n in self._fuzzy_runs(norm):
+            runs = self._fuzzy_runs(norm)
+            if not runs and not tag and norm not in self._phrase_first:
+                if len(plain) > 500_000:
+                    plain.clear()
+                plain.add(norm)
+            for n in runs:
                 if i + n > count or any(tags[i + 1 : i + n]):
                     continue
                 hit = self._fuzzy(norm if n == 1 else " ".join(norms[i : i + n]))
@@ -283,12 +293,13 @@ class MentionMatcher:
 
     def _resolve(self, text: str, candidates: list[_Candidate]) -> list[Match]:
         last_token = max(c.end_token for c in candidates)
-        spans = []
-        for m in islice(_TOKEN.finditer(text), last_token):
+        tokens = list(islice(_TOKEN.finditer(text), last_token))
+
+        def span_of(k: int) -> tuple[int, int, int]:
+            m = tokens[k]
             group = "handle" if m.group("at") else "word"
-            spans.append(
-                (m.start(group), m.end(group), len(m.group("at") or m.group("hash") or ""))
-            )
+            return m.start(group), m.end(group), len(m.group("at") or m.group("hash") or "")
+
         candidates.sort(
             key=lambda c: (c.match_type == FUZZY, -c.length, -c.similarity, c.start_token)
         )
@@ -298,7 +309,8 @@ class MentionMatcher:
             span = range(cand.start_token, cand.end_token)
             if any(i in taken for i in span):
                 continue
-            first, last = spans[cand.start_token], spans[cand.end_token - 1]
+            first = span_of(cand.start_token)
+            last = first if cand.length == 1 else span_of(cand.end_token - 1)
             keys = cand.keys
             if not cand.tagged and cand.length == 1 and not text[first[0]].isupper():
                 norm = normalize(text[first[0] : first[1]])

@@ -3,9 +3,10 @@ a brand's mentions, training sentiment models.
 
 Posts are unique by (source, external_id). A post seen again updates its metrics (likes,
 shares, comments, other metrics) and, if it had none, its customer; its text, mentions and
-sentiment stay as first scored. New posts are inserted with one set-based statement per
-batch (`INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING`), so two ingests of the
-same post racing each other store it once.
+sentiment stay as first scored. New posts are copied (binary COPY) into a staging table and
+inserted with one statement per batch (`INSERT ... SELECT ... ON CONFLICT DO NOTHING`), so
+two ingests of the same post racing each other store it once; their mentions are copied
+straight into their table.
 
 Customers are linked by the post's author handle, compared case-insensitively without "@"
 to the handles a customer lists in `Customer.attributes["social_handles"]` (a list, e.g.
@@ -196,29 +197,37 @@ def posts_store(rows: Sequence[PostRow]) -> tuple[int, int, int, int]:
     with transaction.atomic():
         cursor = bulk_cursor()
         if fresh:
-            cursor.execute(
-                _POST_INSERT,
-                {
-                    "now": now,
-                    "source": [r.source for r in fresh],
-                    "external_id": [r.external_id for r in fresh],
-                    "author": [r.author for r in fresh],
-                    "author_email": [r.author_email for r in fresh],
-                    "text": [r.text for r in fresh],
-                    "language": [r.language for r in fresh],
-                    "url": [r.url for r in fresh],
-                    "posted_at": [r.posted_at for r in fresh],
-                    "likes": [r.likes for r in fresh],
-                    "shares": [r.shares for r in fresh],
-                    "comments": [r.comments for r in fresh],
-                    "metrics": [orjson.dumps(r.metrics).decode() for r in fresh],
-                    "customer_id": [customers.get((r.source, r.external_id)) for r in fresh],
-                    "sentiment": [s.score for s in scores],
-                    "sentiment_label": [s.label for s in scores],
-                    "sentiment_model": scorer.name,
-                    "aspects": [orjson.dumps(a).decode() for a in aspects],
-                },
-            )
+            # COPY (binary, formatted in C) into a staging table, then one INSERT ... ON
+            # CONFLICT DO NOTHING: a post stored meanwhile by a concurrent ingest is skipped
+            # here and updated below.
+            cursor.execute(_POST_STAGE)
+            cursor.execute("DELETE FROM insights_post_stage")  # an earlier chunk's, if any
+            with cursor.copy(_POST_STAGE_COPY) as copy:
+                copy.set_types(_POST_STAGE_TYPES)
+                write = copy.write_row
+                dumps = orjson.dumps
+                for r, s, a in zip(fresh, scores, aspects, strict=True):
+                    write(
+                        (
+                            r.source,
+                            r.external_id,
+                            r.author,
+                            r.author_email,
+                            r.text,
+                            r.language,
+                            r.url,
+                            r.posted_at,
+                            r.likes,
+                            r.shares,
+                            r.comments,
+                            dumps(r.metrics).decode() if r.metrics else "{}",
+                            customers.get((r.source, r.external_id)),
+                            s.score,
+                            s.label,
+                            dumps(a).decode() if a else "[]",
+                        )
+                    )
+            cursor.execute(_POST_INSERT, {"now": now, "sentiment_model": scorer.name})
             created_ids = {(s, e): pk for pk, s, e in cursor.fetchall()}
         mention_rows = []
         for row, score, matches in zip(fresh, scores, found, strict=True):
@@ -230,23 +239,27 @@ def posts_store(rows: Sequence[PostRow]) -> tuple[int, int, int, int]:
                 if (match.key, match.start) in seen:
                     continue
                 seen.add((match.key, match.start))
-                mention_rows.append((post_id, match, row.posted_at, score))
+                mention_rows.append(
+                    (
+                        post_id,
+                        match.key,
+                        match.start,
+                        match.end,
+                        match.text[:200],
+                        match.match_type,
+                        match.similarity,
+                        row.posted_at,
+                        score.score,
+                        score.label,
+                    )
+                )
         if mention_rows:
-            cursor.execute(
-                _MENTION_INSERT,
-                {
-                    "post_id": [m[0] for m in mention_rows],
-                    "brand_id": [m[1].key for m in mention_rows],
-                    "start": [m[1].start for m in mention_rows],
-                    "end": [m[1].end for m in mention_rows],
-                    "matched_text": [m[1].text[:200] for m in mention_rows],
-                    "match_type": [m[1].match_type for m in mention_rows],
-                    "similarity": [m[1].similarity for m in mention_rows],
-                    "posted_at": [m[2] for m in mention_rows],
-                    "sentiment": [m[3].score for m in mention_rows],
-                    "sentiment_label": [m[3].label for m in mention_rows],
-                },
-            )
+            # Straight into the table: the posts were created by this transaction, so no
+            # other one can have stored their mentions, and (brand, start) is unique above.
+            with cursor.copy(_MENTION_COPY) as copy:
+                copy.set_types(_MENTION_TYPES)
+                for mention in mention_rows:
+                    copy.write_row(mention)
         repeats = [r for r in batch if (r.source, r.external_id) not in created_ids]
         if repeats:
             cursor.execute(
@@ -266,21 +279,54 @@ def posts_store(rows: Sequence[PostRow]) -> tuple[int, int, int, int]:
     return len(created_ids), len(repeats), len(mention_rows), linked
 
 
+# Dropped at the end of the transaction; a caller's own transaction may stage several
+# chunks, hence IF NOT EXISTS and the DELETE before each.
+_POST_STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS insights_post_stage (source text, external_id text, author text,
+    author_email text, text text, language text, url text, posted_at timestamptz, likes int,
+    shares int, comments int, metrics text, customer_id bigint, sentiment float8,
+    sentiment_label text, aspects text) ON COMMIT DROP
+"""
+_POST_STAGE_COPY = "COPY insights_post_stage FROM STDIN (FORMAT BINARY)"
+_POST_STAGE_TYPES = [
+    *["text"] * 7,
+    "timestamptz",
+    *["int4"] * 3,
+    "text",
+    "int8",
+    "float8",
+    "text",
+    "text",
+]
+
 _POST_INSERT = """
 INSERT INTO insights_post (created_at, updated_at, source, external_id, author, author_email,
     text, language, url, posted_at, likes, shares, comments, metrics, customer_id, sentiment,
     sentiment_label, sentiment_model, aspects)
-SELECT %(now)s, %(now)s, s, e, a, ae, t, l, u, p, lk, sh, c, m::jsonb, cu, se, sl,
-    %(sentiment_model)s, asp::jsonb
-FROM unnest(%(source)s::text[], %(external_id)s::text[], %(author)s::text[],
-    %(author_email)s::text[], %(text)s::text[], %(language)s::text[], %(url)s::text[],
-    %(posted_at)s::timestamptz[], %(likes)s::int[], %(shares)s::int[], %(comments)s::int[],
-    %(metrics)s::text[], %(customer_id)s::bigint[], %(sentiment)s::float8[],
-    %(sentiment_label)s::text[], %(aspects)s::text[])
-    AS v(s, e, a, ae, t, l, u, p, lk, sh, c, m, cu, se, sl, asp)
+SELECT %(now)s, %(now)s, source, external_id, author, author_email, text, language, url,
+    posted_at, likes, shares, comments, metrics::jsonb, customer_id, sentiment,
+    sentiment_label, %(sentiment_model)s, aspects::jsonb
+FROM insights_post_stage
 ON CONFLICT (source, external_id) DO NOTHING
 RETURNING id, source, external_id
 """
+
+_MENTION_COPY = """
+COPY insights_mention (post_id, brand_id, start, "end", matched_text, match_type, similarity,
+    posted_at, sentiment, sentiment_label) FROM STDIN (FORMAT BINARY)
+"""
+_MENTION_TYPES = [
+    "int8",
+    "int8",
+    "int4",
+    "int4",
+    "text",
+    "text",
+    "float8",
+    "timestamptz",
+    "float8",
+    "text",
+]
 
 _MENTION_INSERT = """
 INSERT INTO insights_mention (post_id, brand_id, start, "end", matched_text, match_type,

@@ -83,6 +83,30 @@ def test_the_same_post_twice_in_one_batch_is_stored_once():
     assert Post.objects.get().likes == 4
 
 
+def test_several_chunks_in_one_transaction_each_store_their_posts_and_mentions():
+    """More than one chunk of 1,000 in one call, inside the test's transaction (as a caller's
+    own atomic block would be): each chunk is staged and copied, none is lost or doubled,
+    and the JSON columns read back as written."""
+    from django.db import transaction
+
+    acme = BrandFactory(name="Acme")
+    rows = [
+        _row(n, text=f"Acme {n} is great value", metrics={"views": n} if n % 2 else {})
+        for n in range(2500)
+    ]
+    with transaction.atomic():
+        result = posts_ingest(rows)
+        again = posts_ingest([_row(7, likes=3), _row(9000)])
+    assert (result.created, result.updated, result.mentions) == (2500, 0, 2500)
+    assert (again.created, again.updated) == (1, 1)
+    assert Post.objects.count() == 2501
+    assert Mention.objects.filter(brand=acme).count() == 2501
+    post = Post.objects.get(external_id="7")
+    assert (post.likes, post.metrics, post.aspects) == (3, {"views": 7}, ["price"])
+    assert Post.objects.get(external_id="8").metrics == {}
+    assert post.sentiment_label == "positive"
+
+
 def test_invalid_rows_are_reported_by_row_and_field_and_skipped():
     result = posts_ingest(
         [

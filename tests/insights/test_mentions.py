@@ -136,3 +136,22 @@ def test_find_many_and_no_brands():
 
 def test_normalize():
     assert normalize("ÀÉÎõü Straße ﬁ") == "aeiou strasse fi"
+
+
+def test_a_word_seen_plain_still_matches_when_tagged_or_in_a_phrase():
+    """Words that start no match are remembered and skipped untagged; the same word as a
+    hashtag or handle, or inside a longer name, still matches."""
+    matcher = MentionMatcher(
+        [ACME, STORE, BrandTerms(key="fit", name="Fitlab", hashtags=("#gymlife",))]
+    )
+    assert found(matcher, "gymlife acme_support store") == []
+    assert found(matcher, "#gymlife and @acme_support") == [
+        ("fit", "#gymlife", HASHTAG),
+        ("acme", "@acme_support", HANDLE),
+    ]
+    assert found(matcher, "the store, then Acme Store") == [("store", "Acme Store", NAME)]
+    texts = ["gymlife store acme", "#GymLife Acmee store", "store store #gymlife"] * 3
+    cold = MentionMatcher(
+        [ACME, STORE, BrandTerms(key="fit", name="Fitlab", hashtags=("#gymlife",))]
+    )
+    assert matcher.find_many(texts) == cold.find_many(texts) == [cold.find(t) for t in texts]

@@ -1,9 +1,18 @@
+import random
+
 import pytest
+from vaderSentiment.vaderSentiment import (
+    BOOSTER_DICT,
+    NEGATE,
+    SPECIAL_CASES,
+    SentimentIntensityAnalyzer,
+)
 
 from insights.sentiment import (
     NEGATIVE,
     NEUTRAL,
     POSITIVE,
+    FastVader,
     SklearnScorer,
     VaderScorer,
     aspects_find,
@@ -48,6 +57,90 @@ def test_vader_scores_and_labels():
     assert scores[1].score < -0.5
     assert scores[2].score == 0.0
     assert scorer.score("I love it!") == scores[0]
+
+
+def _vader_corpus(n: int, seed: int) -> list[str]:
+    """Texts built to hit every VADER rule: lexicon words, negations (also "n't"), "no",
+    "least", "never so", "without doubt", "kind of", boosters and dampeners, idioms,
+    "but", ALL CAPS among lower case, punctuation around words, "!" and "?" runs,
+    emoticons, emoji next to words, tabs and double spaces."""
+    rng = random.Random(seed)
+    analyzer = SentimentIntensityAnalyzer()
+    lexicon = sorted(analyzer.lexicon)
+    emoji = sorted(k for k in analyzer.emojis if len(k) == 1)
+    idioms = " ".join([*SPECIAL_CASES, *BOOSTER_DICT]).split()
+    tricky = "no least at very kind of but never so this without doubt or nor isn't don't"
+    plain = ["acme", "store", "x", "hello", "ok", "the", "a"]
+
+    def word() -> str:
+        pick = rng.random()
+        pool = (
+            lexicon
+            if pick < 0.25
+            else NEGATE
+            if pick < 0.4
+            else tricky.split()
+            if pick < 0.55
+            else idioms
+            if pick < 0.65
+            else emoji
+            if pick < 0.72
+            else plain
+        )
+        w = rng.choice(pool)
+        shape = rng.random()
+        w = w.upper() if shape < 0.15 else w.capitalize() if shape < 0.2 else w
+        around = rng.random()
+        if around < 0.1:
+            w += rng.choice(["!", "!!", "?", "??", "???", "...", ",", ":)", ":("])
+        elif around < 0.15:
+            w = rng.choice(["(", "'", '"', "#", "@"]) + w
+        return w
+
+    texts = []
+    for _ in range(n):
+        words = [word() for _ in range(rng.randint(0, 25))]
+        sep = rng.choice([" ", " ", "  ", "\t", ""])
+        texts.append(sep.join(words) if sep else "".join(w + rng.choice(" _") for w in words))
+    # Each idiom and booster phrase at each distance before and after an opinion word.
+    for phrase in [*SPECIAL_CASES, *(k for k in BOOSTER_DICT if " " in k)]:
+        for gap in range(4):
+            filler = "x " * gap
+            texts += [f"{phrase} {filler}good", f"bad {filler}{phrase}", f"{filler}{phrase} ok"]
+    return texts + [
+        "",
+        "   ",
+        "😀",
+        " 😀😀 a😁b ",
+        "VADER is VERY SMART, uber handsome, and FRIGGIN FUNNY!!!",
+        "At least it isn't a horrible book.",
+        "The book was only kind of good.",
+        "Today only kinda sux! But I'll get by, lol",
+        "Make sure you :) or :D today!",
+        "Not bad at all",
+        "no no no good",
+        "good but bad but good",
+    ]
+
+
+def test_fast_vader_gives_the_packages_scores_exactly():
+    """FastVader reimplements VADER's rules for speed: every score of the package, to the
+    last bit, on 6,000 texts built to hit every rule."""
+    reference = SentimentIntensityAnalyzer()
+    fast = FastVader()
+    texts = _vader_corpus(6000, seed=3)
+    for text in texts:
+        expected = reference.polarity_scores(text)
+        assert fast.polarity_scores(text) == expected, text
+        assert fast.compound(text) == expected["compound"], text
+    # Twice: the word cache gives the same answers.
+    assert [fast.compound(t) for t in texts[:500]] == [
+        reference.polarity_scores(t)["compound"] for t in texts[:500]
+    ]
+    scores = VaderScorer().score_many(texts[:200])
+    assert [s.score for s in scores] == [
+        reference.polarity_scores(t)["compound"] for t in texts[:200]
+    ]
 
 
 @pytest.mark.parametrize(

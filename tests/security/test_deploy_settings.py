@@ -20,6 +20,8 @@ def test_check_deploy_is_clean_with_debug_off():
         "DJANGO_SECURE_HSTS_SECONDS": "31536000",
     }
     env.pop("DJANGO_SECURE_COOKIES", None)  # production's default: secure cookies
+    # Set by the browser tests' session fixture for Playwright's sync API, never in production.
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT,

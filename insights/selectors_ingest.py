@@ -3,25 +3,25 @@
 from profiles.services._db import bulk_cursor, json_value
 
 
-def post_keys_existing(*, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Which (source, external_id) pairs are stored already."""
+def post_ids_by_key(*, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """The ids of the stored posts among (source, external_id) pairs."""
     if not keys:
-        return set()
+        return {}
     cursor = bulk_cursor()
     # One index probe per key (a LATERAL subquery with LIMIT): as a plain join the planner
     # hashes the whole table once it thinks 1,000 keys cost more than a scan, which grows
     # with the table (52 ms a batch at 90,000 posts, with statistics a little stale).
     cursor.execute(
         """
-        SELECT k.s, k.e FROM unnest(%s::text[], %s::text[]) AS k(s, e)
+        SELECT k.s, k.e, found.id FROM unnest(%s::text[], %s::text[]) AS k(s, e)
         CROSS JOIN LATERAL (
-            SELECT 1 FROM insights_post p
+            SELECT p.id FROM insights_post p
             WHERE p.source = k.s AND p.external_id = k.e LIMIT 1
         ) AS found
         """,
         [[k[0] for k in keys], [k[1] for k in keys]],
     )
-    return {(s, e) for s, e in cursor.fetchall()}
+    return {(s, e): pk for s, e, pk in cursor.fetchall()}
 
 
 def customers_by_handle_or_email(

@@ -181,7 +181,7 @@ def posts_store(rows: Sequence[PostRow]) -> tuple[int, int, int, int]:
     batch = list(unique.values())
     matcher = mention_matcher_get()
     scorer = sentiment_scorer_get()
-    existing = selectors.post_keys_existing(keys=list(unique))
+    existing = selectors.post_ids_by_key(keys=list(unique))
     fresh = [r for r in batch if (r.source, r.external_id) not in existing]
     customers = _customers_for(batch)
     now = timezone.now()
@@ -262,12 +262,18 @@ def posts_store(rows: Sequence[PostRow]) -> tuple[int, int, int, int]:
                     copy.write_row(mention)
         repeats = [r for r in batch if (r.source, r.external_id) not in created_ids]
         if repeats:
+            raced = [
+                (r.source, r.external_id)
+                for r in repeats
+                if (r.source, r.external_id) not in existing
+            ]
+            if raced:  # stored by a concurrent ingest after the first look
+                existing.update(selectors.post_ids_by_key(keys=raced))
             cursor.execute(
                 _POST_UPDATE,
                 {
                     "now": now,
-                    "source": [r.source for r in repeats],
-                    "external_id": [r.external_id for r in repeats],
+                    "id": [existing.get((r.source, r.external_id)) for r in repeats],
                     "likes": [r.likes for r in repeats],
                     "shares": [r.shares for r in repeats],
                     "comments": [r.comments for r in repeats],
@@ -337,14 +343,16 @@ SELECT * FROM unnest(%(post_id)s::bigint[], %(brand_id)s::bigint[], %(start)s::i
 ON CONFLICT (post_id, brand_id, start) DO NOTHING
 """
 
+# By id, with `id = ANY(...)` so the posts are read through the primary key: joined on
+# (source, external_id) the planner hashed the whole table for every batch.
 _POST_UPDATE = """
 UPDATE insights_post p
 SET likes = v.lk, shares = v.sh, comments = v.c, metrics = p.metrics || v.m::jsonb,
     customer_id = coalesce(p.customer_id, v.cu), updated_at = %(now)s
-FROM unnest(%(source)s::text[], %(external_id)s::text[], %(likes)s::int[], %(shares)s::int[],
-    %(comments)s::int[], %(metrics)s::text[], %(customer_id)s::bigint[])
-    AS v(s, e, lk, sh, c, m, cu)
-WHERE p.source = v.s AND p.external_id = v.e
+FROM unnest(%(id)s::bigint[], %(likes)s::int[], %(shares)s::int[], %(comments)s::int[],
+    %(metrics)s::text[], %(customer_id)s::bigint[])
+    AS v(id, lk, sh, c, m, cu)
+WHERE p.id = v.id AND p.id = ANY(%(id)s::bigint[])
 """
 
 

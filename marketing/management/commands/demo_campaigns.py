@@ -9,9 +9,9 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from marketing.management.commands._simulated import store_arguments_add, store_truth_for
 from marketing.simulation.demo_campaigns import demo_campaigns_create
-from marketing.simulation.store import StoreConfig, generate_truth
-from profiles.models import Customer, Segment
+from profiles.models import Segment
 
 
 class Command(BaseCommand):
@@ -22,24 +22,10 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--customers", type=int, default=3000)
-        parser.add_argument("--items", type=int, default=400)
-        parser.add_argument("--seed", type=int, default=42)
+        store_arguments_add(parser)
 
     def handle(self, *args, **options):
-        try:
-            config = StoreConfig(
-                customers=options["customers"], items=options["items"], seed=options["seed"]
-            )
-        except ValueError as exc:
-            raise CommandError(str(exc)) from exc
-        truth = generate_truth(config)
-        last = truth.customer_external_ids[-1]
-        if not Customer.objects.filter(external_id=last).exists():
-            raise CommandError(
-                f"No simulated customer {last}: run simulate_store with --customers "
-                f"{config.customers} first."
-            )
+        truth = store_truth_for(options)
         if not Segment.objects.filter(name="Email engaged").exists():
             raise CommandError("The demo segments are missing: run simulate_store first.")
         started = time.perf_counter()

@@ -10,18 +10,23 @@ latency counts from the due time (no coordinated omission). Each request is a st
 request (context from the simulation) for a known customer (10% unknown ids), with 20 of the
 offers as inline candidates `{id, features}`.
 
-While the load runs, a thread does what beat would: every 5 s the log processor moves the
-buffered decisions into PostgreSQL (rewards drawn for 5% of them, as clicks), every 15 s the
-learner publishes a new policy version, which each web worker then reloads on its next
-request, so reload costs are in the figures. Also reported: the bare Django JSON view (the
-floor on this machine) and the rank service alone in-process. JSON on the last line;
-ok = p99 < 30 ms at the target rate without errors.
+While the load runs, a separate process does what the Celery worker on the offers queue
+would (beat's schedule): every 5 s the log processor moves the buffered decisions into
+PostgreSQL (rewards drawn for 5% of them, as clicks), every 15 s the learner publishes a new
+policy version, which each web worker then reloads on its next request, so reload costs are
+in the figures (in a thread of this process it competed for the GIL with the driver's
+threads). The CPU each role used per request (gunicorn, the driver, the beat process, the
+database's backends, redis-server) and what the rest of the machine took during each phase
+are in "cpu", read from /proc. Also reported: the bare Django JSON view (the floor on this
+machine) and the rank service alone in-process. JSON on the last line; ok = p99 < 30 ms at
+the target rate without errors.
 """
 
 import argparse
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -40,7 +45,6 @@ from _scratch import (
 )
 
 DB = "marketing_bench_offer_rank"
-_ENV = bench_env(DB, redis_db=12, BENCHMARK_VIEWS="1")
 TARGET_P99_MS = 30.0
 CANDIDATES = 20
 
@@ -108,6 +112,116 @@ def _beat(stop: threading.Event, totals: dict) -> None:
         close_old_connections()
 
 
+def _beat_main(args) -> None:
+    """`--beat`: the beat work in its own process, as a Celery worker on the offers queue
+    would do it, until SIGTERM; its totals as JSON on stdout."""
+    django_setup(bench_env(args.db, redis_db=args.redis_db))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    totals = {"flushed": 0, "learned": 0, "versions": 1}
+    _beat(stop, totals)
+    sys.stdout.write(json.dumps(totals) + "\n")
+
+
+def _beat_start(args, env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, __file__, "--beat", "--db", args.db, "--redis-db", str(args.redis_db)],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
+def _machine_busy_seconds() -> float:
+    with open("/proc/stat") as f:
+        user, nice, system, _idle, _iowait, irq, softirq, steal = map(
+            int, f.readline().split()[1:9]
+        )
+    return (user + nice + system + irq + softirq + steal) / _TICK
+
+
+def _processes(*, web: int, beat: int, db: str) -> dict[str, list[int]]:
+    """The pids that serve or drive the benchmark, by role."""
+    import psycopg
+    import redis
+    from django.conf import settings
+
+    with psycopg.connect(f"{PG}/{db}", autocommit=True) as conn:
+        backends = [
+            row[0]
+            for row in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (db,),
+            )
+        ]
+    info = redis.Redis.from_url(settings.CACHES["default"]["LOCATION"]).info("server")
+    return {
+        "gunicorn": [web, *_children(web)],
+        "driver": [os.getpid()],
+        "beat": [beat],
+        "postgres": backends,
+        "redis": [int(info["process_id"])],
+    }
+
+
+def _cpu_snapshot(groups: dict[str, list[int]]) -> dict:
+    return {
+        "at": time.monotonic(),
+        "machine": _machine_busy_seconds(),
+        "pids": {pid: _cpu_seconds(pid) for pids in groups.values() for pid in pids},
+    }
+
+
+def _cpu_per_request(before: dict, groups: dict[str, list[int]], requests: int) -> dict:
+    """CPU milliseconds per request by role over the phase that `before` started (pids
+    born during the phase counted from 0, pids gone by its end not counted), the machine's
+    busy cores and what the rest of the machine (other users) took."""
+    after = _cpu_snapshot(groups)
+    elapsed = after["at"] - before["at"]
+    used = {
+        role: sum(
+            max(0.0, after["pids"][p] - before["pids"].get(p, 0.0))
+            for p in pids
+            if after["pids"][p] > 0.0
+        )
+        for role, pids in groups.items()
+    }
+    machine = after["machine"] - before["machine"]
+    return {
+        "ms_per_request": {role: round(1000 * cpu / requests, 2) for role, cpu in used.items()}
+        | {"ours_total": round(1000 * sum(used.values()) / requests, 2)},
+        "cores": {role: round(cpu / elapsed, 2) for role, cpu in used.items()}
+        | {
+            "machine_busy": round(machine / elapsed, 2),
+            "others": round((machine - sum(used.values())) / elapsed, 2),
+        },
+    }
+
+
+def _groups_union(a: dict[str, list[int]], b: dict[str, list[int]]) -> dict[str, list[int]]:
+    return {role: sorted(set(a[role]) | set(b.get(role, ()))) for role in a}
+
+
 def _in_process(calls: list[tuple[str, bytes]]) -> dict:
     from recommender.offers_serving import offers_rank
 
@@ -132,17 +246,24 @@ def _in_process(calls: list[tuple[str, bytes]]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--db", default=DB, help="the scratch database (dropped and created)")
+    parser.add_argument("--redis-db", type=int, default=12, help="unless BENCH_REDIS_URL")
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--requests", type=int, default=12_000)
     parser.add_argument("--rate", type=float, default=200.0, help="requests per second")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers")
     parser.add_argument("--train-rounds", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--beat", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.beat:
+        _beat_main(args)
+        return
     load = os.getloadavg()[0]
+    env = bench_env(args.db, redis_db=args.redis_db, BENCHMARK_VIEWS="1")
 
-    database_reset(DB, _ENV)
-    django_setup(_ENV)
+    database_reset(args.db, env)
+    django_setup(env)
     import psycopg
     from django.core.cache import cache
 
@@ -157,7 +278,7 @@ def main() -> None:
     customers_create(storefront, args.customers)
     _train_and_publish(storefront, args.train_rounds, args.seed)
     _, key = api_key_create(name="bench", scopes=["offers:read", "offers:write"])
-    with psycopg.connect(f"{PG}/{DB}", autocommit=True) as conn:
+    with psycopg.connect(f"{PG}/{args.db}", autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
     calls = _calls(storefront, args.requests, args.customers, args.seed)
     warm = _calls(storefront, 1_000, args.customers, args.seed + 1)
@@ -168,22 +289,32 @@ def main() -> None:
     }
 
     port = free_port()
-    web = gunicorn_start(port=port, workers=args.workers, env=_ENV)
-    stop = threading.Event()
-    totals = {"flushed": 0, "learned": 0, "versions": 1}
+    web = gunicorn_start(port=port, workers=args.workers, env=env)
+    beat = None
     try:
         wait_listening(port)
         open_loop_drive(port, warm, rate=args.rate, headers=headers)
+        groups = _processes(web=web.pid, beat=os.getpid(), db=args.db)
+        del groups["beat"]
+        before = _cpu_snapshot(groups)
         bare = open_loop_drive(
             port, [("/bench/bare", b"")] * 3_000, rate=args.rate, headers=headers
         )
-        beat = threading.Thread(target=_beat, args=(stop, totals), daemon=True)
-        beat.start()
+        groups = _groups_union(groups, _processes(web=web.pid, beat=0, db=args.db))
+        bare_cpu = _cpu_per_request(before, groups, 3_000)
+        beat = _beat_start(args, env)
+        time.sleep(2.0)  # its Django set-up is not the beat's steady cost
+        groups = _processes(web=web.pid, beat=beat.pid, db=args.db)
+        before = _cpu_snapshot(groups)
         rank = open_loop_drive(port, calls, rate=args.rate, headers=headers)
+        groups = _groups_union(groups, _processes(web=web.pid, beat=beat.pid, db=args.db))
+        rank_cpu = _cpu_per_request(before, groups, len(calls))
     finally:
-        stop.set()
+        if beat is not None:
+            beat.send_signal(signal.SIGTERM)
         os.killpg(web.pid, signal.SIGTERM)
         web.wait(timeout=30)
+    totals = json.loads(beat.communicate(timeout=120)[0].splitlines()[-1])
 
     service = _in_process(calls[:3_000])
     for name, figures in (("bare Django JSON view", bare), ("offers/rank", rank)):
@@ -202,6 +333,7 @@ def main() -> None:
         "rank": rank,
         "service_in_process": service,
         "beat_during_load": totals,
+        "cpu": {"bare": bare_cpu, "rank": rank_cpu},
         "target_p99_ms": TARGET_P99_MS,
         "load_average_at_start": round(load, 2),
         "ok": rank["p99_ms"] < TARGET_P99_MS

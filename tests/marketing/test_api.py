@@ -107,8 +107,8 @@ def test_whoami_reports_key_and_scopes(storefront_client, storefront_key):
 
 
 def test_rate_limit_is_per_key_and_answers_429(api_client, items):
-    _, slow = api_key_create(name="slow", scopes=["recommendations:read"], rate_limit="3/min")
-    _, other = api_key_create(name="other", scopes=["recommendations:read"], rate_limit="3/min")
+    _, slow = api_key_create(name="slow", scopes=["recommendations:read"], rate_limit="3/hour")
+    _, other = api_key_create(name="other", scopes=["recommendations:read"], rate_limit="3/hour")
     api_client.credentials(HTTP_AUTHORIZATION=f"Api-Key {slow}")
     codes = [api_client.get("/api/v1/items").status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]
@@ -150,7 +150,7 @@ def test_rate_limit_lets_requests_through_when_redis_is_down(api_client, items):
     from django.core.cache import caches
     from django.test import override_settings
 
-    _, raw = api_key_create(name="k", scopes=["recommendations:read"], rate_limit="1/min")
+    _, raw = api_key_create(name="k", scopes=["recommendations:read"], rate_limit="1/hour")
     down = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",

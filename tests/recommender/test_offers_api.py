@@ -16,6 +16,7 @@ from recommender.offers_log import (
     offer_log_process,
 )
 from recommender.offers_policy import redis_client, redis_key
+from tests.helpers import start_of_rate_window
 from tests.profiles.factories import CustomerFactory, SegmentFactory
 from tests.recommender.factories import ItemFactory, OfferFactory
 from tests.recommender.offers_helpers import profiled_customer
@@ -322,9 +323,10 @@ def test_caps_per_customer_and_total_exclude_the_offer(storefront_client):
 @pytest.mark.django_db
 def test_rank_and_reward_count_the_key_limit_with_one_counter(storefront_client, storefront_key):
     key, _ = storefront_key
-    key.rate_limit = "3/min"
+    key.rate_limit = "3/hour"  # a fixed hourly window: the calls below share one
     key.save()  # clears the verified-key cache
     OfferFactory.create_batch(2)
+    start_of_rate_window(3600)
     ranked = [_rank(storefront_client, context={"page": "home"}) for _ in range(2)]
     reward = storefront_client.post(
         "/api/v1/offers/reward", {"event_id": ranked[0].json()["event_id"], "reward": 1}, "json"
@@ -335,6 +337,6 @@ def test_rank_and_reward_count_the_key_limit_with_one_counter(storefront_client,
     assert refused.status_code == 429
     assert refused.json()["code"] == "throttled"
     assert _pending() == 2  # the refused call ranked and logged nothing
-    quota = counter_quota(caller=f"key:{key.pk}", rate="3/min", now=time.time())
+    quota = counter_quota(caller=f"key:{key.pk}", rate="3/hour", now=time.time())
     assert CounterRateThrottle.counter_scope in quota.key
     assert int(redis_client().get(quota.key)) == 4  # one INCR per call, no list of times

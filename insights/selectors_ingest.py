@@ -59,10 +59,12 @@ def customers_by_handle_or_email(
                 if key in handles:
                     by_handle.setdefault(key, pk)
     if emails:
+        # Stored emails keep their capitals; matches the expression index of migration
+        # insights/0004_customer_email_lower.
         cursor.execute(
             """
             SELECT id, lower(email) FROM profiles_customer
-            WHERE erased_at IS NULL AND email = ANY(%s::text[]) ORDER BY id
+            WHERE erased_at IS NULL AND lower(email) = ANY(%s::text[]) ORDER BY id
             """,
             [sorted(emails)],
         )

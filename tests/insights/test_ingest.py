@@ -164,6 +164,15 @@ def test_posts_link_known_customers_by_handle_or_email():
     }
 
 
+def test_posts_link_customers_whose_stored_email_has_capitals():
+    jane = CustomerFactory(email="Jane.Doe@Example.com")
+    result = posts_ingest(
+        [_row(1, author_email="jane.doe@example.com"), _row(2, author_email="JANE.DOE@example.COM")]
+    )
+    assert result.linked == 2
+    assert dict(Post.objects.values_list("external_id", "customer")) == {"1": jane.pk, "2": jane.pk}
+
+
 def test_brand_rescan_finds_mentions_of_new_aliases():
     brand = BrandFactory(name="Globex")
     posts_ingest([_row(1, text="GlobalX Mart is cheap"), _row(2, text="globex is fine")])

@@ -2,7 +2,9 @@
 
 Saving a brand whose name, aliases, hashtags or handles changed rescans the stored posts for
 it in the background (a Job the brand page polls), because the mentions found so far were
-found with the old words.
+found with the old words. Turning listening (`is_active`) on rescans too, since ingest
+skipped the brand while it was off; turning it off removes its mentions (an inactive brand
+has none, see `brand_rescan`).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ BRAND_FIELDS = (
     "alert_emails",
 )
 # What a mention is matched on: a change of any of these means a rescan.
-MATCHED_FIELDS = ("name", "aliases", "hashtags", "handles")
+MATCHED_FIELDS = ("name", "aliases", "hashtags", "handles", "is_active")
 
 
 def _clean_terms(values, *, strip: str = "") -> list[str]:

@@ -90,6 +90,42 @@ def test_editing_the_aliases_rescans_stored_posts(
     assert f'id="job-{job.pk}"' in page
 
 
+def test_turning_listening_back_on_finds_the_missed_mentions_and_off_removes_them(
+    marketer_client, django_capture_on_commit_callbacks
+):
+    brand = BrandFactory(name="Acme", is_active=False)
+    posts_ingest(
+        [
+            {
+                "source": "bluesky",
+                "post_id": "1",
+                "text": "Acme boots fell apart",
+                "posted_at": "2026-11-01T10:00:00Z",
+            }
+        ]
+    )
+    assert not Mention.objects.filter(brand=brand).exists()
+    edit = reverse("insights:brand-edit", args=[brand.pk])
+    with django_capture_on_commit_callbacks() as callbacks:
+        marketer_client.post(edit, _form(aliases="", hashtags="", handles="", alert_emails=""))
+    assert len(callbacks) == 1
+    job = Job.objects.get(kind="brand_rescan")
+    brand_rescan_run(job_id=job.pk, brand_id=brand.pk)
+    assert list(Mention.objects.filter(brand=brand).values_list("matched_text", flat=True)) == [
+        "Acme"
+    ]
+    with django_capture_on_commit_callbacks() as callbacks:
+        marketer_client.post(
+            edit, _form(aliases="", hashtags="", handles="", alert_emails="", is_active=None)
+        )
+    assert len(callbacks) == 1
+    job = Job.objects.filter(kind="brand_rescan").latest("pk")
+    brand_rescan_run(job_id=job.pk, brand_id=brand.pk)
+    assert not Mention.objects.filter(brand=brand).exists()
+    job.refresh_from_db()
+    assert job.result == {"brand": brand.pk, "mentions": 0}
+
+
 def test_editing_only_the_alert_emails_does_not_rescan(
     marketer_client, django_capture_on_commit_callbacks
 ):

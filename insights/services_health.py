@@ -146,8 +146,11 @@ class AlertSettings:
 
 ALERT_STEP = timedelta(minutes=15)
 
+# Window k back from the latest (k = 0) is [end - (k+1)·window, end - k·window): counted
+# from the history's start so that a mention posted exactly at a window's start is in it.
 _NEGATIVE_PER_WINDOW = """
-SELECT brand_id, floor(extract(epoch FROM (%(end)s - posted_at)) / %(seconds)s)::int AS k,
+SELECT brand_id,
+       %(history)s - floor(extract(epoch FROM (posted_at - %(start)s)) / %(seconds)s)::int AS k,
        count(*)
 FROM insights_mention
 WHERE brand_id = ANY(%(brands)s) AND posted_at >= %(start)s AND posted_at < %(end)s
@@ -183,6 +186,7 @@ def brand_alerts_check(
                 "brands": brand_ids,
                 "start": history_start,
                 "end": end,
+                "history": config.history,
                 "seconds": config.window.total_seconds(),
                 "label": SentimentLabel.NEGATIVE.value,
             },

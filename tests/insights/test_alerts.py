@@ -72,6 +72,19 @@ def test_a_spike_of_negative_mentions_raises_one_alert(db, django_capture_on_com
     assert BrandAlert.objects.count() == 1
 
 
+def test_a_mention_posted_exactly_at_the_window_start_counts_in_the_current_window(db):
+    acme = BrandFactory(name="Acme")
+    at = dt.datetime(2026, 11, 20, 11, tzinfo=dt.UTC)
+    for _ in range(6):
+        PostFactory(brands=[acme], sentiment=-0.8, posted_at=at)  # 11:00:00, the window start
+    PostFactory(brands=[acme], sentiment=-0.8, posted_at=at - dt.timedelta(hours=1))  # 10:00:00
+    PostFactory(brands=[acme], sentiment=-0.8, posted_at=at + dt.timedelta(hours=1))  # 12:00:00
+    [alert] = brand_alerts_check(now=dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC), config=CONFIG)
+    assert (alert.window_start, alert.window_end) == (at, at + dt.timedelta(hours=1))
+    assert alert.negative_count == 6
+    assert alert.baseline == pytest.approx(1 / 24)
+
+
 def test_the_task_runs_twice_with_one_alert(db, settings):
     settings.INSIGHTS_ALERT_MIN_COUNT = 3
     acme = BrandFactory(name="Acme")

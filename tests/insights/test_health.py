@@ -102,11 +102,13 @@ def test_campaign_periods_mark_started_and_sent_campaigns_in_the_window(db):
 
 def test_health_page_shows_figures_linking_to_the_filtered_posts(marketer_client, brands):
     acme, globex, _ = brands
-    now = timezone.now()
-    PostFactory(brands=[acme], sentiment=-0.8, posted_at=now - dt.timedelta(hours=1))
-    PostFactory(brands=[acme], sentiment=0.8, posted_at=now - dt.timedelta(hours=1))
-    PostFactory(brands=[globex], sentiment=0.8, posted_at=now - dt.timedelta(hours=1))
-    CampaignFactory(name="Spring", status="sending", started_at=now - dt.timedelta(days=2))
+    # The page reads the real clock (no `now` to pass a fixed one): the posts are at the start
+    # of today, in today's point at any hour (an hour ago is yesterday before 01:00).
+    today_start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    PostFactory(brands=[acme], sentiment=-0.8, posted_at=today_start)
+    PostFactory(brands=[acme], sentiment=0.8, posted_at=today_start)
+    PostFactory(brands=[globex], sentiment=0.8, posted_at=today_start)
+    CampaignFactory(name="Spring", status="sending", started_at=today_start - dt.timedelta(days=2))
 
     response = marketer_client.get(reverse("insights:brand-health", args=[acme.pk]), {"days": 7})
 

@@ -460,12 +460,16 @@ def sklearn_cross_validate(
 def holdout_split(
     texts: Sequence[str], labels: Sequence[str], *, test_size: float = 0.2, seed: int = 0
 ) -> tuple[list[str], list[str], list[str], list[str]]:
-    """(train texts, test texts, train labels, test labels), stratified when each class has
-    at least two examples."""
+    """(train texts, test texts, train labels, test labels), stratified: each class in the
+    same proportion in both parts. A class with fewer than two examples is a ValueError
+    (unstratified, its one example could go to the test part and leave the training part
+    without it, which scikit-learn then refuses to fit)."""
     counts = {label: list(labels).count(label) for label in set(labels)}
-    stratify = list(labels) if min(counts.values()) >= 2 else None
+    few = sorted(label for label, n in counts.items() if n < 2)
+    if few:
+        raise ValueError(f"each class needs at least 2 examples to hold some out: {few}")
     train_t, test_t, train_l, test_l = train_test_split(
-        list(texts), list(labels), test_size=test_size, random_state=seed, stratify=stratify
+        list(texts), list(labels), test_size=test_size, random_state=seed, stratify=list(labels)
     )
     return list(train_t), list(test_t), list(train_l), list(test_l)
 

@@ -480,14 +480,28 @@ def sentiment_model_train(
             "Need at least 20 labelled posts of at least two classes.",
             extra={"rows": len(texts), "classes": sorted(set(labels))},
         )
-    train_t, test_t, train_l, test_l = holdout_split(texts, labels, test_size=test_size, seed=seed)
-    candidate = SklearnScorer.fit(train_t, train_l)
+    counts = {label: labels.count(label) for label in sorted(set(labels))}
+    if min(counts.values()) < 2:
+        # One example cannot be both learnt from and held out (the split is stratified).
+        few = ", ".join(f"{label} {n}" for label, n in counts.items() if n < 2)
+        raise SentimentTrainingError(
+            f"Need at least 2 labelled posts of each class ({few}).", extra={"counts": counts}
+        )
+    name = name or f"sklearn-{timezone.now():%Y%m%d-%H%M%S}"
+    try:
+        train_t, test_t, train_l, test_l = holdout_split(
+            texts, labels, test_size=test_size, seed=seed
+        )
+        candidate = SklearnScorer.fit(train_t, train_l)
+        final = SklearnScorer.fit(texts, labels, name=name)
+    except ValueError as exc:  # scikit-learn refusing the data, e.g. no word to learn from
+        raise SentimentTrainingError(
+            f"The model cannot be trained on these posts: {exc}", extra={"counts": counts}
+        ) from exc
     candidate_metrics = evaluate(test_l, [s.label for s in candidate.score_many(test_t)])
     current = sentiment_scorer_get()
     baseline_metrics = evaluate(test_l, [s.label for s in current.score_many(test_t)])
     activate = candidate_metrics.macro_f1 > baseline_metrics.macro_f1
-    name = name or f"sklearn-{timezone.now():%Y%m%d-%H%M%S}"
-    final = SklearnScorer.fit(texts, labels, name=name)
     metrics = {
         **candidate_metrics.as_dict(),
         "split": f"held-out {int(test_size * 100)}% stratified, seed {seed}",

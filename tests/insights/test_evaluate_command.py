@@ -85,3 +85,16 @@ def test_train_command_stores_the_model_and_reports_the_comparison(tmp_path, cap
     assert result["baseline"]["name"] == "vader"
     assert model.is_active == result["activated"]
     assert result["activated"] == (result["candidate"]["macro_f1"] > result["baseline"]["macro_f1"])
+
+
+@pytest.mark.django_db
+def test_train_command_reports_a_class_with_one_example_as_an_error(tmp_path):
+    from insights.models import SentimentModel
+
+    rows = [(f"{t} {i}", "positive") for i in range(4) for t in POSITIVE]
+    rows.append(("I hate it", "negative"))
+    path = tmp_path / "labelled.csv"
+    _write(path, rows)
+    with pytest.raises(CommandError, match=r"at least 2 labelled posts of each class"):
+        call_command("train_sentiment", "--csv", str(path), "--seed", "0")
+    assert not SentimentModel.objects.exists()

@@ -231,6 +231,28 @@ def test_training_refuses_too_little_data():
     assert SentimentModel.objects.count() == 0
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_training_refuses_a_class_with_one_example(seed):
+    from insights.services import SentimentTrainingError
+
+    rows = [(f"love it {i}", "positive") for i in range(19)] + [("hate it", "negative")]
+    with pytest.raises(
+        SentimentTrainingError, match="at least 2 labelled posts of each class"
+    ) as e:
+        sentiment_model_train(rows, seed=seed)
+    assert e.value.extra["counts"] == {"negative": 1, "positive": 19}
+    assert SentimentModel.objects.count() == 0
+
+
+def test_training_turns_a_model_that_cannot_be_fitted_into_an_error():
+    from insights.services import SentimentTrainingError
+
+    rows = [(".", "positive")] * 10 + [("...", "negative")] * 10  # no word to learn from
+    with pytest.raises(SentimentTrainingError, match="empty vocabulary"):
+        sentiment_model_train(rows)
+    assert SentimentModel.objects.count() == 0
+
+
 CSV = (
     "source,post_id,author,text,language,created_time,likes,shares,comments,url,views\n"
     "x,1,@a,Acme is great,en,2026-11-01T10:00:00Z,1,2,3,https://x.com/1,40\n"

@@ -17,6 +17,7 @@ from insights.sentiment import (
     VaderScorer,
     aspects_find,
     evaluate,
+    holdout_split,
     label_from_value,
     label_of,
     sentiment_compare,
@@ -190,6 +191,18 @@ def test_evaluate_accuracy_and_macro_f1():
     # F1: positive 2/3, negative 2/3, neutral 1 -> mean 0.7778
     assert metrics.macro_f1 == 0.7778
     assert metrics.n == 4
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_holdout_split_is_stratified_and_refuses_a_lone_example(seed):
+    labels = [POSITIVE] * 16 + [NEGATIVE] * 4
+    train_t, test_t, train_l, test_l = holdout_split(
+        [f"t{i}" for i in range(20)], labels, test_size=0.2, seed=seed
+    )
+    assert (len(train_t), len(test_t)) == (16, 4)
+    assert (train_l.count(NEGATIVE), test_l.count(NEGATIVE)) == (3, 1)
+    with pytest.raises(ValueError, match="at least 2 examples"):
+        holdout_split([f"t{i}" for i in range(20)], [POSITIVE] * 19 + [NEGATIVE], seed=0)
 
 
 def test_cross_validation_predicts_every_row_once():

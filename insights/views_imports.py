@@ -52,7 +52,7 @@ def _render(
     template = TEMPLATE
     if request.htmx and not request.htmx.history_restore_request:
         template += "#import-panel"
-    imports = [i for i in import_file_list(limit=200) if i.kind == ImportKind.POSTS][:50]
+    imports = import_file_list(kind=ImportKind.POSTS, limit=50)
     context = {
         "form": form,
         "started": started,

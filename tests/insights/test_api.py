@@ -96,6 +96,18 @@ def test_the_upload_page_starts_a_posts_import(marketer_client, settings, tmp_pa
     assert f"Import #{imp.pk} of p.csv started" in response.content.decode()
 
 
+def test_the_upload_page_lists_posts_imports_behind_200_newer_imports_of_other_kinds(
+    marketer_client,
+):
+    posts = ImportFile.objects.create(kind="posts", original_name="old-posts.csv", sha256="a")
+    ImportFile.objects.bulk_create(
+        ImportFile(kind="users", original_name=f"users-{i}.csv", sha256="b") for i in range(200)
+    )
+    response = marketer_client.get(reverse("insights:post-import"))
+    assert [i.pk for i in response.context["imports"]] == [posts.pk]
+    assert "old-posts.csv" in response.content.decode()
+
+
 def test_the_upload_page_refuses_a_wrong_header(marketer_client):
     response = marketer_client.post(
         reverse("insights:post-import"),

@@ -33,3 +33,6 @@ urlpatterns = [
 
 if settings.BENCHMARK_VIEWS:
     urlpatterns.insert(0, path("bench/bare", views.bare_json_view, name="bench-bare"))
+
+# A database lost before the view runs (session, user) answers 503, not a 500 page.
+handler500 = "marketing.common.middleware.server_error"

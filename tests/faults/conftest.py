@@ -128,9 +128,11 @@ class PrivatePostgres:
             "start",
         )
 
-    def stop(self, mode: str = "immediate") -> None:
+    def stop(self, mode: str = "immediate", *, check: bool = True) -> None:
         """`immediate` is a crash as far as clients see: connections drop, no checkpoint."""
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+        self._run(
+            str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop", check=check
+        )
 
     def psql(self, db: str, sql: str) -> str:
         return subprocess.run(
@@ -142,7 +144,7 @@ class PrivatePostgres:
         ).stdout.strip()
 
     def remove(self) -> None:
-        self.stop()
+        self.stop(check=False)  # a failed test may have left it stopped
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

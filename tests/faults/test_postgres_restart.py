@@ -56,6 +56,25 @@ def test_a_postgres_restart_answers_503_then_recovers_and_loses_no_acknowledged_
     phase = {"now": "before"}
     stop = threading.Event()
 
+    pages: list[tuple[str, int, str | None]] = []  # (phase, status, Retry-After)
+
+    def page() -> None:
+        """A browser with a session cookie: the session is loaded (from the database) by
+        the login check before any view runs."""
+        try:
+            response = requests.get(
+                f"http://127.0.0.1:{port}/",
+                cookies={"sessionid": "a" * 32},
+                allow_redirects=False,
+                timeout=10,
+            )
+        except requests.RequestException:
+            pages.append((phase["now"], 0, None))
+            return
+        if response.status_code == 503:
+            assert b"temporarily unavailable" in response.content
+        pages.append((phase["now"], response.status_code, response.headers.get("Retry-After")))
+
     def client() -> None:
         session = requests.Session()
         session.headers.update(headers)
@@ -82,6 +101,8 @@ def test_a_postgres_restart_answers_503_then_recovers_and_loses_no_acknowledged_
                 )
                 if method == "post" and response.status_code < 300:
                     acknowledged.append(event_id)
+            if n % 2 == 0:
+                page()
             time.sleep(0.01)
 
     thread = threading.Thread(target=client, daemon=True)
@@ -98,7 +119,11 @@ def test_a_postgres_restart_answers_503_then_recovers_and_loses_no_acknowledged_
         wait_for(lambda: len(answers) >= 10, timeout=60, interval=0.05)
         phase["now"] = "down"
         private_postgres.stop("immediate")
-        wait_for(lambda: sum(a[1] == 503 for a in answers) >= 6, timeout=60, interval=0.05)
+        wait_for(
+            lambda: sum(a[1] == 503 for a in answers) >= 6 and any(p[1] == 503 for p in pages),
+            timeout=60,
+            interval=0.05,
+        )
         phase["now"] = "restarting"
         private_postgres.start()
         # Recovered once six answers in a row are successes (a socket broken by the restart
@@ -121,3 +146,9 @@ def test_a_postgres_restart_answers_503_then_recovers_and_loses_no_acknowledged_
     stored = set(private_postgres.psql(db, "SELECT event_id FROM profiles_event").split())
     assert acknowledged
     assert set(acknowledged) <= stored  # no acknowledged event lost
+    # Pages: a redirect to the login page before and after, 503 with Retry-After (an HTML
+    # page) while the database is down, never a 500.
+    assert {s for p, s, _ in pages if p in ("before", "after")} <= {302}, pages
+    assert {s for _, s, _ in pages} <= {302, 503}, pages
+    assert {r for _, s, r in pages if s == 503} == {"5"}
+    assert any(s == 503 for _, s, _ in pages), pages

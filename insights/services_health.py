@@ -253,11 +253,22 @@ def alert_recipients(*, brand: Brand) -> list[str]:
 
 def brand_alert_email(*, alert_id: int) -> bool:
     """Email the alert once: the row is claimed (emailed_at set) before sending, so a
-    redelivered task sends nothing. Returns whether it sent."""
-    now = timezone.now()
-    claimed = BrandAlert.objects.filter(pk=alert_id, emailed_at__isnull=True).update(emailed_at=now)
+    redelivered or concurrent task sends nothing, and the claim is released when the send
+    fails (the error is raised for the task to retry). Returns whether it sent."""
+    claimed_at = timezone.now()
+    claimed = BrandAlert.objects.filter(pk=alert_id, emailed_at__isnull=True).update(
+        emailed_at=claimed_at
+    )
     if not claimed:
         return False
+    try:
+        return _alert_email_send(alert_id)
+    except Exception:
+        BrandAlert.objects.filter(pk=alert_id, emailed_at=claimed_at).update(emailed_at=None)
+        raise
+
+
+def _alert_email_send(alert_id: int) -> bool:
     alert = BrandAlert.objects.select_related("brand").get(pk=alert_id)
     recipients = alert_recipients(brand=alert.brand)
     if not recipients:

@@ -1,4 +1,5 @@
 import logging
+from smtplib import SMTPException
 
 from celery import shared_task
 
@@ -22,9 +23,15 @@ def brand_alerts_check_task() -> list[int]:
     return [a.pk for a in alerts]
 
 
-@shared_task(name="insights.brand_alert_email")
+@shared_task(
+    name="insights.brand_alert_email",
+    # A refused or dropped SMTP connection is worth another try (SMTPException is an
+    # OSError); the service releases its claim on the alert when the send fails.
+    autoretry_for=(SMTPException, OSError),
+)
 def brand_alert_email_task(*, alert_id: int) -> bool:
-    """Email an alert's recipients once (the alert row is claimed before sending)."""
+    """Email an alert's recipients once (the alert row is claimed before sending and
+    released if the send fails, so a retry sends it and a redelivery does not)."""
     from insights.services_health import brand_alert_email
 
     return brand_alert_email(alert_id=alert_id)

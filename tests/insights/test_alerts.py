@@ -1,4 +1,5 @@
 import datetime as dt
+from smtplib import SMTPServerDisconnected
 
 import pytest
 from django.core import mail
@@ -9,6 +10,7 @@ from insights.models import AlertStatus, BrandAlert
 from insights.services_health import AlertSettings, brand_alert_email, brand_alerts_check
 from insights.spikes import spike_check
 from insights.tasks import brand_alert_email_task, brand_alerts_check_task
+from tests.insights.email_backends import FailingBackend
 from tests.insights.factories import BrandFactory, PostFactory
 
 NOW = dt.datetime(2026, 11, 20, 15, 7, tzinfo=dt.UTC)  # windows end at 15:00
@@ -109,6 +111,44 @@ def test_alert_email_goes_to_the_brand_recipients_once(db):
     assert f"/insights/health/{acme.pk}/" in message.body
     alert.refresh_from_db()
     assert alert.emailed_at is not None
+
+
+@pytest.fixture
+def failing_email(settings):
+    settings.EMAIL_BACKEND = "tests.insights.email_backends.FailingBackend"
+    FailingBackend.failures = 1
+    error = FailingBackend.error
+    yield FailingBackend
+    FailingBackend.failures = 0
+    FailingBackend.error = error
+
+
+def test_an_alert_email_that_fails_to_send_is_not_marked_sent(db, failing_email):
+    alert = _alert(BrandFactory(name="Acme", alert_emails=["brand@example.com"]))
+    with pytest.raises(SMTPServerDisconnected):
+        brand_alert_email(alert_id=alert.pk)
+    alert.refresh_from_db()
+    assert alert.emailed_at is None
+    assert mail.outbox == []
+    assert brand_alert_email(alert_id=alert.pk) is True
+    assert brand_alert_email(alert_id=alert.pk) is False
+    assert [m.to for m in mail.outbox] == [["brand@example.com"]]
+    alert.refresh_from_db()
+    assert alert.emailed_at is not None
+
+
+@pytest.mark.parametrize(
+    "error",
+    [SMTPServerDisconnected("Connection unexpectedly closed"), ConnectionRefusedError(111, "no")],
+)
+def test_the_alert_email_task_retries_a_failed_send_and_emails_once(db, failing_email, error):
+    failing_email.error = error
+    alert = _alert(BrandFactory(name="Acme", alert_emails=["brand@example.com"]))
+    result = brand_alert_email_task.apply(kwargs={"alert_id": alert.pk}, throw=False)
+    assert result.get() is True
+    assert failing_email.failures == 0  # the first send failed, the retry sent
+    assert brand_alert_email_task.apply(kwargs={"alert_id": alert.pk}).get() is False
+    assert len(mail.outbox) == 1
 
 
 def test_alert_email_falls_back_to_the_marketers(db, marketer, analyst):

@@ -67,6 +67,7 @@ from django.db import connection, transaction
 from django.db.models import BooleanField, ExpressionWrapper
 from django.utils import timezone
 
+from marketing.common.redis_breaker import RedisBreaker
 from marketing.rollups_models import RollupFlush, RollupGrain
 from profiles.models import Event
 from profiles.selectors_events import (
@@ -105,6 +106,8 @@ PENDING_KEY = "rollups:pending"
 
 _state: dict = {"client": None, "location": None}
 _lock = threading.Lock()
+# The serving path's client: short timeouts, skipped for a while after an error.
+served_breaker = RedisBreaker(logger=logger, message="recommendation counters not updated")
 
 
 def redis_name(name: str) -> str:
@@ -246,9 +249,11 @@ def rollup_recommendations_served(
 ) -> None:
     """Count one served list of (item id, category) into the current minute: lists, items
     (impressions), the list's category diversity, and the items into the HyperLogLogs of
-    distinct recommended items. One Redis round trip on the serving path; a Redis error is
-    logged and the list goes uncounted (serving never fails for a counter)."""
-    if not items:
+    distinct recommended items. One Redis round trip on the serving path, with short
+    timeouts; a Redis error opens a breaker (the lists of the next seconds go uncounted
+    without trying Redis, logged once per outage): serving never fails nor waits for a
+    counter."""
+    if not items or not served_breaker.available():
         return
     epoch = (now or timezone.now()).timestamp()
     minute = floor_epoch(epoch, "m")
@@ -256,7 +261,7 @@ def rollup_recommendations_served(
     ids = [item_id for item_id, _ in items]
     try:
         # MULTI: the flush's Lua claim sees the increments and the dirty mark together.
-        pipe = redis_client().pipeline(transaction=True)
+        pipe = served_breaker.client().pipeline(transaction=True)
         pipe.hincrby(key, "rec_lists|", 1)
         pipe.hincrby(key, "rec_items|", len(items))
         if len(items) > 1:
@@ -268,8 +273,10 @@ def rollup_recommendations_served(
             pipe.pfadd(hll, *ids)
             pipe.expire(hll, HLL_TTL[grain])
         pipe.execute()
-    except redis.RedisError:
-        logger.warning("recommendation counters not updated", exc_info=True)
+    except redis.RedisError as exc:
+        served_breaker.failed("rollup_recommendations_served", exc)
+        return
+    served_breaker.succeeded()
 
 
 def _watermark_start(now: datetime) -> int:

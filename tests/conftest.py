@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 from marketing.celery import ALL_QUEUES
 from marketing.celery import app as celery_app
 from marketing.roles import ANALYST, MARKETER, roles_sync
+from marketing.rollups import served_breaker
 from marketing.services import api_key_create
 
 
@@ -29,6 +30,7 @@ def _clean_cache():
     cache.clear()
     yield
     cache.clear()
+    served_breaker.reset()  # a test that took Redis away does not leave lists uncounted
 
 
 def _user_in_group(django_user_model, username: str, group: str):

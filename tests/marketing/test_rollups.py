@@ -274,3 +274,27 @@ def test_tasks_run_twice_count_once():
     rollups_flush_task()
     rollups_flush_task()
     assert rollup("day", MINUTE.replace(hour=0, minute=0), "events", "view") == 3
+
+
+def test_counting_served_lists_on_a_hung_redis_waits_once_and_logs_once(settings, caplog):
+    """A Redis that accepts connections and never answers: the first list waits for the short
+    socket timeout and opens the breaker; the next lists skip Redis; one warning, no trace."""
+    import socket
+
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(16)  # the kernel completes the handshake; nothing ever reads or answers
+    port = hung.getsockname()[1]
+    settings.CACHES = {
+        "default": {**settings.CACHES["default"], "LOCATION": f"redis://127.0.0.1:{port}/0"}
+    }
+    try:
+        with caplog.at_level("WARNING", logger="marketing.rollups"):
+            for _ in range(3):
+                rollups.rollup_recommendations_served(items=[("sku-1", "shoes")])
+    finally:
+        hung.close()
+        rollups.served_breaker.reset()
+    warnings = [r for r in caplog.records if r.name == "marketing.rollups"]
+    assert [r.getMessage() for r in warnings] == ["recommendation counters not updated"]
+    assert warnings[0].exc_info is None

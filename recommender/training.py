@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 import numpy as np
 import orjson
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from marketing.services import job_finish, job_mark_failed, job_progress, job_start
@@ -207,20 +207,17 @@ def model_train(
     started = time.perf_counter()
     progress(5, "loading events")
     loaded = training_data_load(window_days=window_days)  # no version when there is no data
-    version = ModelVersion.objects.create(
-        algorithm=algorithm,
-        params={
-            "window_days": window_days,
-            "event_weights": _type_weights(),
-            "recency_half_life_days": _half_life(),
-            "holdout": f"each customer's latest {int(HOLDOUT_RATIO * 100)}% of events",
-            "components": COMPONENTS[algorithm],
-            "list_length": LIST_LENGTH,
-            "last_event_pk": loaded.last_event_pk,
-            **({"job_id": job_id} if job_id is not None else {}),
-        },
-    )
-    with _training_lock(version.pk):
+    params = {
+        "window_days": window_days,
+        "event_weights": _type_weights(),
+        "recency_half_life_days": _half_life(),
+        "holdout": f"each customer's latest {int(HOLDOUT_RATIO * 100)}% of events",
+        "components": COMPONENTS[algorithm],
+        "list_length": LIST_LENGTH,
+        "last_event_pk": loaded.last_event_pk,
+        **({"job_id": job_id} if job_id is not None else {}),
+    }
+    with _training_locked(algorithm=algorithm, params=params) as version:
         return _model_train_version(
             version,
             algorithm=algorithm,
@@ -404,15 +401,40 @@ TRAINING_LOCK = 7_300_031
 INTERRUPTED_ERROR = "interrupted: the worker training it stopped before the end"
 
 
-@contextmanager
-def _training_lock(version_pk: int) -> Iterator[None]:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_lock(%s, %s)", [TRAINING_LOCK, version_pk])
+def _training_unlock(version_pk: int) -> None:
+    """Release a version's training lock. A lost connection took its session's locks with
+    it: the error is logged, never raised over the error that ended the training."""
     try:
-        yield
-    finally:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [TRAINING_LOCK, version_pk])
+    except DatabaseError as exc:
+        logger.warning(
+            "training lock not released (connection lost)",
+            extra={"version": version_pk, "error": f"{type(exc).__name__}: {exc}"[:300]},
+        )
+
+
+@contextmanager
+def _training_locked(**fields: object) -> Iterator[ModelVersion]:
+    """A new 'training' version, held under its training lock until the block ends. The
+    (session) lock is taken in the transaction that inserts the row, so no other session
+    ever sees the version 'training' and unlocked: trainings_fail_interrupted cannot take a
+    live training for an interrupted one."""
+    locked: list[int] = []
+    try:
+        with transaction.atomic():
+            version = ModelVersion.objects.create(**fields)
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_lock(%s, %s)", [TRAINING_LOCK, version.pk])
+            locked.append(version.pk)
+    except BaseException:
+        for pk in locked:  # the commit failed: a session lock outlives its transaction
+            _training_unlock(pk)
+        raise
+    try:
+        yield version
+    finally:
+        _training_unlock(version.pk)
 
 
 def trainings_fail_interrupted() -> int:
@@ -435,7 +457,7 @@ def trainings_fail_interrupted() -> int:
                 if job_id is not None:
                     job_mark_failed(job_id=job_id, error=INTERRUPTED_ERROR)
             finally:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [TRAINING_LOCK, pk])
+                _training_unlock(pk)
     if marked:
         logger.warning("interrupted trainings marked failed", extra={"versions": marked})
     return marked

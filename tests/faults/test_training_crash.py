@@ -9,11 +9,13 @@ interrupted version and its job failed; a retrain then completes and is served."
 
 import os
 import signal
+import threading
 import uuid
 
 import psycopg
 import pytest
-from django.db import connection
+from django.db import connection, transaction
+from django.db.models.signals import post_save
 
 from marketing.celery import app as celery_app
 from marketing.models import Job
@@ -24,6 +26,7 @@ from recommender.services import model_train_request
 from recommender.training import (
     INTERRUPTED_ERROR,
     TRAINING_LOCK,
+    _training_locked,
     model_train,
     trainings_fail_interrupted,
 )
@@ -118,3 +121,64 @@ def test_only_versions_nobody_trains_are_marked_interrupted():
     assert (dead.status, dead.error) == ("failed", INTERRUPTED_ERROR)
     assert live.status == "training"
     assert (job.status, job.error) == ("failed", INTERRUPTED_ERROR)
+
+
+def test_a_training_is_locked_from_the_moment_its_version_is_visible(settings, tmp_path):
+    """trainings_fail_interrupted run (in another session) as soon as the new version commits
+    finds it locked and leaves it alone: no gap between the row and the lock."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    store_simulate(config=TINY_STORE, reset=True)
+    marked: list[int] = []
+
+    def sweep() -> None:
+        try:
+            marked.append(trainings_fail_interrupted())
+        finally:
+            connection.close()
+
+    def on_created(sender, instance, created, **kwargs) -> None:
+        if created and instance.status == ModelStatus.TRAINING:
+
+            def in_another_session() -> None:
+                thread = threading.Thread(target=sweep)
+                thread.start()
+                thread.join()
+
+            transaction.on_commit(in_another_session)
+
+    post_save.connect(on_created, sender=ModelVersion)
+    try:
+        version = model_train(algorithm=Algorithm.EASE)
+    finally:
+        post_save.disconnect(on_created, sender=ModelVersion)
+    assert marked == [0]
+    version.refresh_from_db()
+    assert version.status == ModelStatus.READY
+
+
+def _locked_then_connection_lost() -> None:
+    """A training under its lock whose connection is killed, then fails on its own."""
+    db = connection.settings_dict
+    with _training_locked(algorithm="ease", params={}):
+        connection.ensure_connection()
+        pid = connection.connection.info.backend_pid
+        with psycopg.connect(
+            host=db["HOST"] or "127.0.0.1",
+            port=db["PORT"] or 5432,
+            user=db["USER"],
+            dbname=db["NAME"],
+            autocommit=True,
+        ) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+        raise RuntimeError("the training's own error")
+
+
+def test_a_lost_connection_does_not_hide_the_trainings_own_error():
+    """The session's advisory lock went with its connection; the unlock in `finally` must not
+    raise over the error that stopped the training."""
+    try:
+        with pytest.raises(RuntimeError, match="the training's own error"):
+            _locked_then_connection_lost()
+    finally:
+        connection.close()
+    assert trainings_fail_interrupted() == 1  # nobody holds its lock any more

@@ -55,6 +55,22 @@ def django_setup(env: dict) -> None:
     django.setup()
 
 
+def scratch_needs_load(model, *, rows: int, reload: bool, db: str, env: dict) -> bool:
+    """Whether the scratch database must be (re)loaded: asked to, missing, or not holding
+    `rows` rows of `model`. When so, it is dropped, created and migrated here."""
+    from django.db import DatabaseError, connection
+
+    try:
+        stored = model.objects.count()
+    except DatabaseError:  # no scratch database yet
+        stored = None
+    connection.close()
+    if reload or stored != rows:
+        database_reset(db, env)
+        return True
+    return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -19,7 +19,7 @@ import statistics
 import sys
 import time
 
-from _scratch import bench_env, database_reset, django_setup
+from _scratch import bench_env, django_setup, scratch_needs_load
 
 DB = "marketing_bench_brand_health"
 _ENV = bench_env(DB, redis_db=3)
@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--reload", action="store_true")
     args = parser.parse_args()
     django_setup(_ENV)
-    from django.db import DatabaseError, connection, transaction
+    from django.db import connection, transaction
     from django.utils import timezone
 
     from insights.models import Brand, Post
@@ -90,14 +90,7 @@ def main() -> None:
     from insights.services_health import AlertSettings, brand_alerts_check
 
     now = timezone.now()
-    try:
-        stored = Post.objects.count()
-    except DatabaseError:  # no scratch database yet
-        stored = None
-        connection.close()
-    if args.reload or stored != args.posts:
-        connection.close()
-        database_reset(DB, _ENV)
+    if scratch_needs_load(Post, rows=args.posts, reload=args.reload, db=DB, env=_ENV):
         log(f"loading {args.posts:,} posts")
         with transaction.atomic():
             brands = [Brand.objects.create(name=f"Brand {i}", is_own=i < 2) for i in range(BRANDS)]

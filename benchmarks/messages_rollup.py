@@ -19,7 +19,7 @@ import statistics
 import sys
 import time
 
-from _scratch import bench_env, database_reset, django_setup
+from _scratch import bench_env, django_setup, scratch_needs_load
 
 DB = "marketing_bench_messages_rollup"
 _ENV = bench_env(DB, redis_db=13)
@@ -59,21 +59,14 @@ def main() -> None:
     parser.add_argument("--reload", action="store_true")
     args = parser.parse_args()
     django_setup(_ENV)
-    from django.db import DatabaseError, connection, transaction
+    from django.db import connection, transaction
     from django.utils import timezone
 
     from campaigns.models import Message
     from marketing import rollups
 
     now = timezone.now()
-    try:
-        stored = Message.objects.count()
-    except DatabaseError:  # no scratch database yet
-        stored = None
-        connection.close()
-    if args.reload or stored != args.messages:
-        connection.close()
-        database_reset(DB, _ENV)
+    if scratch_needs_load(Message, rows=args.messages, reload=args.reload, db=DB, env=_ENV):
         from tests.marketing.messages_load import messages_load
 
         log(f"loading {args.messages:,} messages")

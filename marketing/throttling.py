@@ -123,6 +123,42 @@ def api_key_quota(key: ApiKey, *, now: float) -> Quota | None:
     return None if rate is None else counter_quota(caller=f"key:{key.pk}", rate=rate, now=now)
 
 
+class OverLimitError(Exception):
+    """A hot path counted the call against its quota and found it over the limit: nothing
+    was done for it. The view sets REFUSED_ATTRIBUTE and lets DRF answer the 429."""
+
+    def __init__(self, wait_seconds: float) -> None:
+        super().__init__(f"over the rate limit, retry in {wait_seconds:.1f} s")
+        self.wait_seconds = wait_seconds
+
+
+def quota_take(quota: Quota, *, now: float | None = None) -> None:
+    """Count one call against `quota` in one round trip (CounterRateThrottle's counter);
+    raises OverLimitError when it is over. Fails open (not counted) without Redis."""
+    try:
+        cache = default_cache_reusing()
+        pipe = cache._cache.get_client(quota.key, write=True).pipeline(transaction=False)
+        pipe.incr(quota.key)
+        pipe.expire(quota.key, quota.expire_seconds)
+        count = pipe.execute()[0]
+    except Exception as exc:  # noqa: BLE001 - the limiter must not take the API down
+        logger.warning(
+            "rate limit unavailable, request let through", extra={"error": str(exc)[:300]}
+        )
+        return
+    if count > quota.limit:
+        raise OverLimitError(max(0.0, quota.window_end - (now or time.time())))
+
+
+def api_key_quota_or_none(key: ApiKey, *, now: float) -> Quota | None:
+    """api_key_quota, or None (not counted) when the limit cannot be computed: the limiter
+    fails open as the throttle does."""
+    try:
+        return api_key_quota(key, now=now)
+    except Exception:  # noqa: BLE001 - the limiter must not take the API down
+        return None
+
+
 # Set on the Django request by a hot path that counted the request in its own Redis round
 # trip and found it over the limit: the seconds to wait. DRF's view then refuses it without
 # counting it a second time (experiments.api.experiment_assign_view).

@@ -6,6 +6,7 @@ from django.urls import include, path, re_path
 from experiments.api import experiment_assign_view
 from marketing import views
 from marketing.api import urlpatterns as api_urlpatterns
+from recommender.api_offers import offer_rank_view
 
 urlpatterns = [
     # The assignment hot path first (resolved without trying every pattern below); it hands
@@ -15,6 +16,8 @@ urlpatterns = [
         experiment_assign_view,
         name="experiment-assign-hot",
     ),
+    # The same for the offer ranker's Rank (it hands the rest to OfferRankView).
+    re_path(r"^api/v1/offers/rank/?$", offer_rank_view, name="offers-rank-hot"),
     # The API before the pages: its calls are resolved without trying the apps' page routes.
     *api_urlpatterns,
     path("", views.dashboard_view, name="dashboard"),

@@ -1,20 +1,45 @@
 """The offer ranker's API: Rank and Reward (issue #8), thin over offers_serving / offers_log."""
 
+import json
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from experiments.errors import ExperimentNotFoundError
 from experiments.serving import experiment_assign_variant, experiment_variant_config
-from marketing.authentication import HasScope
-from marketing.throttling import CounterRateThrottle
+from marketing.authentication import KEYWORD, HasScope, api_key_authenticate
+from marketing.throttling import (
+    REFUSED_ATTRIBUTE,
+    CounterRateThrottle,
+    OverLimitError,
+    Quota,
+    api_key_quota_or_none,
+)
 from recommender import offers_log
 from recommender.errors import DecisionNotFoundError, RewardWindowClosedError
-from recommender.offers_serving import DEFAULT_VARIANT, RankVariant, offers_rank
+from recommender.offers_serving import (
+    DEFAULT_K,
+    DEFAULT_VARIANT,
+    MAX_CANDIDATES,
+    MAX_K,
+    RankVariant,
+    offers_rank,
+)
 from recommender.serializers_offers import (
+    CandidateField,
     OfferRankInputSerializer,
     OfferRankOutputSerializer,
     OfferRewardInputSerializer,
     OfferRewardOutputSerializer,
+    _features,
 )
 
 
@@ -50,33 +75,151 @@ class OfferRankView(APIView):
     def post(self, request):
         serializer = OfferRankInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        variant, tested = DEFAULT_VARIANT, {}
-        if key := data.get("experiment"):
-            answer = experiment_assign_variant(key=key, customer_id=data["customer_id"])
-            tested = {"experiment": key, "variant": answer.variant}
-            if answer.variant is None:
-                tested["reason"] = answer.reason
-                variant = RankVariant(experiment=key)
-            else:
-                config = experiment_variant_config(key=key, variant=answer.variant)
-                variant = RankVariant.from_config(config, experiment=key, variant=answer.variant)
-        result = offers_rank(
-            customer_external_id=data["customer_id"],
-            context=data["context"],
-            candidates=data.get("candidates"),
-            placement=data["placement"],
-            k=data["k"],
-            variant=variant,
-        )
-        return Response(
-            {
-                "event_id": result.event_id,
-                "ranking": [{"id": i, "probability": p} for i, p in result.ranking],
-                "model_version": result.model_version,
-                **tested,
-            }
-        )
+        return Response(_rank_answer(serializer.validated_data))
+
+
+def _rank_answer(data: Mapping[str, Any], *, quota: Quota | None = None) -> dict:
+    """The Rank answer for validated input (OfferRankInputSerializer's shape)."""
+    variant, tested = DEFAULT_VARIANT, {}
+    if key := data.get("experiment"):
+        answer = experiment_assign_variant(key=key, customer_id=data["customer_id"])
+        tested = {"experiment": key, "variant": answer.variant}
+        if answer.variant is None:
+            tested["reason"] = answer.reason
+            variant = RankVariant(experiment=key)
+        else:
+            config = experiment_variant_config(key=key, variant=answer.variant)
+            variant = RankVariant.from_config(config, experiment=key, variant=answer.variant)
+    result = offers_rank(
+        customer_external_id=data["customer_id"],
+        context=data["context"],
+        candidates=data.get("candidates"),
+        placement=data["placement"],
+        k=data["k"],
+        variant=variant,
+        quota=quota,
+    )
+    return {
+        "event_id": result.event_id,
+        "ranking": [{"id": i, "probability": p} for i, p in result.ranking],
+        "model_version": result.model_version,
+        **tested,
+    }
+
+
+RANK_SCOPE = OfferRankView.required_scopes["POST"]
+_rank_drf_view = OfferRankView.as_view()
+_JSON_ACCEPT = ("", "*/*", "application/json")
+_PLACEMENT = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")
+_CANDIDATE = CandidateField()
+
+
+@csrf_exempt
+def offer_rank_view(request: HttpRequest) -> HttpResponse:
+    """POST /api/v1/offers/rank without DRF's request cycle (routed before the router, see
+    marketing/urls.py), as the experiment assignment's hot path: a storefront key with the
+    scope and a JSON body that OfferRankInputSerializer accepts as it is (checked here by the
+    same rules, with the serializer's own candidate field) are ranked, and the call is
+    counted against the key's rate limit in the decision's own Redis round trip. The same
+    answer, status and headers as OfferRankView, which serves everything else (other
+    methods, no key or a bad one, a missing scope, any input the check here is not sure of,
+    an unknown experiment, the limit reached, the browsable API), so its serializer and
+    schema stay the contract. DRF's serializer set-up alone cost about as much as the
+    ranking (its fields are deep-copied per call)."""
+    return _rank_fast(request) or _rank_drf_view(request)
+
+
+def _rank_fast(request: HttpRequest) -> HttpResponse | None:
+    meta = request.META
+    keyword, _, raw = meta.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if (
+        request.method != "POST"
+        or keyword != KEYWORD
+        or meta.get("HTTP_ACCEPT", "") not in _JSON_ACCEPT
+        or request.content_type != "application/json"
+        or (request.content_params or {}).get("charset", "utf-8").lower() not in ("utf-8", "utf8")
+        or "format" in request.GET
+    ):
+        return None
+    try:
+        api_key = api_key_authenticate(raw)
+    except exceptions.AuthenticationFailed:
+        return None
+    if not api_key.has_scope(RANK_SCOPE):
+        return None
+    data = rank_input(request.body)
+    if data is None:
+        return None
+    now = time.time()
+    try:
+        answer = _rank_answer(data, quota=api_key_quota_or_none(api_key, now=now))
+    except ExperimentNotFoundError:
+        return None  # not counted: the decision was not written
+    except OverLimitError as exc:
+        setattr(request, REFUSED_ATTRIBUTE, exc.wait_seconds)
+        return None
+    # Rendered as DRF's JSONRenderer renders (compact, UTF-8, U+2028/9 escaped).
+    content = json.dumps(answer, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    content = content.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    response = HttpResponse(content.encode(), content_type="application/json")
+    response["Vary"] = "Accept"
+    response["Allow"] = "POST, OPTIONS"
+    return response
+
+
+def rank_input(body: bytes) -> dict | None:
+    """OfferRankInputSerializer's validated data when the body is valid for it as sent (no
+    value that the serializer would coerce or trim); None otherwise, and DRF then parses,
+    validates and answers as it always did. A body with any \\u escape is left to DRF too
+    (its parser refuses NULs and unpaired surrogates anywhere in it)."""
+    if b"\\u" in body:
+        return None
+    try:
+        data = json.loads(body.decode(), parse_constant=_reject)
+    except ValueError:
+        return None
+    if type(data) is not dict:
+        return None
+    customer = data.get("customer_id")
+    if type(customer) is not str or not customer or len(customer) > 128:
+        return None
+    if customer != customer.strip() or "\x00" in customer:
+        return None
+    out: dict[str, Any] = {"customer_id": customer}
+    context = data.get("context", {})
+    try:
+        out["context"] = _features(context, label="context")
+    except serializers.ValidationError:
+        return None
+    placement = data.get("placement", "")
+    if type(placement) is not str or (placement and not _PLACEMENT.fullmatch(placement)):
+        return None
+    if "placement" in data and not placement:  # given blank: the serializer refuses it
+        return None
+    out["placement"] = placement
+    k = data.get("k", DEFAULT_K)
+    if type(k) is not int or not 1 <= k <= MAX_K:
+        return None
+    out["k"] = k
+    if "candidates" in data:
+        candidates = data["candidates"]
+        if type(candidates) is not list or len(candidates) > MAX_CANDIDATES:
+            return None
+        try:
+            out["candidates"] = [_CANDIDATE.to_internal_value(c) for c in candidates]
+        except serializers.ValidationError:
+            return None
+    if "experiment" in data:
+        experiment = data["experiment"]
+        if type(experiment) is not str or not _SLUG.fullmatch(experiment):
+            return None
+        out["experiment"] = experiment
+    return out
+
+
+def _reject(constant: str):
+    raise ValueError(f"{constant} is not valid JSON")
 
 
 @extend_schema(tags=["offers"])

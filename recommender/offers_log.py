@@ -32,6 +32,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from marketing.throttling import OverLimitError, Quota
 from profiles.models import Event
 from recommender.models import OfferDecision
 from recommender.offers_policy import redis_client, redis_key
@@ -65,26 +66,76 @@ def reward_wait() -> timedelta:
 # --- decisions: Redis buffer into PostgreSQL --------------------------------------------------
 
 
-def decision_buffer(*, record: dict, impressions: Sequence[str], customer_ref: str) -> None:
-    """One pipelined round trip: the decision, its marker, the impressions of capped offers."""
-    pipe = redis_client().pipeline(transaction=False)
-    pipe.rpush(redis_key(PENDING_KEY), json.dumps(record, separators=(",", ":")))
-    pipe.set(
+# KEYS: the rate-limit counter, the decision buffer, the decision's marker, then for each
+# capped offer shown its impression total and per-customer hash. ARGV: the limit (0 = not
+# counted), the counter's TTL, the record, the marker's TTL, the customer ref.
+# Returns 0 over the limit (counted, nothing written), 1 written.
+_BUFFER_LUA = """
+local limit = tonumber(ARGV[1])
+if limit > 0 then
+  local count = redis.call('INCR', KEYS[1])
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+  if count > limit then return 0 end
+end
+redis.call('RPUSH', KEYS[2], ARGV[3])
+redis.call('SET', KEYS[3], 1, 'EX', tonumber(ARGV[4]))
+for i = 4, #KEYS, 2 do
+  redis.call('INCR', KEYS[i])
+  redis.call('HINCRBY', KEYS[i + 1], ARGV[5], 1)
+end
+return 1
+"""
+_scripts: dict[int, Any] = {}
+
+
+def _buffer_script(client: redis.Redis):
+    script = _scripts.get(id(client))
+    if script is None:
+        script = _scripts[id(client)] = client.register_script(_BUFFER_LUA)
+    return script
+
+
+def decision_buffer(
+    *,
+    record: dict,
+    impressions: Sequence[str],
+    customer_ref: str,
+    quota: Quota | None = None,
+) -> None:
+    """One round trip (a script): the call counted against `quota` (the API key's rate
+    limit, when given), then the decision, its marker and the impressions of capped offers.
+    Over the limit nothing is written and OverLimitError is raised. Redis unavailable: the
+    decision goes straight into PostgreSQL and the call is not counted (the limiter fails
+    open)."""
+    keys = [
+        quota.key if quota is not None else redis_key(PENDING_KEY),
+        redis_key(PENDING_KEY),
         marker_key(record["event_id"]),
-        1,
-        ex=settings.OFFERS_REWARD_WAIT_SECONDS + MARKER_MARGIN_SECONDS,
-    )
+    ]
     for offer_id in impressions:
-        pipe.incr(counter_key("imp", offer_id))
-        pipe.hincrby(counter_key("impc", offer_id), customer_ref, 1)
+        keys += [counter_key("imp", offer_id), counter_key("impc", offer_id)]
+    client = redis_client()
     try:
-        pipe.execute()
+        written = _buffer_script(client)(
+            keys=keys,
+            args=[
+                0 if quota is None else quota.limit,
+                0 if quota is None else quota.expire_seconds,
+                json.dumps(record, separators=(",", ":")),
+                settings.OFFERS_REWARD_WAIT_SECONDS + MARKER_MARGIN_SECONDS,
+                customer_ref,
+            ],
+            client=client,
+        )
     except redis.RedisError as exc:
         logger.warning(
             "offer log buffer unavailable, decision stored directly",
             extra={"error": f"{type(exc).__name__}: {exc}"[:300]},
         )
         decision_store(record=record)
+        return
+    if not written and quota is not None:
+        raise OverLimitError(max(0.0, quota.window_end - time.time()))
 
 
 def decision_store(*, record: dict) -> None:

@@ -34,6 +34,7 @@ from typing import Any
 import redis
 from django.utils import timezone
 
+from marketing.throttling import Quota, quota_take
 from recommender.contextual import ApprenticePolicy
 from recommender.contextual.policies import baseline_ranking
 from recommender.models import DecisionMode
@@ -249,7 +250,11 @@ def offers_rank(
     k: int = DEFAULT_K,
     now: datetime | None = None,
     variant: RankVariant = DEFAULT_VARIANT,
+    quota: Quota | None = None,
 ) -> RankResult:
+    """The ranking (see the module docstring). With `quota` (the API key's rate limit) the
+    call is counted in the decision's own Redis round trip; over the limit nothing is
+    logged and OverLimitError is raised (the API answers 429)."""
     now = now or timezone.now()
     raw_version, generation = _stamps()
     version, ranker = served_ranker.get(int(raw_version) if raw_version is not None else None)
@@ -266,6 +271,8 @@ def offers_rank(
     )
     resolved = _under_caps(resolved[:MAX_CANDIDATES], customer_ref=customer_external_id)
     if not resolved:
+        if quota is not None:
+            quota_take(quota)
         return RankResult(event_id=None, ranking=[], model_version=version)
     ids = [c.id for c in resolved]
     actions: list[Mapping[str, Any]] = [
@@ -313,7 +320,9 @@ def offers_rank(
     }
     shown = [ids[i] for i, _ in top if resolved[i].offer is not None]
     capped_shown = [i for i in shown if catalog[i].caps]
-    decision_buffer(record=record, impressions=capped_shown, customer_ref=customer_external_id)
+    decision_buffer(
+        record=record, impressions=capped_shown, customer_ref=customer_external_id, quota=quota
+    )
     return RankResult(
         event_id=event_id,
         ranking=[(ids[i], round(p, 6)) for i, p in top],

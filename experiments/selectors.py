@@ -106,6 +106,51 @@ def exposure_variant_id(*, experiment_id: int, external_id: str) -> int | None:
     return None if row is None else row[0]
 
 
+# The sticky keys experiments.sticky rebuilds: one per exposure, named by the customer's
+# external id, the id exposure_variant_id looks up (an exposure stored through an alias is
+# found, and rebuilt, under the customer's external id, as exposures_flush stores it).
+_STICKY_SQL = """
+SELECT c.external_id, COALESCE(e.variant_id, 0) FROM experiments_exposure e
+JOIN profiles_customer c ON c.id = e.customer_id
+WHERE e.experiment_id = %s
+"""
+
+# The stored exposures of a bandit whose record named the customer by another id (an alias):
+# what exposure_variant_id now answers for the customer's external id.
+_RENAMED_SQL = """
+SELECT DISTINCT x.experiment_id, c.external_id, COALESCE(e.variant_id, 0)
+FROM unnest(%s::bigint[], %s::bigint[], %s::text[]) AS x(experiment_id, customer_id, sent_id)
+JOIN profiles_customer c ON c.id = x.customer_id AND c.external_id <> x.sent_id
+JOIN experiments_exposure e
+    ON e.experiment_id = x.experiment_id AND e.customer_id = x.customer_id
+JOIN experiments_experiment ex ON ex.id = x.experiment_id AND ex.allocation <> %s
+"""
+
+
+def experiment_is_running(*, experiment_id: int) -> bool:
+    return Experiment.objects.filter(pk=experiment_id, status=ExperimentStatus.RUNNING).exists()
+
+
+def exposure_sticky_values(*, experiment_id: int, chunk: int) -> Iterator[list[tuple[str, int]]]:
+    """(external id, variant id; 0 if held out) of the experiment's exposures, `chunk` at a
+    time."""
+    with connection.cursor() as cursor:
+        cursor.execute(_STICKY_SQL, [experiment_id])
+        while rows := cursor.fetchmany(chunk):
+            yield [(row[0], row[1]) for row in rows]
+
+
+def exposures_renamed(
+    *, experiment_ids: list[int], customer_ids: list[int], sent_ids: list[str]
+) -> list[tuple[int, str, int]]:
+    """(experiment id, external id, variant id; 0 if held out) of the adaptive experiments'
+    exposures among (experiment, customer pk, id the record named) whose customer's external
+    id differs from the id the record named."""
+    with connection.cursor() as cursor:
+        cursor.execute(_RENAMED_SQL, [experiment_ids, customer_ids, sent_ids, Allocation.FIXED])
+        return [(row[0], row[1], row[2]) for row in cursor.fetchall()]
+
+
 # The audience sets of experiments.audience: what segment_has_member accepts, as ids.
 _AUDIENCE_IDS_SQL = """
 SELECT c.external_id FROM profiles_segmentmembership m

@@ -34,6 +34,7 @@ from experiments.serving import (
     redis_client,
     redis_key,
 )
+from experiments.sticky import sticky_marker_drop, sticky_marker_set, sticky_renamed_store
 from profiles.models import Segment
 from profiles.services import customers_resolve
 
@@ -237,6 +238,9 @@ def experiment_start(*, experiment: Experiment) -> Experiment:
                 at=now,
             )
             transaction.on_commit(experiment_cache_invalidate)
+            if locked.allocation != Allocation.FIXED:  # no exposure yet: Redis holds them all
+                pk = locked.pk
+                transaction.on_commit(lambda: sticky_marker_set(experiment_id=pk))
     return selectors.experiment_get(key=locked.key) or locked
 
 
@@ -251,6 +255,8 @@ def experiment_stop(*, experiment: Experiment) -> Experiment:
             locked.status, locked.stopped_at = ExperimentStatus.STOPPED, timezone.now()
             locked.save(update_fields=["status", "stopped_at", "updated_at"])
             transaction.on_commit(experiment_cache_invalidate)
+            pk = locked.pk
+            transaction.on_commit(lambda: sticky_marker_drop(experiment_id=pk))
     return selectors.experiment_get(key=locked.key) or locked
 
 
@@ -385,6 +391,11 @@ def _exposures_store(raw: list[bytes | str]) -> tuple[int, int]:
                 ],
             )
             stored = cursor.rowcount
+    sticky_renamed_store(
+        experiment_ids=[r[0] for r in records],
+        customer_ids=[pks[r[1]] for r in records],
+        sent_ids=[r[1] for r in records],
+    )
     return stored, created
 
 

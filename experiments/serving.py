@@ -1,6 +1,6 @@
 """The assignment hot path: `experiment_assign_variant` answers in one Redis round trip
-(two for a bandit's first exposure, which asks the exposure table too) and writes nothing to
-PostgreSQL.
+(two and a query for a bandit's first exposure when its complete marker is missing) and writes
+nothing to PostgreSQL.
 
 - Config: each process keeps the experiments it served in memory, stamped with the Redis
   generation it loaded them at. Every change (create, start, stop, reweight) bumps the
@@ -13,9 +13,13 @@ PostgreSQL.
   later calls find it and log nothing.
 - Fixed weights need no state to be sticky (the hash decides); the key only deduplicates
   exposures, so losing it costs a repeated log line that the flush ignores. A bandit's
-  weights move, so its sticky key is the truth: when Redis has none (first call, expiry
-  after STICKY_DAYS, a flushed Redis) the exposure table is asked before a new variant is
-  drawn from the weights in force.
+  weights move, so its sticky key is the truth. While the bandit's complete marker
+  `exp:full:<experiment>` exists (experiments.sticky: set at start and by a rebuild from the
+  exposure table; it expires before any key written after it, and a flushed Redis loses it
+  with the keys; Redis must not evict keys), a missing key means a first exposure, stored by
+  the same script run. Without the marker (expiry, a flushed Redis) the script only looks,
+  the exposure table is asked before a new variant is drawn from the weights in force, and a
+  rebuild of the keys and marker is queued (once per experiment and process every 30 s).
 - Audience: the segment's Redis set (experiments.audience), checked by the same script
   (SISMEMBER) for customers the hashes let through; while the set is not built, the
   materialized membership (experiments.selectors.segment_has_member, one indexed query).
@@ -60,15 +64,21 @@ BREAKER_SECONDS = 2.0
 SOCKET_TIMEOUT = 0.25
 EXPOSURE_BUFFER = "exp:exposures"
 GENERATION = "exp:gen"
+# The complete marker lives a day less than a sticky key: a key written up to a day before
+# the marker (an exposure still in the buffer when a rebuild read the table) outlives it too.
+MARKER_TTL_SECONDS = (STICKY_DAYS - 1) * 86_400
 
-# KEYS: generation, sticky key, exposure buffer, rate-limit counter, audience set.
+# KEYS: generation, sticky key, exposure buffer, rate-limit counter, audience set, the
+# experiment's complete marker (sticky_marker_key).
 # ARGV: the generation the config was loaded at, the variant to store ("" = only look, "-" =
 # only check the generation), the exposure record, the sticky TTL in seconds, the rate limit
 # (0 = none: the counter is not touched), the counter's TTL in seconds, the customer id to
-# find in the audience set ("" = no audience check).
+# find in the audience set ("" = no audience check), "1" = store only if the complete marker
+# exists (else only look).
 # Returns {4} over the rate limit (counted, nothing else done), {0} stale config, {5} the
 # audience set is not built, {6} not in the audience, {1, value} already assigned, {2} not
-# assigned (look only) or generation current, {3, value} assigned now and logged.
+# assigned (look only, or no marker) or generation current, {3, value} assigned now and
+# logged.
 _ASSIGN_LUA = """
 local limit = tonumber(ARGV[5])
 if limit > 0 then
@@ -85,6 +95,7 @@ if ARGV[2] == '-' then return {2} end
 local old = redis.call('GET', KEYS[2])
 if old then return {1, old} end
 if ARGV[2] == '' then return {2} end
+if ARGV[8] == '1' and redis.call('EXISTS', KEYS[6]) == 0 then return {2} end
 redis.call('SET', KEYS[2], ARGV[2], 'EX', tonumber(ARGV[4]))
 redis.call('RPUSH', KEYS[3], ARGV[3])
 return {3, ARGV[2]}
@@ -116,6 +127,12 @@ _lock = threading.Lock()
 
 def redis_key(name: str) -> str:
     return f"{settings.CACHES['default'].get('KEY_PREFIX', '')}:{name}"
+
+
+def sticky_marker_key(experiment_id: int) -> str:
+    """The experiment's complete marker: while it exists, Redis holds the sticky key of every
+    customer the exposure table knows for the experiment (experiments.sticky)."""
+    return redis_key(f"exp:full:{experiment_id}")
 
 
 def redis_client() -> redis.Redis:
@@ -278,6 +295,7 @@ def _run_script(
     record: str,
     limit: _Limit,
     audience: tuple[str, str] | None = None,
+    complete_marker: str | None = None,
 ) -> list:
     quota, limit.quota = limit.quota, None
     counter = redis_key(GENERATION) if quota is None else quota.key
@@ -289,6 +307,7 @@ def _run_script(
             redis_key(EXPOSURE_BUFFER),
             counter,
             audience_set,
+            complete_marker or redis_key(GENERATION),
         ],
         args=[
             generation,
@@ -298,6 +317,7 @@ def _run_script(
             0 if quota is None else quota.limit,
             0 if quota is None else quota.expire_seconds,
             member,
+            "0" if complete_marker is None else "1",
         ],
         client=redis_client(),
     )
@@ -328,16 +348,16 @@ def _assign(cached: _Cached, customer_id: str, limit: _Limit) -> Assignment | No
         [(cached.audience, customer_id)] if cached.audience and in_set and decision.logged else []
     )
 
-    def run(value: str, record: str) -> tuple[int, list]:
+    def run(value: str, record: str, marker: str | None = None) -> tuple[int, list]:
         """The script, with the audience check in the call's first run; a set not built
         yet is asked of PostgreSQL (and built soon)."""
         check = audience.pop() if audience else None
-        status, *rest = _run_script(generation, sticky, value, record, limit, check)
+        status, *rest = _run_script(generation, sticky, value, record, limit, check, marker)
         if status == NO_AUDIENCE_SET and segment_id is not None:
             _audience_missing(segment_id)
             if not _in_audience(segment_id, customer_id):
                 return NOT_MEMBER, []
-            status, *rest = _run_script(generation, sticky, value, record, limit)
+            status, *rest = _run_script(generation, sticky, value, record, limit, None, marker)
         return status, rest
 
     try:
@@ -345,13 +365,19 @@ def _assign(cached: _Cached, customer_id: str, limit: _Limit) -> Assignment | No
             status, _ = run(GENERATION_ONLY, "")
             return None if status == STALE else _answer(config, decision)
         if config.adaptive and decision.variant is not None:
-            status, value = run("", "")
+            # Stored at once when the complete marker vouches that no sticky key is missing.
+            status, value = run(
+                _sticky_value(decision),
+                _record(config, customer_id, decision),
+                sticky_marker_key(config.id),
+            )
             if status == STALE:
                 return None
             if status == NOT_MEMBER:
                 return Assignment(config.key, None, False, NOT_IN_AUDIENCE)
-            if status == FOUND:
+            if status in (FOUND, STORED):
                 return _from_sticky(config, value[0], decision)
+            _sticky_incomplete(config.id)
             logged = selectors.exposure_variant_id(experiment_id=config.id, external_id=customer_id)
             if logged is not None:  # Redis forgot; the table remembers the first variant
                 text = "h" if logged == 0 else str(logged)
@@ -368,6 +394,12 @@ def _assign(cached: _Cached, customer_id: str, limit: _Limit) -> Assignment | No
     if status == NOT_MEMBER:
         return Assignment(config.key, None, False, NOT_IN_AUDIENCE)
     return _from_sticky(config, value[0], decision)
+
+
+def _sticky_incomplete(experiment_id: int) -> None:
+    from experiments.sticky import sticky_rebuild_soon
+
+    sticky_rebuild_soon(experiment_id=experiment_id)
 
 
 def _audience_missing(segment_id: int) -> None:

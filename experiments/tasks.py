@@ -68,3 +68,18 @@ def attribution_report_compute_task(*, job_id: int, query: dict) -> None:
     from experiments.attribution_reports import AttributionQuery, attribution_report_run
 
     attribution_report_run(job_id=job_id, query=AttributionQuery.from_payload(query))
+
+
+@shared_task(
+    name="experiments.sticky_rebuild",
+    soft_time_limit=240,
+    time_limit=300,
+)
+def sticky_rebuild_task(*, experiment_id: int) -> int:
+    """Restore a bandit's sticky keys from the exposure table and mark them complete, so its
+    first exposures take one Redis round trip again (experiments.sticky); idempotent."""
+    from experiments.sticky import sticky_rebuild
+
+    written = sticky_rebuild(experiment_id=experiment_id)
+    logger.info("sticky rebuild", extra={"experiment": experiment_id, "keys": written})
+    return written

@@ -19,7 +19,7 @@ from experiments.services import (
     exposures_flush,
 )
 from experiments.serving import Assignment, experiment_assign_variant, redis_client, redis_key
-from experiments.tasks import exposures_flush_task
+from experiments.tasks import exposures_flush_task, sticky_rebuild_task
 from profiles.models import Customer
 from profiles.segments.services import segment_create_static
 from tests.profiles.factories import CustomerFactory
@@ -142,13 +142,15 @@ def test_bandit_customer_keeps_first_variant_after_reweighting():
     assert new.propensity == 1.0
 
 
-def test_bandit_stickiness_survives_a_lost_redis_key_through_the_exposure_table():
+def test_bandit_stickiness_survives_a_lost_redis_key_through_the_exposure_table(monkeypatch):
+    monkeypatch.setattr(sticky_rebuild_task, "delay", lambda **kwargs: None)
     experiment = running(weights=(1, 1), allocation="epsilon_greedy")
     first = {f"c-{i}": assign(f"c-{i}").variant for i in range(40)}
     exposures_flush()
     experiment_allocation_set(experiment=experiment, weights={"v0": 1, "v1": 0}, reason="bandit")
     client = redis_client()
-    client.delete(*[redis_key(f"exp:s:{experiment.pk}:c-{i}") for i in range(40)])
+    lost = [redis_key(f"exp:s:{experiment.pk}:c-{i}") for i in range(40)]
+    client.delete(serving.sticky_marker_key(experiment.pk), *lost)  # a flushed Redis
     assert {f"c-{i}": assign(f"c-{i}").variant for i in range(40)} == first
     assert exposure_buffer_size() == 0  # re-warmed from the table, not logged again
 

@@ -107,7 +107,7 @@ class ApprenticePolicy:
         variance = max(self.diff_squares - n * mean * mean, 0.0) / (n - 1)
         return Estimate(value=mean, stderr=math.sqrt(variance / n), n=n)
 
-    def to_bytes(self) -> bytes:
+    def to_bytes(self, *, compress: bool = True) -> bytes:
         state = {
             "epsilon": self.epsilon,
             "min_events": self.min_events,
@@ -121,7 +121,7 @@ class ApprenticePolicy:
         np.savez(
             buffer,
             state=np.array(json.dumps(state)),
-            learner=np.frombuffer(self.learner.to_bytes(), dtype=np.uint8),
+            learner=np.frombuffer(self.learner.to_bytes(compress=compress), dtype=np.uint8),
         )
         return buffer.getvalue()
 

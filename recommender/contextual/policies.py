@@ -170,11 +170,14 @@ class Policy:
     def _epsilon(self, epsilon: float | None) -> float:
         return self.config.epsilon if epsilon is None else epsilon
 
-    def to_bytes(self) -> bytes:
+    def to_bytes(self, *, compress: bool = True) -> bytes:
+        """The state as an .npz archive; `compress=False` is twice the size and loads about
+        ten times faster (what web processes reload on every published version)."""
         buffer = io.BytesIO()
         meta = {"format": FORMAT_VERSION, "updates": self.updates, "config": self.config.to_dict()}
         arrays = {name: getattr(self, name) for name in self.array_names}
-        np.savez_compressed(buffer, meta=np.array(json.dumps(meta)), **arrays)
+        save = np.savez_compressed if compress else np.savez
+        save(buffer, meta=np.array(json.dumps(meta)), **arrays)
         return buffer.getvalue()
 
 

@@ -240,13 +240,16 @@ def test_each_policy_learns_which_offer_wins_on_which_page(kind):
     assert p.min() >= 0.1 / 2 - 1e-12
 
 
+@pytest.mark.parametrize("compress", [True, False])
 @pytest.mark.parametrize("kind", KINDS)
-def test_policy_state_round_trips_through_bytes(kind):
+def test_policy_state_round_trips_through_bytes(kind, compress):
     policy = make_policy(TUNED[kind].with_(features=FeatureSpec(bits=8)), seed=1)
     batch = policy.featurize(context={"page": "cart"}, customer={"orders": 3}, actions=ACTIONS)
     for reward in (1.0, 0.0, 1.0):
         policy.update(batch, 0, reward)
-    restored = policy_from_bytes(policy.to_bytes())
+    data = policy.to_bytes(compress=compress)
+    assert (len(data) > 8 * 2**8) is not compress  # 2^8 float64 weights stored as they are
+    restored = policy_from_bytes(data)
     assert restored.config == policy.config
     assert restored.updates == 3
     assert restored.predict(batch).tolist() == policy.predict(batch).tolist()
@@ -374,7 +377,7 @@ def test_apprentice_keeps_the_baseline_when_it_is_already_best_and_round_trips()
         apprentice.update(batch, ranking.chosen, reward, probability=ranking.chosen_probability)
     assert not apprentice.graduated
     assert apprentice.events == 2000
-    restored = ApprenticePolicy.from_bytes(apprentice.to_bytes())
+    restored = ApprenticePolicy.from_bytes(apprentice.to_bytes(compress=False))
     assert restored.events == 2000
     assert not restored.graduated
     assert restored.advantage() == apprentice.advantage()

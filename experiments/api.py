@@ -29,9 +29,14 @@ from experiments.services import (
     experiment_start,
     experiment_stop,
 )
-from experiments.serving import OverLimitError, experiment_assign_variant
+from experiments.serving import experiment_assign_variant
 from marketing.authentication import KEYWORD, HasScope, api_key_authenticate
-from marketing.throttling import REFUSED_ATTRIBUTE, CounterRateThrottle, api_key_quota
+from marketing.throttling import (
+    REFUSED_ATTRIBUTE,
+    CounterRateThrottle,
+    OverLimitError,
+    api_key_quota_or_none,
+)
 
 ERROR = OpenApiResponse(description='Error body: {"code", "message", "extra"}')
 INVALID = OpenApiResponse(
@@ -215,7 +220,7 @@ def _assign_fast(request: HttpRequest, key: str) -> HttpResponse | None:
     now = time.time()
     try:
         answer = experiment_assign_variant(
-            key=key, customer_id=customer_id, quota=_quota(api_key, now)
+            key=key, customer_id=customer_id, quota=api_key_quota_or_none(api_key, now=now)
         )
     except ExperimentNotFoundError:
         return None
@@ -236,13 +241,6 @@ def _assign_fast(request: HttpRequest, key: str) -> HttpResponse | None:
     response["Vary"] = "Accept"
     response["Allow"] = "POST, OPTIONS"
     return response
-
-
-def _quota(api_key, now: float):
-    try:
-        return api_key_quota(api_key, now=now)
-    except Exception:  # noqa: BLE001 - the limiter must not take the API down (as the throttle)
-        return None
 
 
 def _customer_id(body: bytes) -> str | None:

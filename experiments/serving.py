@@ -52,6 +52,7 @@ from experiments.assignment import (
     decide,
 )
 from experiments.errors import ExperimentNotFoundError
+from marketing.throttling import OverLimitError
 
 if TYPE_CHECKING:
     from marketing.throttling import Quota
@@ -270,15 +271,6 @@ def _record(config: ExperimentConfig, customer_id: str, decision: Decision) -> s
     return json.dumps(
         [config.id, customer_id, variant.id if variant else None, decision.propensity, time.time()]
     )
-
-
-class OverLimitError(Exception):
-    """The call's quota was used up (counted in the assignment's round trip): nothing was
-    assigned or logged."""
-
-    def __init__(self, wait_seconds: float) -> None:
-        super().__init__(f"over the rate limit, retry in {wait_seconds:.1f} s")
-        self.wait_seconds = wait_seconds
 
 
 @dataclass

@@ -29,6 +29,11 @@ else:
 
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Django passes prepare_threshold=None, which turns prepared statements off even for an
+# execute(..., prepare=True). A threshold never reached prepares only the queries that ask
+# (the offer ranker's customer query, selectors_offers); nothing is prepared automatically.
+# A PgBouncer in front must pool by session, or be 1.21+ with max_prepared_statements.
+DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 2**31 - 1)
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise environ.ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (postgres://...)")
 

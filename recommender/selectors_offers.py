@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from django.db import InterfaceError, OperationalError, connection
 from django.db.models import Avg, Count, Q, QuerySet
 from django.db.models.functions import TruncHour
@@ -78,7 +79,7 @@ def customer_for_ranking(*, external_id: str, now: datetime | None = None) -> Ra
     if row is None:
         return RankingCustomer(pk=None, features={"new": True}, segments=frozenset())
     pk, state, segments, consented = row
-    if isinstance(state, str):  # a raw cursor returns jsonb as text
+    if isinstance(state, str):  # Django's adapters load jsonb as text
         state = json.loads(state)
     if not consented:
         return RankingCustomer(pk=pk, features={"anonymous": True}, segments=frozenset())
@@ -91,8 +92,29 @@ def customer_for_ranking(*, external_id: str, now: datetime | None = None) -> Ra
     return RankingCustomer(pk=pk, features=features, segments=frozenset(segments))
 
 
+class _PreparedCursor(psycopg.Cursor):
+    """Server-side binding, and every query a server-side prepared statement: PostgreSQL
+    parses and plans it once per connection instead of once per call. Django's own cursor
+    (a ClientCursor) binds on the client and never prepares."""
+
+    def execute(self, query, params=None, *, prepare=True, binary=None):
+        return super().execute(query, params, prepare=prepare, binary=binary)
+
+
 def _fetch_customer_row(params: dict) -> tuple | None:
-    with connection.cursor() as cursor:
+    """The customer query as a prepared statement (`_PreparedCursor`, named `_pg3_<n>` in
+    pg_prepared_statements), in Django's cursor wrapper: errors stay Django's
+    OperationalError/InterfaceError (the retry below, DatabaseUnavailableMiddleware) and the
+    query is still counted and logged like one from `connection.cursor()`. Prepared only if
+    the connection's prepare_threshold is not None (settings set it); otherwise it runs
+    unprepared, with the same result."""
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    with connection.wrap_database_errors:
+        raw = _PreparedCursor(connection.connection)
+    wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
+    with wrap(raw) as cursor:  # type: ignore[arg-type]  # the stubs expect a CursorWrapper
         cursor.execute(_CUSTOMER_SQL, params)
         return cursor.fetchone()
 

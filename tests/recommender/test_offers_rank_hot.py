@@ -10,7 +10,8 @@ from rest_framework.test import APIClient
 
 from marketing.throttling import counter_quota
 from recommender.api_offers import rank_input
-from recommender.offers_log import PENDING_KEY
+from recommender.models import OfferDecision
+from recommender.offers_log import PENDING_KEY, offer_log_process
 from recommender.offers_policy import redis_client, redis_key
 from recommender.serializers_offers import OfferRankInputSerializer
 from tests.helpers import api_key_client, start_of_rate_window
@@ -148,6 +149,7 @@ def test_what_the_hot_path_accepts_the_serializer_validates_to_the_same_data(bod
         b'{"customer_id": "a", "k": NaN}',
         b'{"customer_id": "a\\u0000b"}',
         b'{"customer_id": "a", "context": {"x": Infinity}}',
+        b'{"customer_id": "a", "context": {"x": 12345678901234567890123}}',
     ],
 )
 def test_bodies_the_hot_path_leaves_to_drf(raw):
@@ -203,3 +205,18 @@ def test_over_the_limit_the_hot_path_logs_nothing_and_the_view_answers_429(
     empty = storefront_client.post(URL, {"customer_id": "c", "candidates": []}, format="json")
     assert empty.status_code == 429
     assert int(redis_client().get(quota.key)) == 4
+
+
+@pytest.mark.django_db
+def test_a_big_integer_in_the_context_is_ranked_by_the_view_and_logged_exactly(
+    storefront_client,
+):
+    body = {**BODY, "context": {"session": 12345678901234567890123}}
+    response = storefront_client.post(URL, body, format="json")
+    assert by_the_view(response)
+    assert response.status_code == 200
+    (entry,) = redis_client().lrange(redis_key(PENDING_KEY), 0, -1)
+    assert json.loads(entry)["context"] == {"session": 12345678901234567890123}
+
+    assert offer_log_process().flushed == 1  # read back by json: the integer stays exact
+    assert OfferDecision.objects.get().context == {"session": 12345678901234567890123}

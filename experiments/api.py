@@ -31,8 +31,9 @@ from experiments.services import (
 )
 from experiments.serving import experiment_assign_variant
 from marketing.authentication import KEYWORD, HasScope, api_key_authenticate
+from marketing.hot_paths import DECLINED
 from marketing.throttling import (
-    REFUSED_ATTRIBUTE,
+    REFUSED_KEY,
     CounterRateThrottle,
     OverLimitError,
     api_key_quota_or_none,
@@ -195,6 +196,8 @@ def experiment_assign_view(request: HttpRequest, key: str) -> HttpResponse:
     and headers as the `assign` action, which serves everything else (other methods, no key
     or a bad one, a missing scope, invalid input, an unknown experiment, the limit reached,
     the browsable API): the action and its schema stay the contract."""
+    if request.META.get(DECLINED):  # marketing.hot_paths tried it already
+        return _assign_drf_view(request, key=key)
     return _assign_fast(request, key) or _assign_drf_view(request, key=key)
 
 
@@ -225,7 +228,7 @@ def _assign_fast(request: HttpRequest, key: str) -> HttpResponse | None:
     except ExperimentNotFoundError:
         return None
     except OverLimitError as exc:
-        setattr(request, REFUSED_ATTRIBUTE, exc.wait_seconds)
+        request.META[REFUSED_KEY] = exc.wait_seconds
         return None
     body = {
         "experiment": answer.experiment,

@@ -125,7 +125,7 @@ def api_key_quota(key: ApiKey, *, now: float) -> Quota | None:
 
 class OverLimitError(Exception):
     """A hot path counted the call against its quota and found it over the limit: nothing
-    was done for it. The view sets REFUSED_ATTRIBUTE and lets DRF answer the 429."""
+    was done for it. The handler sets REFUSED_KEY and lets DRF answer the 429."""
 
     def __init__(self, wait_seconds: float) -> None:
         super().__init__(f"over the rate limit, retry in {wait_seconds:.1f} s")
@@ -159,10 +159,11 @@ def api_key_quota_or_none(key: ApiKey, *, now: float) -> Quota | None:
         return None
 
 
-# Set on the Django request by a hot path that counted the request in its own Redis round
-# trip and found it over the limit: the seconds to wait. DRF's view then refuses it without
-# counting it a second time (experiments.api.experiment_assign_view).
-REFUSED_ATTRIBUTE = "throttle_refused_wait"
+# Set in the request's environ (META) by a hot path that counted the call in its own Redis
+# round trip and found it over the limit: the seconds to wait. DRF's view then refuses it
+# without counting it a second time (experiments.api, recommender.api_offers; the environ
+# outlives the hot path's request object when marketing.hot_paths hands the call to Django).
+REFUSED_KEY = "marketing.throttle_refused_wait"
 
 
 class CounterRateThrottle(ApiKeyRateThrottle):
@@ -177,7 +178,7 @@ class CounterRateThrottle(ApiKeyRateThrottle):
     counter_scope = "api_key_counter"
 
     def allow_request(self, request, view):
-        refused = getattr(getattr(request, "_request", request), REFUSED_ATTRIBUTE, None)
+        refused = getattr(request, "_request", request).META.get(REFUSED_KEY)
         if refused is not None:
             self.wait_seconds = refused
             return False

@@ -16,7 +16,13 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketing.settings")
 
-application = get_wsgi_application()
+django_application = get_wsgi_application()
+
+from marketing.hot_paths import HotPaths  # noqa: E402 - needs the apps loaded
+
+# The hot storefront calls (experiment assignment, offer ranking) are served before Django's
+# middleware; everything else, and what their handlers decline, by Django (hot_paths.py).
+application = HotPaths(django_application)
 
 # What a web process loads at start-up (Django, the apps and their URLconf, numpy, ...) lives
 # as long as the process. Frozen out of the garbage collector's generations, it is no longer

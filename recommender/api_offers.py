@@ -17,8 +17,9 @@ from rest_framework.views import APIView
 from experiments.errors import ExperimentNotFoundError
 from experiments.serving import experiment_assign_variant, experiment_variant_config
 from marketing.authentication import KEYWORD, HasScope, api_key_authenticate
+from marketing.hot_paths import DECLINED
 from marketing.throttling import (
-    REFUSED_ATTRIBUTE,
+    REFUSED_KEY,
     CounterRateThrottle,
     OverLimitError,
     Quota,
@@ -130,6 +131,8 @@ def offer_rank_view(request: HttpRequest) -> HttpResponse:
     an unknown experiment, the limit reached, the browsable API), so its serializer and
     schema stay the contract. DRF's serializer set-up alone cost about as much as the
     ranking (its fields are deep-copied per call)."""
+    if request.META.get(DECLINED):  # marketing.hot_paths tried it already
+        return _rank_drf_view(request)
     return _rank_fast(request) or _rank_drf_view(request)
 
 
@@ -160,7 +163,7 @@ def _rank_fast(request: HttpRequest) -> HttpResponse | None:
     except ExperimentNotFoundError:
         return None  # not counted: the decision was not written
     except OverLimitError as exc:
-        setattr(request, REFUSED_ATTRIBUTE, exc.wait_seconds)
+        request.META[REFUSED_KEY] = exc.wait_seconds
         return None
     # Rendered as DRF's JSONRenderer renders (compact, UTF-8, U+2028/9 escaped).
     content = json.dumps(answer, ensure_ascii=False, allow_nan=False, separators=(",", ":"))

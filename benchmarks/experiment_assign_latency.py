@@ -17,7 +17,7 @@ in-process afterwards on the same mix. Prints JSON on its last line; ok = assign
 with no errors at the target rate. Other processes on the machine take CPU from the server:
 compare with the bare view's figures and the load average printed with them.
 
-    .venv/bin/python benchmarks/experiment_assign_latency.py [--requests 20000] [--rate 500]
+    .venv/bin/python benchmarks/experiment_assign_latency.py [--requests 20000] [--rate 200]
         [--database marketing_bench_experiments] [--no-audience-set]
     (BENCH_REDIS_URL picks the Redis database)
 """
@@ -169,7 +169,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--requests", type=int, default=20_000)
-    parser.add_argument("--rate", type=float, default=500.0, help="requests per second")
+    parser.add_argument("--rate", type=float, default=200.0, help="requests per second")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-audience-set", action="store_true")

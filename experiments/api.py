@@ -7,7 +7,7 @@ import time
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, serializers, status, viewsets
+from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -30,8 +30,8 @@ from experiments.services import (
     experiment_stop,
 )
 from experiments.serving import experiment_assign_variant
-from marketing.authentication import KEYWORD, HasScope, api_key_authenticate
-from marketing.hot_paths import DECLINED
+from marketing.authentication import HasScope
+from marketing.hot_paths import DECLINED, hot_call_key, hot_json_response
 from marketing.throttling import (
     REFUSED_KEY,
     CounterRateThrottle,
@@ -184,7 +184,6 @@ class ExperimentViewSet(viewsets.GenericViewSet):
 
 ASSIGN_SCOPE = ExperimentViewSet.required_scopes["assign"]
 _assign_drf_view = ExperimentViewSet.as_view({"post": "assign"})
-_JSON_ACCEPT = ("", "*/*", "application/json")
 
 
 @csrf_exempt
@@ -202,28 +201,17 @@ def experiment_assign_view(request: HttpRequest, key: str) -> HttpResponse:
 
 
 def _assign_fast(request: HttpRequest, key: str) -> HttpResponse | None:
-    meta = request.META
-    keyword, _, raw = meta.get("HTTP_AUTHORIZATION", "").partition(" ")
-    if (
-        request.method != "POST"
-        or keyword != KEYWORD
-        or meta.get("HTTP_ACCEPT", "") not in _JSON_ACCEPT
-        or request.content_type != "application/json"
-        or (request.content_params or {}).get("charset", "utf-8").lower() not in ("utf-8", "utf8")
-        or "format" in request.GET
-    ):
-        return None
-    try:
-        api_key = api_key_authenticate(raw)
-    except exceptions.AuthenticationFailed:
+    api_key = hot_call_key(request, scope=ASSIGN_SCOPE)
+    if api_key is None:
         return None
     customer_id = _customer_id(request.body)
-    if customer_id is None or not api_key.has_scope(ASSIGN_SCOPE):
+    if customer_id is None:
         return None
-    now = time.time()
     try:
         answer = experiment_assign_variant(
-            key=key, customer_id=customer_id, quota=api_key_quota_or_none(api_key, now=now)
+            key=key,
+            customer_id=customer_id,
+            quota=api_key_quota_or_none(api_key, now=time.time()),
         )
     except ExperimentNotFoundError:
         return None
@@ -237,13 +225,7 @@ def _assign_fast(request: HttpRequest, key: str) -> HttpResponse | None:
     }
     if answer.reason:
         body["reason"] = answer.reason
-    # Rendered as DRF's JSONRenderer renders (compact, UTF-8, U+2028/9 escaped).
-    content = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    content = content.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-    response = HttpResponse(content.encode(), content_type="application/json")
-    response["Vary"] = "Accept"
-    response["Allow"] = "POST, OPTIONS"
-    return response
+    return hot_json_response(body, allow="POST, OPTIONS")
 
 
 def _customer_id(body: bytes) -> str | None:

@@ -21,6 +21,7 @@ on this 2-CPU machine, a twentieth of the assignment's budget.
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -35,8 +36,47 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.urls import set_urlconf
+from rest_framework import exceptions
 
+from marketing.authentication import KEYWORD, api_key_authenticate
 from marketing.common.middleware import database_unavailable_response
+from marketing.models import ApiKey
+
+_JSON_ACCEPT = ("", "*/*", "application/json")
+
+
+def hot_call_key(request: HttpRequest, *, scope: str) -> ApiKey | None:
+    """The verified API key of a call a hot handler may answer: a POST with `Api-Key`
+    authentication and the scope, a JSON body in UTF-8, JSON accepted, no `?format=`. None
+    for anything else: the DRF view answers it (its errors, the browsable API ...)."""
+    meta = request.META
+    keyword, _, raw = meta.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if (
+        request.method != "POST"
+        or keyword != KEYWORD
+        or meta.get("HTTP_ACCEPT", "") not in _JSON_ACCEPT
+        or request.content_type != "application/json"
+        or (request.content_params or {}).get("charset", "utf-8").lower() not in ("utf-8", "utf8")
+        or "format" in request.GET
+    ):
+        return None
+    try:
+        api_key = api_key_authenticate(raw)
+    except exceptions.AuthenticationFailed:
+        return None
+    return api_key if api_key.has_scope(scope) else None
+
+
+def hot_json_response(body: dict, *, allow: str) -> HttpResponse:
+    """`body` rendered as DRF's JSONRenderer renders it (compact, UTF-8, U+2028/9 escaped),
+    with the headers DRF's view adds (Vary: Accept, Allow)."""
+    content = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    content = content.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    response = HttpResponse(content.encode(), content_type="application/json")
+    response["Vary"] = "Accept"
+    response["Allow"] = allow
+    return response
+
 
 # Set in the environ when a hot handler declined the call: the view at the same URL then
 # goes straight to DRF instead of trying the hot handler a second time.

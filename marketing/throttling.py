@@ -189,18 +189,15 @@ class CounterRateThrottle(ApiKeyRateThrottle):
         now = time.time()
         try:
             quota = counter_quota(caller=self.caller(request), rate=rate, now=now)
-            cache = default_cache_reusing()
-            pipe = cache._cache.get_client(quota.key, write=True).pipeline(transaction=False)
-            pipe.incr(quota.key)
-            pipe.expire(quota.key, quota.expire_seconds)
-            count = pipe.execute()[0]
         except Exception as exc:  # noqa: BLE001 - the limiter must not take the API down
             logger.warning(
                 "rate limit unavailable, request let through", extra={"error": str(exc)[:300]}
             )
             return True
-        if count > quota.limit:
-            self.wait_seconds = quota.window_end - now
+        try:
+            quota_take(quota, now=now)
+        except OverLimitError as exc:
+            self.wait_seconds = exc.wait_seconds
             return False
         return True
 

@@ -1,6 +1,5 @@
 """The offer ranker's API: Rank and Reward (issue #8), thin over offers_serving / offers_log."""
 
-import json
 import re
 import time
 from collections.abc import Mapping
@@ -10,14 +9,14 @@ import orjson
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import exceptions, serializers
+from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from experiments.errors import ExperimentNotFoundError
 from experiments.serving import experiment_assign_variant, experiment_variant_config
-from marketing.authentication import KEYWORD, HasScope, api_key_authenticate
-from marketing.hot_paths import DECLINED
+from marketing.authentication import HasScope
+from marketing.hot_paths import DECLINED, hot_call_key, hot_json_response
 from marketing.throttling import (
     REFUSED_KEY,
     CounterRateThrottle,
@@ -111,7 +110,6 @@ def _rank_answer(data: Mapping[str, Any], *, quota: Quota | None = None) -> dict
 
 RANK_SCOPE = OfferRankView.required_scopes["POST"]
 _rank_drf_view = OfferRankView.as_view()
-_JSON_ACCEPT = ("", "*/*", "application/json")
 _PLACEMENT = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")
 _CANDIDATE = CandidateField()
@@ -137,41 +135,20 @@ def offer_rank_view(request: HttpRequest) -> HttpResponse:
 
 
 def _rank_fast(request: HttpRequest) -> HttpResponse | None:
-    meta = request.META
-    keyword, _, raw = meta.get("HTTP_AUTHORIZATION", "").partition(" ")
-    if (
-        request.method != "POST"
-        or keyword != KEYWORD
-        or meta.get("HTTP_ACCEPT", "") not in _JSON_ACCEPT
-        or request.content_type != "application/json"
-        or (request.content_params or {}).get("charset", "utf-8").lower() not in ("utf-8", "utf8")
-        or "format" in request.GET
-    ):
-        return None
-    try:
-        api_key = api_key_authenticate(raw)
-    except exceptions.AuthenticationFailed:
-        return None
-    if not api_key.has_scope(RANK_SCOPE):
+    api_key = hot_call_key(request, scope=RANK_SCOPE)
+    if api_key is None:
         return None
     data = rank_input(request.body)
     if data is None:
         return None
-    now = time.time()
     try:
-        answer = _rank_answer(data, quota=api_key_quota_or_none(api_key, now=now))
+        answer = _rank_answer(data, quota=api_key_quota_or_none(api_key, now=time.time()))
     except ExperimentNotFoundError:
         return None  # not counted: the decision was not written
     except OverLimitError as exc:
         request.META[REFUSED_KEY] = exc.wait_seconds
         return None
-    # Rendered as DRF's JSONRenderer renders (compact, UTF-8, U+2028/9 escaped).
-    content = json.dumps(answer, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    content = content.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-    response = HttpResponse(content.encode(), content_type="application/json")
-    response["Vary"] = "Accept"
-    response["Allow"] = "POST, OPTIONS"
-    return response
+    return hot_json_response(answer, allow="POST, OPTIONS")
 
 
 def rank_input(body: bytes) -> dict | None:

@@ -127,6 +127,12 @@ class OfferStorefront:
         logit += self.config.taste_weight * np.log(observed + 0.02)
         return int(np.argmax(logit))
 
+    def customer_oracle_choice(self, customer: int) -> int:
+        """The best fixed offer for the customer knowing their hidden tastes (taste, price
+        level, latent match, quality) but not the request (page, device, cart, referrer):
+        the best fixed assignment of one offer to each customer."""
+        return int(np.argmax(self._static_logit[customer]))
+
     def customer_features(self, customer: int) -> dict[str, Any]:
         """The live-profile view of a customer (computed once, then fixed)."""
         profile = self._profiles.get(customer)

@@ -34,6 +34,7 @@ from experiments.serving import (
     redis_client,
     redis_key,
 )
+from marketing.common.queueing import delay_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -100,17 +101,7 @@ def audience_build_soon(*, segment_id: int) -> None:
     except redis.RedisError as exc:
         _redis_failed("audience guard", exc)
         return
-
-    def enqueue() -> None:
-        try:
-            audience_build_task.delay(segment_id=segment_id)
-        except Exception as exc:  # noqa: BLE001 - a lost build only costs queries until the next
-            logger.warning(
-                "experiment audience build not queued",
-                extra={"segment": segment_id, "error": f"{type(exc).__name__}: {exc}"[:300]},
-            )
-
-    transaction.on_commit(enqueue)
+    delay_on_commit(audience_build_task, what="experiment audience build", segment_id=segment_id)
 
 
 def _live_keys(segment_ids: list[int] | None = None) -> list[str]:

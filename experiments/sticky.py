@@ -28,7 +28,6 @@ import secrets
 import time
 
 import redis
-from django.db import transaction
 
 from experiments import selectors
 from experiments.serving import (
@@ -39,6 +38,7 @@ from experiments.serving import (
     redis_key,
     sticky_marker_key,
 )
+from marketing.common.queueing import delay_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -134,17 +134,7 @@ def sticky_rebuild_soon(*, experiment_id: int) -> None:
     if now - _asked.get(experiment_id, -REBUILD_ASK_SECONDS) < REBUILD_ASK_SECONDS:
         return
     _asked[experiment_id] = now
-
-    def enqueue() -> None:
-        try:
-            sticky_rebuild_task.delay(experiment_id=experiment_id)
-        except Exception as exc:  # noqa: BLE001 - a lost rebuild only costs queries until the next
-            logger.warning(
-                "sticky rebuild not queued",
-                extra={"experiment": experiment_id, "error": f"{type(exc).__name__}: {exc}"[:300]},
-            )
-
-    transaction.on_commit(enqueue)
+    delay_on_commit(sticky_rebuild_task, what="sticky rebuild", experiment_id=experiment_id)
 
 
 def sticky_renamed_store(

@@ -172,7 +172,7 @@ def main() -> None:
     port = free_port()
     env = _ENV
     web = gunicorn_start(port=port, workers=args.workers, env=env)
-    worker = celery_worker_start(env=env, queues="default", concurrency=1)
+    worker = celery_worker_start(env=env, queues="ingest,default", concurrency=1)
     try:
         wait_listening(port)
         time.sleep(2)

@@ -11,6 +11,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketing.settings")
 
 class Queue(StrEnum):
     DEFAULT = "default"
+    # Event ingestion's consumers: profile features and the dashboard's counters, which must
+    # keep up with the event stream whatever imports or refreshes wait on `default`.
+    INGEST = "ingest"
     EMAIL = "email"
     RECOMMENDER = "recommender"
     EXPERIMENTS = "experiments"
@@ -43,6 +46,9 @@ app.conf.task_routes = {
     # exact names are matched before the globs
     "recommender.offer_log_process": {"queue": Queue.OFFERS.value},
     "recommender.offer_policy_learn": {"queue": Queue.OFFERS.value},
+    "profiles.features_update": {"queue": Queue.INGEST.value},
+    "marketing.rollup_events_consume": {"queue": Queue.INGEST.value},
+    "marketing.rollups_flush": {"queue": Queue.INGEST.value},
     "recommender.*": {"queue": Queue.RECOMMENDER.value},
     "campaigns.*": {"queue": Queue.EMAIL.value},
     "experiments.*": {"queue": Queue.EXPERIMENTS.value},

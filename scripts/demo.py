@@ -387,7 +387,7 @@ def run(env: dict[str, str], port: int, password: str) -> int:
                 "-l",
                 "info",
                 "-Q",
-                "default,email,recommender,experiments",
+                "ingest,default,email,recommender,experiments",
                 "--concurrency",
                 "2",
                 "-n",

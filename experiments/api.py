@@ -34,7 +34,6 @@ from marketing.authentication import HasScope
 from marketing.hot_paths import DECLINED, hot_call_key, hot_json_response
 from marketing.throttling import (
     REFUSED_KEY,
-    CounterRateThrottle,
     OverLimitError,
     api_key_quota_or_none,
 )
@@ -65,7 +64,6 @@ class ExperimentViewSet(viewsets.GenericViewSet):
         "stop": "experiments:write",
         "assign": "experiments:assign",
     }
-    throttle_classes = [CounterRateThrottle]
     serializer_class = ExperimentOutputSerializer
     lookup_url_kwarg = "key"
     lookup_value_regex = "[-a-zA-Z0-9_]+"
@@ -191,7 +189,7 @@ def experiment_assign_view(request: HttpRequest, key: str) -> HttpResponse:
     """POST /api/v1/experiments/{key}/assign without DRF's request cycle (routed before the
     router, see marketing/urls.py): a storefront key with the scope, a JSON body with a valid
     `customer_id`, a known experiment, answered in one Redis round trip that also counts the
-    call against the key's rate limit (CounterRateThrottle's counter). The same answer, status
+    call against the key's rate limit (ApiKeyRateThrottle's counter). The same answer, status
     and headers as the `assign` action, which serves everything else (other methods, no key
     or a bad one, a missing scope, invalid input, an unknown experiment, the limit reached,
     the browsable API): the action and its schema stay the contract."""

@@ -28,9 +28,8 @@ from django.db import transaction
 
 from experiments import selectors
 from experiments.serving import (
-    _redis_failed,
-    _redis_ok,
     audience_set_key,
+    breaker,
     redis_client,
     redis_key,
 )
@@ -99,7 +98,7 @@ def audience_build_soon(*, segment_id: int) -> None:
         ):
             return
     except redis.RedisError as exc:
-        _redis_failed("audience guard", exc)
+        breaker.failed("audience guard", exc)
         return
     delay_on_commit(audience_build_task, what="experiment audience build", segment_id=segment_id)
 
@@ -112,13 +111,13 @@ def _live_keys(segment_ids: list[int] | None = None) -> list[str]:
 
 
 def _apply(keys: list[str], ids: list[str], *, add: bool) -> None:
-    if not keys or not ids or not _redis_ok():
+    if not keys or not ids or not breaker.available():
         return
     try:
         client = redis_client()
         client.eval(_APPLY_LUA, len(keys), *keys, "1" if add else "0", *ids)
     except redis.RedisError as exc:
-        _redis_failed("audience update", exc)
+        breaker.failed("audience update", exc)
 
 
 def audience_customer_refresh(*, customer_id: int) -> None:

@@ -23,7 +23,7 @@ nothing to PostgreSQL.
 - Audience: the segment's Redis set (experiments.audience), checked by the same script
   (SISMEMBER) for customers the hashes let through; while the set is not built, the
   materialized membership (experiments.selectors.segment_has_member, one indexed query).
-- Rate limit: the API's per-key counter (marketing.throttling.CounterRateThrottle's) is
+- Rate limit: the API's per-key counter (marketing.throttling.ApiKeyRateThrottle's) is
   incremented by the call's first script run when a quota is given, before anything else.
 - Redis down: the hash still decides (sticky for fixed weights), nothing is logged, and the
   config is reloaded from PostgreSQL every LOCAL_TTL_SECONDS. Never an error.
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -52,6 +51,7 @@ from experiments.assignment import (
     decide,
 )
 from experiments.errors import ExperimentNotFoundError
+from marketing.common.redis_breaker import RedisBreaker
 from marketing.throttling import OverLimitError
 
 if TYPE_CHECKING:
@@ -122,8 +122,12 @@ class _Cached:
 
 
 _configs: dict[str, _Cached] = {}
-_state: dict = {"client": None, "location": None, "script": None, "open_until": 0.0}
-_lock = threading.Lock()
+breaker = RedisBreaker(
+    logger=logger,
+    message="experiment cache unavailable",
+    socket_timeout=SOCKET_TIMEOUT,
+    open_seconds=BREAKER_SECONDS,
+)
 
 
 def redis_key(name: str) -> str:
@@ -139,36 +143,12 @@ def sticky_marker_key(experiment_id: int) -> str:
 def redis_client() -> redis.Redis:
     """One long-lived client per process with short timeouts (a hung Redis must not hang
     the assignment path)."""
-    location = settings.CACHES["default"]["LOCATION"]
-    if _state["location"] != location:
-        with _lock:
-            client = redis.Redis.from_url(
-                location,
-                socket_timeout=SOCKET_TIMEOUT,
-                socket_connect_timeout=SOCKET_TIMEOUT,
-                health_check_interval=30,
-            )
-            _state.update(
-                client=client, location=location, script=client.register_script(_ASSIGN_LUA)
-            )
-    return _state["client"]
-
-
-def _redis_ok() -> bool:
-    return time.monotonic() >= _state["open_until"]
-
-
-def _redis_failed(operation: str, exc: Exception) -> None:
-    _state["open_until"] = time.monotonic() + BREAKER_SECONDS
-    logger.warning(
-        "experiment cache unavailable",
-        extra={"operation": operation, "error": f"{type(exc).__name__}: {exc}"[:300]},
-    )
+    return breaker.client()
 
 
 def _generation_read() -> str | None:
     """The current generation (created on first use); None when Redis is unavailable."""
-    if not _redis_ok():
+    if not breaker.available():
         return None
     try:
         client = redis_client()
@@ -177,8 +157,9 @@ def _generation_read() -> str | None:
             client.set(redis_key(GENERATION), time.time_ns(), nx=True)
             raw = client.get(redis_key(GENERATION))
     except redis.RedisError as exc:
-        _redis_failed("generation", exc)
+        breaker.failed("generation", exc)
         return None
+    breaker.succeeded()
     return None if raw is None else _text(raw)
 
 
@@ -190,7 +171,7 @@ def experiment_cache_invalidate() -> None:
         if client.incr(redis_key(GENERATION)) == 1:  # the key was gone: restart from the clock
             client.set(redis_key(GENERATION), time.time_ns())
     except redis.RedisError as exc:
-        _redis_failed("invalidate", exc)
+        breaker.failed("invalidate", exc)
 
 
 def experiment_cache_invalidate_on_commit(**kwargs) -> None:
@@ -292,7 +273,7 @@ def _run_script(
     quota, limit.quota = limit.quota, None
     counter = redis_key(GENERATION) if quota is None else quota.key
     audience_set, member = audience or (redis_key(GENERATION), "")
-    result = _state["script"](
+    result = breaker.script(_ASSIGN_LUA)(
         keys=[
             redis_key(GENERATION),
             redis_key(sticky),
@@ -311,7 +292,6 @@ def _run_script(
             member,
             "0" if complete_marker is None else "1",
         ],
-        client=redis_client(),
     )
     if quota is not None and result[0] == OVER_LIMIT:
         raise OverLimitError(max(0.0, quota.window_end - time.time()))
@@ -322,7 +302,7 @@ def _assign(cached: _Cached, customer_id: str, limit: _Limit) -> Assignment | No
     """The assignment, or None when the config turned out stale."""
     config = cached.config
     assert config is not None  # noqa: S101 - the caller checked
-    redis_ok = cached.generation is not None and _redis_ok()
+    redis_ok = cached.generation is not None and breaker.available()
     # With Redis, the audience set is checked in the script's round trip (decide() then
     # assumes membership; the script answers "not in the audience" first).
     in_set = redis_ok and cached.audience is not None
@@ -377,7 +357,7 @@ def _assign(cached: _Cached, customer_id: str, limit: _Limit) -> Assignment | No
                 return _from_sticky(config, text, decision)
         status, value = run(_sticky_value(decision), _record(config, customer_id, decision))
     except redis.RedisError as exc:
-        _redis_failed("assign", exc)
+        breaker.failed("assign", exc)
         if in_set:  # decided assuming membership: decide again with the table's answer
             return _assign(_Cached(None, config, 0.0), customer_id, limit)
         return _answer(config, decision)

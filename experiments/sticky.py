@@ -33,7 +33,7 @@ from experiments import selectors
 from experiments.serving import (
     MARKER_TTL_SECONDS,
     STICKY_DAYS,
-    _redis_failed,
+    breaker,
     redis_client,
     redis_key,
     sticky_marker_key,
@@ -86,14 +86,14 @@ def sticky_marker_set(*, experiment_id: int) -> None:
     try:
         redis_client().set(sticky_marker_key(experiment_id), 1, ex=MARKER_TTL_SECONDS)
     except redis.RedisError as exc:  # the first exposure asks the table and rebuilds
-        _redis_failed("sticky marker", exc)
+        breaker.failed("sticky marker", exc)
 
 
 def sticky_marker_drop(*, experiment_id: int) -> None:
     try:
         redis_client().delete(sticky_marker_key(experiment_id))
     except redis.RedisError as exc:  # it expires on its own
-        _redis_failed("sticky marker", exc)
+        breaker.failed("sticky marker", exc)
 
 
 def sticky_rebuild(*, experiment_id: int) -> int:

@@ -244,6 +244,25 @@ def category_diversity(categories: Sequence[str]) -> float:
     return 1.0 - same / (n * (n - 1))
 
 
+# KEYS: the minute's live hash, the dirty set, the HyperLogLogs of the minute, hour and day.
+# ARGV: items, the list's category diversity ('' for a single item), the minute, the three
+# HyperLogLogs' lifetimes, then the item ids.
+_SERVED_LUA = """
+redis.call('HINCRBY', KEYS[1], 'rec_lists|', 1)
+redis.call('HINCRBY', KEYS[1], 'rec_items|', ARGV[1])
+if ARGV[2] ~= '' then
+  redis.call('HINCRBYFLOAT', KEYS[1], 'rec_ild|', ARGV[2])
+  redis.call('HINCRBY', KEYS[1], 'rec_ild_lists|', 1)
+end
+redis.call('SADD', KEYS[2], ARGV[3])
+for i = 1, 3 do
+  redis.call('PFADD', KEYS[2 + i], unpack(ARGV, 7))
+  redis.call('EXPIRE', KEYS[2 + i], ARGV[3 + i])
+end
+return 1
+"""
+
+
 def rollup_recommendations_served(
     *, items: Sequence[tuple[str, str]], now: datetime | None = None
 ) -> None:
@@ -257,22 +276,23 @@ def rollup_recommendations_served(
         return
     epoch = (now or timezone.now()).timestamp()
     minute = floor_epoch(epoch, "m")
-    key = live_key(minute)
-    ids = [item_id for item_id, _ in items]
+    grains = ("m", "h", "d")
     try:
-        # MULTI: the flush's Lua claim sees the increments and the dirty mark together.
-        pipe = served_breaker.client().pipeline(transaction=True)
-        pipe.hincrby(key, "rec_lists|", 1)
-        pipe.hincrby(key, "rec_items|", len(items))
-        if len(items) > 1:
-            pipe.hincrbyfloat(key, "rec_ild|", category_diversity([c for _, c in items]))
-            pipe.hincrby(key, "rec_ild_lists|", 1)
-        pipe.sadd(redis_name(DIRTY_KEY), minute)
-        for grain in ("m", "h", "d"):
-            hll = rec_hll_key(grain, floor_epoch(epoch, grain))
-            pipe.pfadd(hll, *ids)
-            pipe.expire(hll, HLL_TTL[grain])
-        pipe.execute()
+        # One script: the flush's Lua claim sees the increments and the dirty mark together.
+        served_breaker.script(_SERVED_LUA)(
+            keys=[
+                live_key(minute),
+                redis_name(DIRTY_KEY),
+                *(rec_hll_key(grain, floor_epoch(epoch, grain)) for grain in grains),
+            ],
+            args=[
+                len(items),
+                repr(category_diversity([c for _, c in items])) if len(items) > 1 else "",
+                minute,
+                *(HLL_TTL[grain] for grain in grains),
+                *(item_id for item_id, _ in items),
+            ],
+        )
     except redis.RedisError as exc:
         served_breaker.failed("rollup_recommendations_served", exc)
         return

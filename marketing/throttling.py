@@ -11,39 +11,6 @@ from marketing.models import ApiKey
 logger = logging.getLogger(__name__)
 
 
-class ApiKeyRateThrottle(SimpleRateThrottle):
-    """Per-key rate limit, counted in Redis (the default cache).
-
-    A key's own `rate_limit` wins over the API_RATE_LIMIT default; logged-in users are
-    limited per user, anonymous callers per IP address.
-    """
-
-    scope = "api_key"
-
-    def allow_request(self, request, view):
-        key = request.auth if isinstance(request.auth, ApiKey) else None
-        if key is not None and key.rate_limit:
-            self.rate = key.rate_limit
-            self.num_requests, self.duration = self.parse_rate(self.rate)
-        try:
-            return super().allow_request(request, view)
-        except Exception as exc:  # noqa: BLE001 - the limiter must not take the API down
-            logger.warning(
-                "rate limit unavailable, request let through", extra={"error": str(exc)[:300]}
-            )
-            return True
-
-    def get_cache_key(self, request, view):
-        return self.cache_format % {"scope": self.scope, "ident": self.caller(request)}
-
-    def caller(self, request) -> str:
-        if isinstance(request.auth, ApiKey):
-            return f"key:{request.auth.pk}"
-        if request.user and request.user.is_authenticated:
-            return f"user:{request.user.pk}"
-        return f"ip:{self.get_ident(request)}"
-
-
 class _ReusingClient(RedisCacheClient):
     """Django's client builds a redis.Redis (and its callback tables) on every call; this one
     keeps one per connection pool."""
@@ -76,15 +43,6 @@ def default_cache_reusing() -> RedisCache:
     return cache
 
 
-class ServingRateThrottle(ApiKeyRateThrottle):
-    """The per-key limit (failing open like every endpoint's) through a Redis client that is
-    not rebuilt per call; same counters as every other endpoint."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.cache = default_cache_reusing()
-
-
 @dataclass(frozen=True)
 class Quota:
     """One request's count against a per-key limit: the fixed window's counter in Redis
@@ -100,7 +58,7 @@ _rates: dict[str, tuple[int, int]] = {}
 
 
 def counter_quota(*, caller: str, rate: str, now: float) -> Quota:
-    """The counter CounterRateThrottle increments for `caller` at `now` (one per window)."""
+    """The counter ApiKeyRateThrottle increments for `caller` at `now` (one per window)."""
     parsed = _rates.get(rate)
     if parsed is None:
         count, seconds = SimpleRateThrottle.parse_rate(None, rate)  # type: ignore[arg-type]
@@ -110,7 +68,7 @@ def counter_quota(*, caller: str, rate: str, now: float) -> Quota:
     limit, duration = parsed
     window = int(now // duration)
     name = default_cache_reusing().make_and_validate_key(
-        f"throttle_{CounterRateThrottle.counter_scope}_{caller}_{window}"
+        f"throttle_{ApiKeyRateThrottle.scope}_{caller}_{window}"
     )
     return Quota(
         key=name, limit=limit, expire_seconds=duration + 1, window_end=(window + 1) * duration
@@ -118,8 +76,8 @@ def counter_quota(*, caller: str, rate: str, now: float) -> Quota:
 
 
 def api_key_quota(key: ApiKey, *, now: float) -> Quota | None:
-    """The quota CounterRateThrottle applies to a storefront key (None: no limit)."""
-    rate = key.rate_limit or CounterRateThrottle.THROTTLE_RATES.get(CounterRateThrottle.scope)
+    """The quota ApiKeyRateThrottle applies to a storefront key (None: no limit)."""
+    rate = key.rate_limit or ApiKeyRateThrottle.THROTTLE_RATES.get(ApiKeyRateThrottle.scope)
     return None if rate is None else counter_quota(caller=f"key:{key.pk}", rate=rate, now=now)
 
 
@@ -133,7 +91,7 @@ class OverLimitError(Exception):
 
 
 def quota_take(quota: Quota, *, now: float | None = None) -> None:
-    """Count one call against `quota` in one round trip (CounterRateThrottle's counter);
+    """Count one call against `quota` in one round trip (ApiKeyRateThrottle's counter);
     raises OverLimitError when it is over. Fails open (not counted) without Redis."""
     try:
         cache = default_cache_reusing()
@@ -166,16 +124,20 @@ def api_key_quota_or_none(key: ApiKey, *, now: float) -> Quota | None:
 REFUSED_KEY = "marketing.throttle_refused_wait"
 
 
-class CounterRateThrottle(ApiKeyRateThrottle):
-    """The per-key limit in O(1): one INCR of a counter per fixed window, in one round trip.
+class ApiKeyRateThrottle(SimpleRateThrottle):
+    """Per-key rate limit, counted in Redis (the default cache), in O(1): one INCR of a
+    counter per fixed window, in one round trip. Every endpoint shares the key's counter
+    (scope "api_key"); the hot paths count into the same counter inside their own Redis
+    script (`counter_quota`).
 
-    DRF's throttle keeps the list of every request time in the window and pickles it to and
-    from Redis on each call; at hundreds of requests a second that list alone costs
-    milliseconds, more than the whole experiment assignment. A fixed window admits up to
-    twice the rate across a window boundary, which is fine for protecting the service.
-    Counted apart from the other endpoints (scope "api_key_counter")."""
+    A key's own `rate_limit` wins over the API_RATE_LIMIT default; logged-in users are
+    limited per user, anonymous callers per IP address. DRF's own throttle keeps the list of
+    every request time in the window and pickles it to and from Redis on each call: at
+    hundreds of requests a second that list alone costs milliseconds, more than a whole
+    recommendation or assignment. A fixed window admits up to twice the rate across a window
+    boundary, which is fine for protecting the service. Without Redis it fails open."""
 
-    counter_scope = "api_key_counter"
+    scope = "api_key"
 
     def allow_request(self, request, view):
         refused = getattr(request, "_request", request).META.get(REFUSED_KEY)
@@ -203,3 +165,13 @@ class CounterRateThrottle(ApiKeyRateThrottle):
 
     def wait(self):
         return getattr(self, "wait_seconds", None)
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.caller(request)}
+
+    def caller(self, request) -> str:
+        if isinstance(request.auth, ApiKey):
+            return f"key:{request.auth.pk}"
+        if request.user and request.user.is_authenticated:
+            return f"user:{request.user.pk}"
+        return f"ip:{self.get_ident(request)}"

@@ -100,10 +100,6 @@ def consent_filter(*, customer_ids: Iterable[int], purpose: str) -> set[int]:
     )
 
 
-def consent_allows(*, customer_id: int, purpose: str) -> bool:
-    return bool(consent_filter(customer_ids=[customer_id], purpose=purpose))
-
-
 def consent_reachable_endpoints(*, customer_ids: Iterable[int], channel: str):
     """The endpoints a message on `channel` may go to: consent granted for the channel's
     purpose and the endpoint itself not opted out."""

@@ -9,7 +9,6 @@ from rest_framework.views import APIView
 from experiments.serving import experiment_assign_variant, experiment_variant_config
 from marketing.authentication import HasScope
 from marketing.rollups import rollup_recommendations_served
-from marketing.throttling import ServingRateThrottle
 from recommender import selectors, serving
 from recommender.serializers import (
     STRATEGIES,
@@ -117,7 +116,6 @@ class CustomerRecommendationView(APIView):
     """Recommendations for one customer (by storefront id or alias)."""
 
     permission_classes = [HasScope]
-    throttle_classes = [ServingRateThrottle]
     required_scopes = {"GET": "recommendations:read"}
 
     @extend_schema(
@@ -176,7 +174,6 @@ class SimilarItemsView(APIView):
     """Items related to one catalog item."""
 
     permission_classes = [HasScope]
-    throttle_classes = [ServingRateThrottle]
     required_scopes = {"GET": "recommendations:read"}
 
     @extend_schema(

@@ -19,7 +19,6 @@ from marketing.authentication import HasScope
 from marketing.hot_paths import DECLINED, hot_call_key, hot_json_response
 from marketing.throttling import (
     REFUSED_KEY,
-    CounterRateThrottle,
     OverLimitError,
     Quota,
     api_key_quota_or_none,
@@ -48,7 +47,6 @@ from recommender.serializers_offers import (
 class OfferRankView(APIView):
     permission_classes = [HasScope]
     # one INCR per call (DRF's list of request times costs milliseconds at 200 calls/s)
-    throttle_classes = [CounterRateThrottle]
     required_scopes = {"POST": "offers:read"}
 
     @extend_schema(
@@ -206,7 +204,6 @@ def rank_input(body: bytes) -> dict | None:
 class OfferRewardView(APIView):
     permission_classes = [HasScope]
     # one INCR per call (DRF's list of request times costs milliseconds at 200 calls/s)
-    throttle_classes = [CounterRateThrottle]
     required_scopes = {"POST": "offers:write"}
 
     @extend_schema(

@@ -5,6 +5,8 @@ from dataclasses import dataclass
 from django.db import connection
 from django.db.models import F, Func, JSONField, QuerySet, Value
 
+from marketing.common.prepared import fetchone_prepared_as_health_check
+from profiles.models import ConsentPurpose
 from recommender.models import (
     Algorithm,
     Item,
@@ -172,7 +174,9 @@ def item_category_for_serving(*, external_id: str) -> str | None:
 
 
 _CUSTOMER_FOR_SERVING = """
-SELECT c.id, f.state -> 'recent_views', f.state -> 'recent_purchases'
+SELECT c.id, f.state -> 'recent_views', f.state -> 'recent_purchases',
+       EXISTS(SELECT 1 FROM profiles_consent p
+              WHERE p.customer_id = c.id AND p.purpose = %(purpose)s AND p.granted)
 FROM profiles_customer c LEFT JOIN profiles_customerfeatures f ON f.customer_id = c.id
 WHERE c.id = coalesce(
     (SELECT id FROM profiles_customer WHERE external_id = %(id)s),
@@ -181,16 +185,26 @@ WHERE c.id = coalesce(
 """
 
 
-def customer_for_serving(*, external_id: str) -> tuple[int, list[str], list[str]] | None:
-    """(pk, recent views, recent purchases) of the customer with this id or alias, in one
-    query: the hot path needs only these, not the full profile of `customer_get_for_api`.
-    Plain SQL: the ORM spends four times the query's own time compiling the JSON lookups."""
-    with connection.cursor() as cursor:
-        cursor.execute(_CUSTOMER_FOR_SERVING, {"id": external_id})
-        row = cursor.fetchone()
+@dataclass(frozen=True)
+class ServingCustomer:
+    pk: int
+    views: list[str]
+    purchases: list[str]
+    personalization: bool  # the customer granted the personalization consent
+
+
+def customer_for_serving(*, external_id: str) -> ServingCustomer | None:
+    """The customer with this id or alias as serving needs them (recent views and purchases,
+    the personalization consent) in one prepared query: the hot path needs only these, not
+    the full profile of `customer_get_for_api`. Plain SQL: the ORM spends four times the
+    query's own time compiling the JSON lookups. Erasure deletes a customer's consents, so
+    an erased customer is never personalized."""
+    row = fetchone_prepared_as_health_check(
+        _CUSTOMER_FOR_SERVING, {"id": external_id, "purpose": ConsentPurpose.PERSONALIZATION}
+    )
     if row is None:
         return None
-    return row[0], _json_list(row[1]), _json_list(row[2])
+    return ServingCustomer(row[0], _json_list(row[1]), _json_list(row[2]), bool(row[3]))
 
 
 def _json_value(value):

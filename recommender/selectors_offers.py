@@ -5,12 +5,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import psycopg
-from django.db import InterfaceError, OperationalError, connection
 from django.db.models import Avg, Count, Q, QuerySet
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
+from marketing.common.prepared import fetchone_prepared_as_health_check
 from marketing.models import Job
 from profiles.models import ConsentPurpose
 from recommender.models import (
@@ -75,7 +74,9 @@ def customer_for_ranking(*, external_id: str, now: datetime | None = None) -> Ra
     """The customer as the ranker sees them. Unknown customers are not created (ranking
     writes no profile); without personalization consent only the id is used (for caps),
     not the profile or segments."""
-    row = _customer_row({"id": external_id, "purpose": ConsentPurpose.PERSONALIZATION})
+    row = fetchone_prepared_as_health_check(
+        _CUSTOMER_SQL, {"id": external_id, "purpose": ConsentPurpose.PERSONALIZATION}
+    )
     if row is None:
         return RankingCustomer(pk=None, features={"new": True}, segments=frozenset())
     pk, state, segments, consented = row
@@ -90,51 +91,6 @@ def customer_for_ranking(*, external_id: str, now: datetime | None = None) -> Ra
     # customer clicks beyond what the profile says (a string: a number would be bucketed).
     features["id"] = str(pk)
     return RankingCustomer(pk=pk, features=features, segments=frozenset(segments))
-
-
-class _PreparedCursor(psycopg.Cursor):
-    """Server-side binding, and every query a server-side prepared statement: PostgreSQL
-    parses and plans it once per connection instead of once per call. Django's own cursor
-    (a ClientCursor) binds on the client and never prepares."""
-
-    def execute(self, query, params=None, *, prepare=True, binary=None):
-        return super().execute(query, params, prepare=prepare, binary=binary)
-
-
-def _fetch_customer_row(params: dict) -> tuple | None:
-    """The customer query as a prepared statement (`_PreparedCursor`, named `_pg3_<n>` in
-    pg_prepared_statements), in Django's cursor wrapper: errors stay Django's
-    OperationalError/InterfaceError (the retry below, DatabaseUnavailableMiddleware) and the
-    query is still counted and logged like one from `connection.cursor()`. Prepared only if
-    the connection's prepare_threshold is not None (settings set it); otherwise it runs
-    unprepared, with the same result."""
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    connection.validate_thread_sharing()
-    with connection.wrap_database_errors:
-        raw = _PreparedCursor(connection.connection)
-    wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
-    with wrap(raw) as cursor:  # type: ignore[arg-type]  # the stubs expect a CursorWrapper
-        cursor.execute(_CUSTOMER_SQL, params)
-        return cursor.fetchone()
-
-
-def _customer_row(params: dict) -> tuple | None:
-    """The customer query doubles as the connection's health check. Before a request's
-    first query Django checks a persistent connection (CONN_HEALTH_CHECKS) with a SELECT 1,
-    a round trip as long as this query, the rank path's only one. A read is safe to repeat:
-    on a connection that died while idle (PostgreSQL restarted) it fails and runs once more
-    on a new connection. Inside a transaction the usual check stays."""
-    reused = connection.connection is not None and not connection.in_atomic_block
-    if not reused:
-        return _fetch_customer_row(params)
-    # Django's flag (not in the stubs): this request's check is done
-    connection.health_check_done = True  # type: ignore[attr-defined]
-    try:
-        return _fetch_customer_row(params)
-    except (OperationalError, InterfaceError):
-        connection.close()
-        return _fetch_customer_row(params)
 
 
 def items_for_ranking(*, external_ids: list[str]) -> dict[str, Item]:

@@ -25,8 +25,6 @@ from typing import Any, NamedTuple
 
 from django.conf import settings
 
-from profiles.consent import consent_allows
-from profiles.models import ConsentPurpose
 from recommender import selectors
 from recommender.models import Algorithm, Item
 from recommender.serving_cache import (
@@ -371,9 +369,7 @@ def recommend(
     `context` is accepted for later use (placement-specific models) and not used yet."""
     matches = filter_compile(filters)
     customer = selectors.customer_for_serving(external_id=customer_external_id)
-    allowed = customer is not None and consent_allows(
-        customer_id=customer[0], purpose=ConsentPurpose.PERSONALIZATION
-    )
+    allowed = customer is not None and customer.personalization
     # One Redis round trip on the warm path: the generation, and the customer's list under
     # the version this process serves now (checked against the snapshot below).
     local = _local["snapshot"]
@@ -386,7 +382,7 @@ def recommend(
         and serving_now is not None
         and serving_now.algorithm != Algorithm.POPULARITY
     ):
-        wanted.append(_list_key(serving_now.id, customer[0]))
+        wanted.append(_list_key(serving_now.id, customer.pk))
     generation, prefetched = generation_and_get(wanted)
     snapshot = snapshot_get(generation, known=True, prefetched=prefetched)
     excluded: set[str] = set()
@@ -394,7 +390,7 @@ def recommend(
     version: VersionRef | None = None
     strategy_used = Source.POPULAR
     if customer is not None and allowed:
-        customer_id, views, purchases = customer
+        customer_id, views, purchases = customer.pk, customer.views, customer.purchases
         if "purchased" in exclude:
             excluded.update(purchases)
         if "viewed" in exclude:

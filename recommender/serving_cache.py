@@ -5,7 +5,8 @@ It talks to the default cache's Redis (settings.CACHES["default"]["LOCATION"]) w
 long-lived redis-py client: Django's cache builds a client object per call, which costs more
 than the round trip on this path; short socket timeouts keep a hung Redis from hanging
 requests. After an error Redis is skipped for `BREAKER_SECONDS`, so a down Redis costs one
-failed connection per process every few seconds instead of one per call.
+failed connection per process every few seconds instead of one per call (the client and the
+breaker are marketing.common.redis_breaker's).
 
 `serving_cache_invalidate()` bumps a generation counter that every cached snapshot is keyed
 by: activating a model version or changing the catalog makes every process reload.
@@ -17,8 +18,9 @@ import threading
 import time
 from typing import Any
 
-import redis
 from django.conf import settings
+
+from marketing.common.redis_breaker import RedisBreaker
 
 logger = logging.getLogger(__name__)
 
@@ -27,41 +29,18 @@ GENERATION_KEY = "gen"
 BREAKER_SECONDS = 2.0
 SOCKET_TIMEOUT = 0.25
 
-_breaker = {"open_until": 0.0}
-_clients: dict[str, redis.Redis] = {}
+breaker = RedisBreaker(
+    logger=logger,
+    message="recommendation cache unavailable",
+    socket_timeout=SOCKET_TIMEOUT,
+    open_seconds=BREAKER_SECONDS,
+)
 _local_lock = threading.Lock()
 _local_listeners: list = []
 
 
-def _client() -> redis.Redis:
-    cache = settings.CACHES["default"]
-    location = cache["LOCATION"]
-    client = _clients.get(location)
-    if client is None:
-        client = redis.Redis.from_url(
-            location,
-            socket_timeout=SOCKET_TIMEOUT,
-            socket_connect_timeout=SOCKET_TIMEOUT,
-            health_check_interval=30,
-        )
-        _clients[location] = client
-    return client
-
-
 def _key(key: str) -> str:
     return f"{settings.CACHES['default'].get('KEY_PREFIX', '')}:{PREFIX}{key}"
-
-
-def _available() -> bool:
-    return time.monotonic() >= _breaker["open_until"]
-
-
-def _failed(operation: str, exc: Exception) -> None:
-    _breaker["open_until"] = time.monotonic() + BREAKER_SECONDS
-    logger.warning(
-        "recommendation cache unavailable",
-        extra={"operation": operation, "error": f"{type(exc).__name__}: {exc}"[:300]},
-    )
 
 
 def _load(raw: bytes | str | None) -> Any:
@@ -84,24 +63,20 @@ def _found(keys: list[str], raw_values: list) -> dict[str, Any]:
     return found
 
 
-def breaker_reset() -> None:
-    """Forget a past failure (tests that bring Redis back, or an operator)."""
-    _breaker["open_until"] = 0.0
-
-
 def cache_get(key: str, default: Any = None) -> Any:
     return cache_get_many([key]).get(key, default)
 
 
 def cache_get_many(keys: list[str]) -> dict[str, Any]:
     """The keys found (as given); {} when Redis fails."""
-    if not keys or not _available():
+    if not keys or not breaker.available():
         return {}
     try:
-        values = _client().mget([_key(k) for k in keys])
+        values = breaker.client().mget([_key(k) for k in keys])
     except Exception as exc:  # noqa: BLE001 - any Redis failure is a miss
-        _failed("get", exc)
+        breaker.failed("get", exc)
         return {}
+    breaker.succeeded()
     return _found(keys, values)
 
 
@@ -110,40 +85,41 @@ def cache_set(key: str, value: Any, *, timeout: int) -> None:
 
 
 def cache_set_many(values: dict[str, Any], *, timeout: int) -> None:
-    if not values or not _available():
+    if not values or not breaker.available():
         return
     try:
-        pipe = _client().pipeline(transaction=False)
+        pipe = breaker.client().pipeline(transaction=False)
         for key, value in values.items():
             pipe.set(_key(key), pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), ex=timeout)
         pipe.execute()
     except Exception as exc:  # noqa: BLE001
-        _failed("set", exc)
+        breaker.failed("set", exc)
 
 
 def cache_delete_many(keys: list[str]) -> None:
-    if not keys or not _available():
+    if not keys or not breaker.available():
         return
     try:
-        _client().delete(*[_key(k) for k in keys])
+        breaker.client().delete(*[_key(k) for k in keys])
     except Exception as exc:  # noqa: BLE001
-        _failed("delete", exc)
+        breaker.failed("delete", exc)
 
 
 def generation_and_get(keys: list[str]) -> tuple[int | None, dict[str, Any]]:
     """The cache generation (created on first use) and `keys`, in one round trip; (None, {})
     when Redis is unavailable."""
-    if not _available():
+    if not breaker.available():
         return None, {}
     try:
-        raw = _client().mget([_key(GENERATION_KEY), *(_key(k) for k in keys)])
+        raw = breaker.client().mget([_key(GENERATION_KEY), *(_key(k) for k in keys)])
         generation = raw[0]
         if generation is None:
-            _client().set(_key(GENERATION_KEY), time.time_ns(), nx=True)
-            generation = _client().get(_key(GENERATION_KEY))
+            breaker.client().set(_key(GENERATION_KEY), time.time_ns(), nx=True)
+            generation = breaker.client().get(_key(GENERATION_KEY))
     except Exception as exc:  # noqa: BLE001
-        _failed("generation", exc)
+        breaker.failed("generation", exc)
         return None, {}
+    breaker.succeeded()
     return (None if generation is None else int(generation)), _found(keys, raw[1:])
 
 
@@ -158,7 +134,9 @@ def serving_cache_invalidate() -> None:
     for callback in list(_local_listeners):
         callback()
     try:
-        if _client().incr(_key(GENERATION_KEY)) == 1:  # the key was gone: restart from the clock
-            _client().set(_key(GENERATION_KEY), time.time_ns())
+        if (
+            breaker.client().incr(_key(GENERATION_KEY)) == 1
+        ):  # the key was gone: restart from the clock
+            breaker.client().set(_key(GENERATION_KEY), time.time_ns())
     except Exception as exc:  # noqa: BLE001
-        _failed("invalidate", exc)
+        breaker.failed("invalidate", exc)

@@ -28,7 +28,7 @@ def api_key_client(*scopes: str, name: str = "automation") -> APIClient:
 
 
 def start_of_rate_window(seconds: int = 3600, *, margin: float = 30.0) -> None:
-    """Sleep into the next fixed rate-limit window (`now // seconds`, as CounterRateThrottle
+    """Sleep into the next fixed rate-limit window (`now // seconds`, as ApiKeyRateThrottle
     counts) when fewer than `margin` seconds are left in this one, so a test's calls and its
     read of the counter all fall into the same window."""
     left = seconds - time.time() % seconds

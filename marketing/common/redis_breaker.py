@@ -13,6 +13,7 @@ import time
 
 import redis
 from django.conf import settings
+from redis.commands.core import Script
 
 
 class RedisBreaker:
@@ -31,6 +32,7 @@ class RedisBreaker:
         self.open_until = 0.0
         self.failing = False
         self._clients: dict[str, redis.Redis] = {}
+        self._scripts: dict[tuple[int, str], Script] = {}
         self._lock = threading.Lock()
 
     def client(self) -> redis.Redis:
@@ -48,6 +50,15 @@ class RedisBreaker:
                         health_check_interval=30,
                     )
         return client
+
+    def script(self, source: str) -> Script:
+        """The Lua script `source` for the current client (registered once per client: it
+        runs by EVALSHA, loaded again by redis-py when Redis has forgotten it)."""
+        client = self.client()
+        script = self._scripts.get((id(client), source))
+        if script is None:
+            script = self._scripts[(id(client), source)] = client.register_script(source)
+        return script
 
     def available(self) -> bool:
         return time.monotonic() >= self.open_until

@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from experiments import serving
 from marketing.services import api_key_create
-from marketing.throttling import CounterRateThrottle, counter_quota
+from marketing.throttling import ApiKeyRateThrottle, counter_quota
 from tests.helpers import api_key_client, start_of_rate_window
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -169,7 +169,7 @@ def test_the_rate_limit_counts_each_call_once_in_the_assignment_round_trip(autom
     ]
     assert statuses == [200, 200, 200, 429, 429]
     quota = counter_quota(caller=f"key:{key.pk}", rate="3/hour", now=time.time())
-    assert CounterRateThrottle.counter_scope in quota.key
+    assert ApiKeyRateThrottle.scope in quota.key
     assert cache._cache.get_client(quota.key).get(quota.key) == b"5"  # one count per call
     refused = client.post(URL, {"customer_id": "c-5"}, format="json")
     assert refused.json()["code"] == "throttled"
@@ -197,5 +197,5 @@ def test_without_redis_the_hot_path_still_answers(automation, settings):
             for i in range(10)
         }
     finally:
-        serving._state["open_until"] = 0.0
+        serving.breaker.reset()
     assert answers == expected

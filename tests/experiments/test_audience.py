@@ -23,10 +23,10 @@ IDS = [*(f"m-{i}" for i in range(6)), "cookie-0", "outsider-0", "outsider-1", "n
 @pytest.fixture(autouse=True)
 def _fresh_process_cache():
     serving._configs.clear()
-    serving._state["open_until"] = 0.0
+    serving.breaker.reset()
     yield
     serving._configs.clear()
-    serving._state["open_until"] = 0.0
+    serving.breaker.reset()
 
 
 @pytest.fixture

@@ -30,10 +30,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 def _fresh_process_cache():
     serving._configs.clear()
-    serving._state["open_until"] = 0.0
+    serving.breaker.reset()
     yield
     serving._configs.clear()
-    serving._state["open_until"] = 0.0
+    serving.breaker.reset()
 
 
 def running(key="banner", weights=(1, 1), **fields):

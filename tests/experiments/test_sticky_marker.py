@@ -29,11 +29,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 def _fresh_process_cache():
     serving._configs.clear()
-    serving._state["open_until"] = 0.0
+    serving.breaker.reset()
     sticky._asked.clear()
     yield
     serving._configs.clear()
-    serving._state["open_until"] = 0.0
+    serving.breaker.reset()
     sticky._asked.clear()
 
 
@@ -48,15 +48,14 @@ def queued(monkeypatch):
 @pytest.fixture
 def script_calls(monkeypatch):
     """How many times the assignment's Lua script ran."""
-    redis_client()
-    script = serving._state["script"]
+    script = serving.breaker.script(serving._ASSIGN_LUA)
     calls: list[int] = []
 
     def counted(**kwargs):
         calls.append(1)
         return script(**kwargs)
 
-    monkeypatch.setitem(serving._state, "script", counted)
+    monkeypatch.setattr(serving.breaker, "script", lambda source: counted)
     return calls
 
 

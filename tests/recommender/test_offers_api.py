@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from marketing.throttling import CounterRateThrottle, counter_quota
+from marketing.throttling import ApiKeyRateThrottle, counter_quota
 from profiles.models import Event
 from recommender.models import DecisionMode, OfferDecision
 from recommender.offers_log import (
@@ -338,5 +338,5 @@ def test_rank_and_reward_count_the_key_limit_with_one_counter(storefront_client,
     assert refused.json()["code"] == "throttled"
     assert _pending() == 2  # the refused call ranked and logged nothing
     quota = counter_quota(caller=f"key:{key.pk}", rate="3/hour", now=time.time())
-    assert CounterRateThrottle.counter_scope in quota.key
+    assert ApiKeyRateThrottle.scope in quota.key
     assert int(redis_client().get(quota.key)) == 4  # one INCR per call, no list of times

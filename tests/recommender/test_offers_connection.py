@@ -1,8 +1,8 @@
 """The rank path's customer query doubles as the connection's health check
-(selectors_offers._customer_row): a persistent connection that died while idle costs no
-failed request, and a live one is not checked with a SELECT 1 first. The query is a
-server-side prepared statement (selectors_offers._fetch_customer_row): the same row as
-Django's client-side cursor, prepared once per connection, re-prepared on a new one."""
+(marketing.common.prepared.fetchone_prepared_as_health_check): a persistent connection that
+died while idle costs no failed request, and a live one is not checked with a SELECT 1 first.
+The query is a server-side prepared statement (fetchone_prepared): the same row as Django's
+client-side cursor, prepared once per connection, re-prepared on a new one."""
 
 import datetime as dt
 
@@ -11,12 +11,17 @@ import pytest
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
+from marketing.common.prepared import fetchone_prepared_as_health_check
 from profiles.models import Consent, ConsentPurpose, CustomerAlias
-from recommender.selectors_offers import _CUSTOMER_SQL, _customer_row, customer_for_ranking
+from recommender.selectors_offers import _CUSTOMER_SQL, customer_for_ranking
 from tests.profiles.factories import CustomerFactory, SegmentFactory
 from tests.recommender.offers_helpers import profiled_customer
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _customer_row(params: dict) -> tuple | None:
+    return fetchone_prepared_as_health_check(_CUSTOMER_SQL, params)
 
 
 def _backend_pid() -> int:

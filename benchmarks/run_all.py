@@ -284,9 +284,13 @@ REGISTRY: tuple[Benchmark, ...] = (
     ),
     Benchmark(
         "provider_throughput",
-        ("sendgrid_client.emails_per_s", "keep_alive_http_client.emails_per_s"),
-        ">= 1,000 emails/s handed to SendGrid",
-        lambda r: r["sendgrid_client"]["emails_per_s"] >= r["target_emails_per_s"],
+        (
+            "sendgrid_client_batched.emails_per_s",
+            "sendgrid_client.emails_per_s",
+            "keep_alive_http_client.emails_per_s",
+        ),
+        ">= 1,000 emails/s handed to SendGrid (as dispatch sends: batched)",
+        key("ok"),
         quick=("--emails", "500"),
     ),
     Benchmark(

@@ -191,6 +191,24 @@ REGISTRY: tuple[Benchmark, ...] = (
         timeout=1800,
     ),
     Benchmark(
+        "brand_health",
+        (
+            "mentions",
+            "brand_health_7d_ms",
+            "brand_health_30d_ms",
+            "brand_health_90d_ms",
+            "dashboard_panel_30d_ms",
+        ),
+        quick=("--posts", "20000", "--days", "30", "--reload"),
+        timeout=1800,
+    ),
+    Benchmark(
+        "attribution_report_db",
+        ("events", "rows", "paths", "us_per_row"),
+        quick=("--customers", "5000", "--events", "100000", "--runs", "1", "--reload"),
+        timeout=1800,
+    ),
+    Benchmark(
         "template_render",
         ("contexts_per_s", "renders_per_s", "contexts_and_renders_per_s"),
         quick=("--customers", "1000", "--items", "300", "--batch", "500"),
@@ -199,6 +217,13 @@ REGISTRY: tuple[Benchmark, ...] = (
         "tracking_endpoints",
         ("open_first_ms_median_p95", "click_ms_median_p95", "webhook_1000_events_ms"),
         quick=("--customers", "1500", "--requests", "100"),
+    ),
+    Benchmark(
+        "social_ingest",
+        ("posts_per_s", "repeat_posts_per_s", "cpu_us_per_post_python", "cpu_us_per_post_postgres"),
+        ">= 5,000 posts/s scored (mentions, sentiment, aspects) and stored",
+        key("ok"),
+        quick=("--posts", "5000", "--customers", "2000"),
     ),
     # Servers (gunicorn, Celery workers, provider stand-ins) over loopback.
     Benchmark(
@@ -532,6 +557,20 @@ def _format(value: Any) -> str:
     return str(value)
 
 
+def _commits_line(report: dict) -> list[str]:
+    """Which commit each entry ran on, when an --update mixed several."""
+    by_commit: dict[str, list[str]] = {}
+    for entry in report["benchmarks"]:
+        commit = (entry.get("git_commit") or "")[:12] or "not recorded"
+        by_commit.setdefault(commit, []).append(entry["benchmark"])
+    if len(by_commit) < 2:
+        return []
+    return [
+        "- Commits: "
+        + "; ".join(f"`{commit}`: {', '.join(names)}" for commit, names in by_commit.items())
+    ]
+
+
 def markdown(report: dict) -> str:
     m = report["machine"]
     quick = [e["benchmark"] for e in report["benchmarks"] if e.get("quick", report["quick"])]
@@ -558,6 +597,7 @@ def markdown(report: dict) -> str:
             if report.get("updated_from")
             else []
         ),
+        *_commits_line(report),
         "",
         "| benchmark | key figures | target | met? | s |"
         if not quick
@@ -648,6 +688,7 @@ def main(argv: list[str] | None = None) -> int:
             + (f" ({entry['error']})" if entry["status"] == "failed" else "")
             + "\n"
         )
+        entry["git_commit"] = report["machine"]["git_commit"]
         report["benchmarks"].append(entry)
         _write(report, args.out_dir)  # after each one, so an interrupted run keeps its figures
     _write(report, args.out_dir)

@@ -515,14 +515,21 @@ def run_one(bench: Benchmark, *, quick: bool, timeout_scale: float, env: dict) -
         entry["met"] = None
         entry["headline"] = {}
         return entry
-    entry["headline"] = headline_figures(bench, result)
+    entry["result"] = result
+    _judge(entry, bench)
+    return entry
+
+
+def _judge(entry: dict, bench: Benchmark) -> None:
+    """The entry's headline figures, target and whether it was met, from its JSON."""
+    entry["headline"] = headline_figures(bench, entry["result"])
+    entry["target"] = bench.target
+    entry.pop("met_error", None)
     try:
-        entry["met"] = bool(bench.met(result)) if bench.met else None
+        entry["met"] = bool(bench.met(entry["result"])) if bench.met else None
     except (KeyError, TypeError, ZeroDivisionError) as error:
         entry["met"] = None
         entry["met_error"] = f"{type(error).__name__}: {error}"
-    entry["result"] = result
-    return entry
 
 
 def headline_figures(bench: Benchmark, result: dict) -> dict:
@@ -536,10 +543,11 @@ def headline_figures(bench: Benchmark, result: dict) -> dict:
 
 
 def _refresh_headlines(report: dict, registry: dict[str, Benchmark]) -> None:
-    """Recompute kept entries' headline figures from their JSON with the current registry."""
+    """Judge kept entries again from their JSON with the current registry (headline figures,
+    target, met): a registry change applies without rerunning them."""
     for entry in report["benchmarks"]:
         if entry.get("result") and entry["benchmark"] in registry:
-            entry["headline"] = headline_figures(registry[entry["benchmark"]], entry["result"])
+            _judge(entry, registry[entry["benchmark"]])
 
 
 def _format(value: Any) -> str:

@@ -342,7 +342,10 @@ def _keep_running(analysis: Analysis, config: AnalysisConfig, reason: str = "") 
     target = max(config.min_users, analysis.required_users_per_variant or 0)
     needed = max(target - n_min, 0)
     if needed:
-        message = f"Keep running: about {needed:,} more users per variant needed"
+        message = (
+            f"Keep running: about {needed:,} more users per variant needed to detect a "
+            f"{config.mde:.0%} relative lift with {config.power:.0%} power"
+        )
     else:
         message = "Keep running: no variant is conclusive yet"
     return Decision("keep_running", message + reason, users_needed_per_variant=needed or None)

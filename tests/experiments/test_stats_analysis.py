@@ -91,7 +91,8 @@ def test_keep_running_reports_users_needed_from_power_calculation():
     assert analysis.decision.code == "keep_running"
     assert analysis.decision.users_needed_per_variant == required - 3000
     assert analysis.decision.message == (
-        f"Keep running: about {required - 3000:,} more users per variant needed"
+        f"Keep running: about {required - 3000:,} more users per variant needed to detect a "
+        "5% relative lift with 80% power"
     )
 
 

@@ -237,6 +237,19 @@ def _band(x, lower, upper, color: str, name: str) -> list[dict]:
     ]
 
 
+def _single_day_interval(trace: dict, value, lower, upper) -> dict:
+    """With one day of data a band has no width to draw: the interval as error bars."""
+    if len(trace["x"]) == 1 and None not in (value[0], lower[0], upper[0]):
+        trace["error_y"] = {
+            "type": "data",
+            "symmetric": False,
+            "array": [upper[0] - value[0]],
+            "arrayminus": [value[0] - lower[0]],
+            "color": trace["line"]["color"],
+        }
+    return trace
+
+
 def results_figures(results: dict) -> dict[str, str]:
     """The two charts as plotly traces (JSON for static/js/charts.js): the cumulative metric
     per variant with its interval, and each variant's lift over control with its interval."""
@@ -249,26 +262,36 @@ def results_figures(results: dict) -> dict[str, str]:
         series = timeline["variants"][variant["key"]]
         cumulative += _band(days, series["lower"], series["upper"], color, variant["key"])
         cumulative.append(
-            {
-                "x": days,
-                "y": series["value"],
-                "mode": "lines",
-                "name": variant["key"],
-                "line": {"color": color},
-                "legendgroup": variant["key"],
-            }
+            _single_day_interval(
+                {
+                    "x": days,
+                    "y": series["value"],
+                    "mode": "lines",
+                    "name": variant["key"],
+                    "line": {"color": color},
+                    "legendgroup": variant["key"],
+                },
+                series["value"],
+                series["lower"],
+                series["upper"],
+            )
         )
         if variant["key"] in timeline["lift"]:
             values = timeline["lift"][variant["key"]]
             lift += _band(days, values["lower"], values["upper"], color, variant["key"])
             lift.append(
-                {
-                    "x": days,
-                    "y": values["estimate"],
-                    "mode": "lines",
-                    "name": f"{variant['key']} − control",
-                    "line": {"color": color},
-                }
+                _single_day_interval(
+                    {
+                        "x": days,
+                        "y": values["estimate"],
+                        "mode": "lines",
+                        "name": f"{variant['key']} − control",
+                        "line": {"color": color},
+                    },
+                    values["estimate"],
+                    values["lower"],
+                    values["upper"],
+                )
             )
     if days:
         lift.append(

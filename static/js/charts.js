@@ -6,7 +6,10 @@ function renderCharts(root) {
     if (!traces.length) return;
     traces.forEach(function (t) {
       // a line through one or two points is invisible or misleading: show the points too
-      if (t.mode === "lines" && t.x && t.x.length < 3) t.mode = "lines+markers";
+      // (not of decorations such as interval bands and reference lines, which skip hover)
+      if (t.mode === "lines" && t.x && t.x.length < 3 && t.hoverinfo !== "skip") {
+        t.mode = "lines+markers";
+      }
     });
     var layout = JSON.parse(el.dataset.layout || "{}");
     layout.margin = layout.margin || { t: 10, r: 10, b: 40, l: 50 };

@@ -166,9 +166,6 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
     def wait(self):
         return getattr(self, "wait_seconds", None)
 
-    def get_cache_key(self, request, view):
-        return self.cache_format % {"scope": self.scope, "ident": self.caller(request)}
-
     def caller(self, request) -> str:
         if isinstance(request.auth, ApiKey):
             return f"key:{request.auth.pk}"

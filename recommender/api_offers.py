@@ -46,7 +46,6 @@ from recommender.serializers_offers import (
 @extend_schema(tags=["offers"])
 class OfferRankView(APIView):
     permission_classes = [HasScope]
-    # one INCR per call (DRF's list of request times costs milliseconds at 200 calls/s)
     required_scopes = {"POST": "offers:read"}
 
     @extend_schema(
@@ -203,7 +202,6 @@ def rank_input(body: bytes) -> dict | None:
 @extend_schema(tags=["offers"])
 class OfferRewardView(APIView):
     permission_classes = [HasScope]
-    # one INCR per call (DRF's list of request times costs milliseconds at 200 calls/s)
     required_scopes = {"POST": "offers:write"}
 
     @extend_schema(

@@ -111,11 +111,12 @@ def generation_and_get(keys: list[str]) -> tuple[int | None, dict[str, Any]]:
     if not breaker.available():
         return None, {}
     try:
-        raw = breaker.client().mget([_key(GENERATION_KEY), *(_key(k) for k in keys)])
+        client = breaker.client()
+        raw = client.mget([_key(GENERATION_KEY), *(_key(k) for k in keys)])
         generation = raw[0]
         if generation is None:
-            breaker.client().set(_key(GENERATION_KEY), time.time_ns(), nx=True)
-            generation = breaker.client().get(_key(GENERATION_KEY))
+            client.set(_key(GENERATION_KEY), time.time_ns(), nx=True)
+            generation = client.get(_key(GENERATION_KEY))
     except Exception as exc:  # noqa: BLE001
         breaker.failed("generation", exc)
         return None, {}
@@ -134,9 +135,8 @@ def serving_cache_invalidate() -> None:
     for callback in list(_local_listeners):
         callback()
     try:
-        if (
-            breaker.client().incr(_key(GENERATION_KEY)) == 1
-        ):  # the key was gone: restart from the clock
-            breaker.client().set(_key(GENERATION_KEY), time.time_ns())
+        client = breaker.client()
+        if client.incr(_key(GENERATION_KEY)) == 1:  # the key was gone: restart from the clock
+            client.set(_key(GENERATION_KEY), time.time_ns())
     except Exception as exc:  # noqa: BLE001
         breaker.failed("invalidate", exc)
